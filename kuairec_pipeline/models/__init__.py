@@ -1,0 +1,1 @@
+"""Models behind one contract (:class:`kuairec_pipeline.models.base.Recommender`). No Dagster here."""

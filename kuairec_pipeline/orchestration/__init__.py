@@ -1,0 +1,1 @@
+"""Dagster wiring only: assets call plain functions from dataset/, features/, models/, evaluation/."""

@@ -1,0 +1,167 @@
+"""IO managers: Parquet (polars) and NumPy, on UPathIOManager so the base path may be any fsspec URL.
+
+Every local write goes to a temporary sibling and is renamed into place, so a crash, a kill -9 or a concurrent run
+never leaves a half-written file where the previous good one was. Remote object stores write whole objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+    UPathIOManager,
+)
+from pydantic import Field
+from upath import UPath
+
+from kuairec_pipeline.atomic import atomic_path
+
+PREVIEW_ROWS = 5
+
+
+def _is_local(path: UPath) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def _local(path: UPath) -> Path:
+    return Path(path.path if hasattr(path, "path") else str(path))
+
+
+def table_metadata(frame: pl.DataFrame | None, schema: pl.Schema, num_rows: int) -> dict[str, Any]:
+    """Row count, schema and a markdown preview: what the UI shows for every table asset."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": MetadataValue.int(num_rows),
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+        ),
+    }
+    if frame is not None:
+        metadata["preview"] = MetadataValue.md(markdown_table(frame.head(PREVIEW_ROWS)))
+    return metadata
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    def cell(value: Any) -> str:
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")[:60]
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+class PolarsParquetIOManager(UPathIOManager):
+    """Stores a polars DataFrame, or streams a LazyFrame (``sink_parquet``), as ``<asset key>.parquet``.
+
+    Inputs load eagerly as a DataFrame, or as a LazyFrame when the input is annotated ``pl.LazyFrame``.
+    """
+
+    extension = ".parquet"
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame or LazyFrame, "
+                            f"got {type(obj).__name__}")
+        if _is_local(path):
+            with atomic_path(_local(path)) as tmp:
+                if isinstance(obj, pl.LazyFrame):
+                    obj.sink_parquet(tmp, compression="zstd")
+                else:
+                    obj.write_parquet(tmp, compression="zstd")
+        else:
+            frame = obj.collect(engine="streaming") if isinstance(obj, pl.LazyFrame) else obj
+            with path.open("wb") as handle:
+                frame.write_parquet(handle, compression="zstd")
+        context.add_output_metadata(self._metadata(path))
+
+    def _metadata(self, path: UPath) -> dict[str, Any]:
+        source = _local(path) if _is_local(path) else path.read_bytes()
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
+        schema = pl.read_parquet_schema(source)
+        lazy = pl.scan_parquet(source)
+        num_rows = lazy.select(pl.len()).collect().item()
+        preview = lazy.head(PREVIEW_ROWS).collect()
+        return table_metadata(preview, schema, num_rows)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
+        source: Any = _local(path) if _is_local(path) else io.BytesIO(path.read_bytes())
+        if context.dagster_type.typing_type is pl.LazyFrame:
+            return pl.scan_parquet(source)
+        return pl.read_parquet(source)
+
+
+class NumpyIOManager(UPathIOManager):
+    """Stores a dict of named NumPy arrays as ``<asset key>.npz``; loads it back with ``allow_pickle=False``.
+
+    Object arrays are refused on write, so nothing read back can ever need unpickling.
+    """
+
+    extension = ".npz"
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        arrays = save_arrays_check(obj, context.asset_key.to_user_string())
+        if _is_local(path):
+            with atomic_path(_local(path)) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **arrays)
+        else:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            path.write_bytes(buffer.getvalue())
+        context.add_output_metadata({
+            **{f"shape/{name}": MetadataValue.text(str(tuple(array.shape))) for name, array in arrays.items()},
+            "size_bytes": MetadataValue.int(int(sum(a.nbytes for a in arrays.values()))),
+        })
+
+    def load_from_path(self, context: InputContext, path: UPath) -> dict[str, np.ndarray]:
+        return load_arrays(_local(path) if _is_local(path) else io.BytesIO(path.read_bytes()))
+
+
+def save_arrays_check(obj: Any, what: str) -> dict[str, np.ndarray]:
+    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
+        raise TypeError(f"{what}: expected a dict of numpy arrays, got {type(obj).__name__}")
+    for name, array in obj.items():
+        if array.dtype.hasobject:
+            raise TypeError(f"{what}: array {name!r} has dtype object, which would need pickle; refusing")
+    return obj
+
+
+def load_arrays(source: Any) -> dict[str, np.ndarray]:
+    with np.load(source, allow_pickle=False) as bundle:
+        return {name: bundle[name] for name in bundle.files}
+
+
+class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
+    """Parquet files below ``base_path`` (a local folder or any fsspec URL)."""
+
+    base_path: str = Field(default="data/assets", description="Folder or fsspec URL where asset files are written.")
+
+    def create_io_manager(self, context) -> PolarsParquetIOManager:
+        return PolarsParquetIOManager(base_path=UPath(self.base_path))
+
+
+class NumpyIOManagerFactory(ConfigurableIOManagerFactory):
+    """NumPy ``.npz`` bundles below ``base_path`` (a local folder or any fsspec URL)."""
+
+    base_path: str = Field(default="data/assets", description="Folder or fsspec URL where asset files are written.")
+
+    def create_io_manager(self, context) -> NumpyIOManager:
+        return NumpyIOManager(base_path=UPath(self.base_path))
+
+
+def asset_file(base_path: str | os.PathLike[str], key: str, extension: str) -> Path:
+    """Where an asset's file lives, for the CLI and tests that read artifacts without Dagster."""
+    return Path(base_path) / f"{key}{extension}"

@@ -1,0 +1,63 @@
+"""The pipeline's environment, read in one place.
+
+KUAIREC_HOME    base folder for everything written (default ``data/``)
+KUAIREC_SOURCE  ``synthetic`` (default), a path to the unpacked KuaiRec folder or to ``KuaiRec.zip``, or ``download``
+KUAIREC_PROFILE size of the synthetic twin: ``tiny``, ``demo`` (default) or ``full``
+KUAIREC_SEED    seed of the synthetic twin (default 20220705)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILES = ("tiny", "demo", "full")
+DEFAULT_SEED = 20220705
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    source: str = "synthetic"
+    profile: str = "demo"
+    seed: int = DEFAULT_SEED
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        profile = env.get("KUAIREC_PROFILE", "demo") or "demo"
+        if profile not in PROFILES:
+            raise ValueError(f"KUAIREC_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
+        seed_text = env.get("KUAIREC_SEED", str(DEFAULT_SEED)) or str(DEFAULT_SEED)
+        try:
+            seed = int(seed_text)
+        except ValueError:
+            raise ValueError(f"KUAIREC_SEED={seed_text!r} is not an integer") from None
+        return cls(
+            home=Path(env.get("KUAIREC_HOME", "data") or "data").expanduser().absolute(),
+            source=env.get("KUAIREC_SOURCE", "synthetic") or "synthetic",
+            profile=profile,
+            seed=seed,
+        )
+
+    # Folder layout below KUAIREC_HOME (one place, so tests and CLI agree with the assets).
+    @property
+    def assets_dir(self) -> Path:
+        return self.home / "assets"
+
+    @property
+    def source_dir(self) -> Path:
+        return self.home / "source"
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.home / "downloads"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def synthetic_dir(self) -> Path:
+        return self.source_dir / f"synthetic-{self.profile}-seed{self.seed}"
