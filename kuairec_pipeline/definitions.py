@@ -1,0 +1,36 @@
+"""The one Definitions object: assets, checks, jobs, schedules, resources.
+
+Load it with ``dagster dev`` (workspace.yaml) or ``dagster asset materialize -m kuairec_pipeline.definitions``.
+Where data is read from and written to comes from the KUAIREC_* environment (kuairec_pipeline/settings.py).
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, load_assets_from_modules, multiprocess_executor
+
+from kuairec_pipeline.orchestration import checks, jobs
+from kuairec_pipeline.orchestration.assets import evaluate, ingest, prepare, train
+from kuairec_pipeline.orchestration.io_managers import NumpyIOManagerFactory, ParquetIOManagerFactory
+from kuairec_pipeline.orchestration.resources import KuaiRecResource
+from kuairec_pipeline.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    assets_dir = str(settings.assets_dir)
+    return Definitions(
+        assets=load_assets_from_modules([ingest, prepare, train, evaluate]),
+        asset_checks=checks.ALL_CHECKS,
+        jobs=[jobs.full_pipeline_job, jobs.retrain_job],
+        schedules=[jobs.weekly_retraining_schedule],
+        resources={
+            "kuairec": KuaiRecResource.from_settings(settings),
+            "io_manager": ParquetIOManagerFactory(base_path=assets_dir),
+            "numpy_io_manager": NumpyIOManagerFactory(base_path=assets_dir),
+        },
+        # Two steps at a time: the machine this targets has 2 cores, and ALS and the two-tower train in parallel.
+        executor=multiprocess_executor.configured({"max_concurrent": 2}),
+    )
+
+
+defs = build_definitions()

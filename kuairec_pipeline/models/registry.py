@@ -1,0 +1,30 @@
+"""Which model class and which asset file belong to each model name (for the metrics asset and the CLI)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from kuairec_pipeline.models.base import Recommender
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # the model's name in metrics.parquet and recommendations.parquet
+    asset_key: str  # the asset whose .npz bundle holds the fitted model
+    class_path: str  # "module:Class", imported lazily so the CLI never loads torch it does not need
+
+    def model_class(self) -> type[Recommender]:
+        module_name, class_name = self.class_path.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+TRAINED_MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry("linear", "linear_baseline", "kuairec_pipeline.models.linear:LinearRecommender"),
+        ModelEntry("als", "als_factors", "kuairec_pipeline.models.als:ALSRecommender"),
+        ModelEntry("two_tower", "two_tower_embeddings", "kuairec_pipeline.models.two_tower:TwoTowerRecommender"),
+        ModelEntry("hybrid", "hybrid_model", "kuairec_pipeline.models.hybrid:HybridRecommender"),
+    )
+}

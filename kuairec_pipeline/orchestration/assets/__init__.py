@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each asset is a thin call into the plain modules."""

@@ -1,0 +1,79 @@
+"""Evaluation and serving: one metrics table for every model and baseline, and the top 50 per user."""
+
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from pydantic import Field
+
+from kuairec_pipeline.evaluation import baselines, report
+from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
+from kuairec_pipeline.models.data import build_training_data
+from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.recommend import build_recommendations
+
+GROUP = "evaluate"
+SELECTION_METRIC = "rmse"  # on the validation split: the target every model is trained for
+
+
+def _trained(bundles: dict[str, dict[str, np.ndarray]]):
+    return [TRAINED_MODELS[name].model_class().from_bundle(bundle, TRAINED_MODELS[name].asset_key)
+            for name, bundle in bundles.items()]
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
+            video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
+            als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
+            hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
+    path recommendations use. Long form: model, metric, value, split (``test`` per DESIGN.md; ``val`` pointwise
+    rows serve model choice)."""
+    data = build_training_data(filtered_ratios, user_features, video_features)
+    models = [
+        *baselines.fit_baselines(data, planted_truth),
+        *_trained({"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
+                   "hybrid": hybrid_model}),
+    ]
+    table = evaluate_models(models, data)
+    test = table.filter(pl.col("split") == "test")
+    context.add_output_metadata({
+        "metrics_table": MetadataValue.md(report.metrics_markdown(test)),
+        "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
+        "models": MetadataValue.text(", ".join(m.name for m in models)),
+    })
+    return table
+
+
+def best_model_on_validation(metrics_table: pl.DataFrame) -> str:
+    candidates = metrics_table.filter(
+        (pl.col("split") == "val") & (pl.col("metric") == SELECTION_METRIC)
+        & pl.col("model").is_in(list(TRAINED_MODELS))
+    )
+    if candidates.is_empty():
+        raise ValueError(f"metrics has no validation {SELECTION_METRIC} for any trained model")
+    return candidates.sort("value").row(0, named=True)["model"]
+
+
+class RecommendationsConfig(Config):
+    k: int = Field(default=50, description="Videos recommended per user.")
+    exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in train or val.")
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
+                    filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
+                    video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
+                    als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
+                    hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
+    """The top ``k`` videos for every user from the trained model with the best validation RMSE."""
+    bundles = {"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
+               "hybrid": hybrid_model}
+    chosen = best_model_on_validation(metrics)
+    (model,) = _trained({chosen: bundles[chosen]})
+    data = build_training_data(filtered_ratios, user_features, video_features)
+    seen = seen_matrix(data) if config.exclude_seen else None
+    table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen)
+    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique())})
+    return table

@@ -1,0 +1,64 @@
+"""Data preparation: filtered and scaled watch ratios with train/val/test splits, user and video features."""
+
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, Config, asset
+from pydantic import Field
+
+from kuairec_pipeline.features import plots, ratios, users, videos
+from kuairec_pipeline.features.scaling import SPLIT_TRAIN
+from kuairec_pipeline.orchestration.metadata import flat_metadata, png_markdown
+
+GROUP = "prepare"
+HISTOGRAM_SAMPLE = 200_000
+
+
+class FilteredRatiosConfig(Config):
+    max_watch_ratio: float = Field(default=3.0, description="Rows with a larger watch ratio are outliers: dropped "
+                                   "from train/val, flagged (passes_filter=false) in test.")
+    validation_days: float = Field(default=7.0, description="The last N days of big_matrix form the validation split.")
+    drop_exact_duplicates: bool = Field(default=True, description="Drop big_matrix rows repeated byte for byte "
+                                        "(logging duplicates); repeated views with other timestamps are kept.")
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def filtered_ratios(context: AssetExecutionContext, config: FilteredRatiosConfig,
+                    raw_interactions: pl.LazyFrame, raw_eval_interactions: pl.LazyFrame) -> pl.DataFrame:
+    """Train (big_matrix before its last days), validation (its last days) and test (small_matrix) rows with the
+    raw watch ratio and the min-max scaled target (training statistics only).
+
+    Duplicates: exact duplicate rows of big_matrix are dropped (configurable); the same (user, video) watched again
+    at another time stays a separate row. Test holds one row per distinct pair with its mean watch ratio, all pairs
+    kept, ``passes_filter`` marking those inside the outlier filter (pointwise metrics use those; ranking uses all).
+    """
+    ratio_config = ratios.RatioConfig(max_watch_ratio=config.max_watch_ratio,
+                                      validation_days=config.validation_days,
+                                      drop_exact_duplicates=config.drop_exact_duplicates)
+    table, summary = ratios.prepare_filtered_ratios(raw_interactions, raw_eval_interactions, ratio_config)
+    before = (raw_interactions.select("watch_ratio").collect(engine="streaming")["watch_ratio"]
+              .sample(n=HISTOGRAM_SAMPLE, with_replacement=True, seed=0).to_numpy())
+    train = table.filter(pl.col("split") == SPLIT_TRAIN)["watch_ratio"]
+    after = train.sample(n=min(HISTOGRAM_SAMPLE, train.len()), seed=0).to_numpy()
+    png = plots.watch_ratio_histogram_png(np.asarray(before), np.asarray(after), config.max_watch_ratio)
+    context.add_output_metadata({
+        **flat_metadata(summary),
+        "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
+    })
+    return table
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def user_features(context: AssetExecutionContext, raw_users: pl.DataFrame,
+                  filtered_ratios: pl.DataFrame) -> pl.DataFrame:
+    """One row per user: one-hot ids kept (blank -> padding id 0), activity level, log register days, and the
+    user's training-only mean target. Follower and fan counts are left out on purpose (popularity bias)."""
+    return users.build_user_features(raw_users, filtered_ratios, users.UserFeatureConfig())
+
+
+@asset(group_name=GROUP, kinds={"polars", "parquet"})
+def video_features(context: AssetExecutionContext, raw_videos: pl.DataFrame, filtered_ratios: pl.DataFrame,
+                   raw_interactions: pl.LazyFrame) -> pl.DataFrame:
+    """One row per video: padded tag ids and a 31-tag multi-hot, log duration, author id, and the training-only
+    mean target. Views and likes are left out on purpose (popularity bias)."""
+    return videos.build_video_features(raw_videos, filtered_ratios, raw_interactions, videos.VideoFeatureConfig())

@@ -1,0 +1,30 @@
+"""The one resource that tells every asset where data comes from and where it goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from kuairec_pipeline.settings import DEFAULT_SEED, Settings
+
+
+class KuaiRecResource(ConfigurableResource):
+    """KuaiRec source and output folders; defaults come from the KUAIREC_* environment (see settings.py)."""
+
+    home: str = Field(default="data", description="Base folder for everything written (KUAIREC_HOME).")
+    source: str = Field(
+        default="synthetic",
+        description="'synthetic', a path to the unpacked KuaiRec folder or to KuaiRec.zip, or 'download'.",
+    )
+    profile: str = Field(default="demo", description="Size of the synthetic twin: tiny, demo or full.")
+    seed: int = Field(default=DEFAULT_SEED, description="Seed of the synthetic twin.")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "KuaiRecResource":
+        return cls(home=str(settings.home), source=settings.source, profile=settings.profile, seed=settings.seed)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(home=Path(self.home).absolute(), source=self.source, profile=self.profile, seed=self.seed)

@@ -1,0 +1,107 @@
+"""The web UI as a person uses it: `dagster dev` on loopback, driven by a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kuairec_pipeline_tests.orchestration.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses in LISTEN state on ``port``, read from /proc (IPv4 and IPv6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.fixture(scope="module")
+def web_ui(materialized_pipeline):
+    port = _free_port()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    process = subprocess.Popen(
+        [dagster, "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=materialized_pipeline,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,  # own group: killable
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dagster dev did not answer on {url}")
+            time.sleep(1)
+        yield url, port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_ui_binds_to_loopback_only(web_ui):
+    _, port = web_ui
+    addresses = _listening_addresses(port)
+    assert addresses, "nothing listens on the UI port"
+    # 0100007F is 127.0.0.1 in /proc's little-endian hex; anything else (0.0.0.0, ::) would be reachable from outside
+    assert addresses == {"0100007F"}, addresses
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (scripts/setup.sh --dev)")
+def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = web_ui
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/assets/filtered_ratios", wait_until="domcontentloaded")
+        skip = page.get_by_role("button", name="Skip")
+        try:
+            skip.click(timeout=8000)  # the first visit shows a community pop-up
+        except Exception:
+            pass
+        page.get_by_text("watch_ratio_histogram").first.wait_for(timeout=60000)
+        page.screenshot(path=str(tmp_path / "filtered_ratios.png"))
+        images = page.locator("img[src^='data:image/png']")
+        assert images.count() >= 1
+        page.goto(f"{url}/assets/metrics", wait_until="domcontentloaded")
+        page.get_by_text("metrics_table").first.wait_for(timeout=60000)
+        assert page.get_by_text("two_tower").count() >= 1
+        page.screenshot(path=str(tmp_path / "metrics.png"))
+        browser.close()
