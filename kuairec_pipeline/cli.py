@@ -20,12 +20,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from kuairec_pipeline.recommend import UnknownUserError, recommend_from_artifacts
+    from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
         print(recommend_from_artifacts(settings.assets_dir, args.user, k=args.k, model_name=args.model))
-    except UnknownUserError as error:
+    except (UnknownUserError, UnknownModelError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

@@ -103,7 +103,8 @@ class Recommender(ABC):
             if exclude is not None:
                 seen = exclude[users][:, candidates] if video_ids is not None else exclude[users]
                 seen = seen.tocoo()
-                scores[seen.row, seen.col] = -np.inf
+                nonzero = seen.data != 0  # a stored explicit zero is not "seen"
+                scores[seen.row[nonzero], seen.col[nonzero]] = -np.inf
             part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             part_scores = np.take_along_axis(scores, part, axis=1)
             order = np.argsort(-part_scores, axis=1, kind="stable")

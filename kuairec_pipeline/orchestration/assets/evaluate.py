@@ -74,6 +74,6 @@ def recommendations(context: AssetExecutionContext, config: RecommendationsConfi
     (model,) = _trained({chosen: bundles[chosen]})
     data = build_training_data(filtered_ratios, user_features, video_features)
     seen = seen_matrix(data) if config.exclude_seen else None
-    table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen)
+    table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
     context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique())})
     return table

@@ -1,0 +1,189 @@
+"""Ridge regression on user and video side features: the original project's pure feature baseline.
+
+Design row of an interaction = [user features of its user | video features of its video | 1]. With no id features
+the prediction splits into a user part and a video part, ``score = U[u] @ w_u + V[v] @ w_v + b``, so scoring a grid
+is an outer sum and the (pairs x features) design matrix is never built, neither to fit nor to score. The normal
+equations are solved by conjugate gradients whose products go through the per-user and per-video feature
+matrices and the sparse (user x video) interaction-count matrix, which makes an iteration cost O(distinct pairs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, cg
+
+from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.data import TrainingData
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    l2: float = 10.0  # ridge penalty on every feature weight (not the intercept); > 0, in target^2 x rows units
+    max_iter: int = 1000  # conjugate-gradient iterations at most
+    tol: float = 1e-8  # relative residual of the normal equations at which conjugate gradients stop; > 0
+    use_user_categorical: bool = True  # one-hot of each user cat_* column (padding id 0 gets its own weight)
+    use_user_numeric: bool = True  # user num_* columns as they are (already in [0, 1])
+    use_video_categorical: bool = True  # one-hot of each video cat_* column, e.g. the author
+    use_video_tags: bool = True  # the 31-tag multi-hot
+    use_video_numeric: bool = True  # video num_* columns as they are (already in [0, 1])
+
+    def __post_init__(self) -> None:
+        if not self.l2 > 0:
+            raise ValueError(f"l2 must be > 0, got {self.l2}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be > 0, got {self.tol}")
+
+
+def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_matrix:
+    """(n, sum(cardinality)) one-hot of every categorical column, column blocks side by side."""
+    n, n_columns = categorical.shape
+    if n_columns == 0:
+        return sp.csr_matrix((n, 0), dtype=np.float64)
+    offsets = np.concatenate([[0], np.cumsum(cardinality)[:-1]])
+    columns = (categorical.astype(np.int64) + offsets[None, :]).ravel()
+    rows = np.repeat(np.arange(n), n_columns)
+    return sp.csr_matrix((np.ones(columns.size), (rows, columns)), shape=(n, int(sum(cardinality))))
+
+
+def user_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    blocks = [sp.csr_matrix((data.n_users, 0))]
+    if config.use_user_categorical:
+        blocks.append(one_hot_blocks(data.user_categorical, data.user_categorical_cardinality))
+    if config.use_user_numeric:
+        blocks.append(sp.csr_matrix(data.user_numeric.astype(np.float64)))
+    return sp.hstack(blocks, format="csr")
+
+
+def video_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    blocks = [sp.csr_matrix((data.n_videos, 0))]
+    if config.use_video_categorical:
+        blocks.append(one_hot_blocks(data.video_categorical, data.video_categorical_cardinality))
+    if config.use_video_tags:
+        blocks.append(sp.csr_matrix(data.video_tag_multi_hot.astype(np.float64)))
+    if config.use_video_numeric:
+        blocks.append(sp.csr_matrix(data.video_numeric.astype(np.float64)))
+    return sp.hstack(blocks, format="csr")
+
+
+def solve_ridge(
+    user_features: sp.csr_matrix,
+    video_features: sp.csr_matrix,
+    users: np.ndarray,
+    videos: np.ndarray,
+    target: np.ndarray,
+    config: LinearConfig,
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Weights (w_u, w_v, b) minimizing sum (y - U[u] w_u - V[v] w_v - b)^2 + l2 (|w_u|^2 + |w_v|^2).
+
+    Returns them with the number of conjugate-gradient iterations used.
+    """
+    n_users, d_user = user_features.shape
+    n_videos, d_video = video_features.shape
+    n_rows = target.size
+    counts = sp.csr_matrix((np.ones(n_rows), (users, videos)), shape=(n_users, n_videos))  # duplicates summed
+    per_user = np.asarray(counts.sum(axis=1)).ravel()
+    per_video = np.asarray(counts.sum(axis=0)).ravel()
+    user_t, video_t, counts_t = user_features.T.tocsr(), video_features.T.tocsr(), counts.T.tocsr()
+
+    def gram_product(theta: np.ndarray) -> np.ndarray:
+        # X^T X theta, where X theta at a row is p[user] + q[video] + b.
+        p = user_features @ theta[:d_user]
+        q = video_features @ theta[d_user:d_user + d_video]
+        b = theta[-1]
+        user_residual = per_user * (p + b) + counts @ q
+        video_residual = per_video * (q + b) + counts_t @ p
+        out = np.empty_like(theta)
+        out[:d_user] = user_t @ user_residual + config.l2 * theta[:d_user]
+        out[d_user:d_user + d_video] = video_t @ video_residual + config.l2 * theta[d_user:d_user + d_video]
+        out[-1] = per_user @ p + per_video @ q + n_rows * b
+        return out
+
+    size = d_user + d_video + 1
+    target = target.astype(np.float64)
+    rhs = np.concatenate([
+        user_t @ np.bincount(users, weights=target, minlength=n_users),
+        video_t @ np.bincount(videos, weights=target, minlength=n_videos),
+        [target.sum()],
+    ])
+    # Jacobi preconditioner: one-hot columns differ in frequency by orders of magnitude.
+    diagonal = np.concatenate([
+        user_features.multiply(user_features).T @ per_user + config.l2,
+        video_features.multiply(video_features).T @ per_video + config.l2,
+        [float(n_rows)],
+    ])
+    preconditioner = LinearOperator((size, size), matvec=lambda v: v / diagonal, dtype=np.float64)
+    operator = LinearOperator((size, size), matvec=gram_product, dtype=np.float64)
+    x0 = np.zeros(size)
+    x0[-1] = target.mean()  # start from the global mean: most of the signal, so fewer iterations
+    iterations = [0]
+
+    def count(_: np.ndarray) -> None:
+        iterations[0] += 1
+
+    theta, _info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner,
+                      callback=count)
+    return theta[:d_user], theta[d_user:d_user + d_video], float(theta[-1]), iterations[0]
+
+
+class LinearRecommender(Recommender):
+    """score(u, v) = clip(user_part[u] + video_part[v], 0, 1); the parts are ridge-weighted side features."""
+
+    name = "linear"
+
+    def __init__(self, config: LinearConfig | None = None) -> None:
+        self.config = config or LinearConfig()
+        self.n_users = 0
+        self.n_videos = 0
+        self.user_weights = np.zeros(0)
+        self.video_weights = np.zeros(0)
+        self.intercept = 0.0
+        self.user_part: np.ndarray | None = None  # float32 (n_users,): U @ w_u
+        self.video_part: np.ndarray | None = None  # float32 (n_videos,): V @ w_v + b
+        self.iterations = 0
+
+    def fit(self, data: TrainingData) -> Self:
+        users_x = user_design(data, self.config)
+        videos_x = video_design(data, self.config)
+        train = data.train
+        self.user_weights, self.video_weights, self.intercept, self.iterations = solve_ridge(
+            users_x, videos_x, train.user.astype(np.int64), train.video.astype(np.int64), train.target, self.config
+        )
+        self.n_users, self.n_videos = data.n_users, data.n_videos
+        self.user_part = (users_x @ self.user_weights).astype(np.float32)
+        self.video_part = (videos_x @ self.video_weights + self.intercept).astype(np.float32)
+        return self
+
+    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
+        if self.user_part is None or self.video_part is None:
+            raise RuntimeError("LinearRecommender is not fitted")
+        videos = self.video_part if video_ids is None else self.video_part[np.asarray(video_ids, dtype=np.int64)]
+        scores = self.user_part[np.asarray(user_ids, dtype=np.int64)][:, None] + videos[None, :]
+        return np.clip(scores, 0.0, 1.0, out=scores)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        if self.user_part is None or self.video_part is None:
+            raise RuntimeError("LinearRecommender is not fitted")
+        return {
+            "user_weights": self.user_weights,
+            "video_weights": self.video_weights,
+            "intercept": np.array(self.intercept),
+            "user_part": self.user_part,
+            "video_part": self.video_part,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
+        model = cls(LinearConfig(**stored_config(arrays)))
+        model.user_weights = np.asarray(arrays["user_weights"], dtype=np.float64)
+        model.video_weights = np.asarray(arrays["video_weights"], dtype=np.float64)
+        model.intercept = float(arrays["intercept"])
+        model.user_part = np.asarray(arrays["user_part"], dtype=np.float32)
+        model.video_part = np.asarray(arrays["video_part"], dtype=np.float32)
+        model.n_users, model.n_videos = model.user_part.size, model.video_part.size
+        return model
