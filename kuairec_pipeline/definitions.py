@@ -6,7 +6,7 @@ Where data is read from and written to comes from the KUAIREC_* environment (kua
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules, multiprocess_executor
+from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from kuairec_pipeline.orchestration import checks, jobs
 from kuairec_pipeline.orchestration.assets import evaluate, ingest, prepare, train
@@ -28,8 +28,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             "io_manager": ParquetIOManagerFactory(base_path=assets_dir),
             "numpy_io_manager": NumpyIOManagerFactory(base_path=assets_dir),
         },
-        # Two steps at a time: the machine this targets has 2 cores, and ALS and the two-tower train in parallel.
-        executor=multiprocess_executor.configured({"max_concurrent": 2}),
+        # One process for the whole run: a fresh process per step re-imports dagster, torch and polars (seconds
+        # each), which costs more than the parallelism gains on a 2-core machine; models set their own threads.
+        executor=in_process_executor,
     )
 
 

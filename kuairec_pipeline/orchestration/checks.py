@@ -3,10 +3,9 @@ the run (and makes ``dagster asset materialize`` exit non-zero) before any model
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, asset_check
 
 from kuairec_pipeline.features import checks
-from kuairec_pipeline.orchestration.assets.ingest import raw_users, raw_videos
 from kuairec_pipeline.orchestration.assets.prepare import filtered_ratios, user_features, video_features
 
 
@@ -20,7 +19,7 @@ def targets_in_unit_interval(filtered_ratios: pl.DataFrame) -> AssetCheckResult:
     return _result(checks.check_targets_in_unit_interval(filtered_ratios))
 
 
-@asset_check(asset=filtered_ratios, blocking=True, additional_ins={"raw_users": raw_users, "raw_videos": raw_videos},
+@asset_check(asset=filtered_ratios, blocking=True, additional_ins={"raw_users": AssetIn("raw_users"), "raw_videos": AssetIn("raw_videos")},
              description="Every user and video id is a known id.")
 def ids_in_range(filtered_ratios: pl.DataFrame, raw_users: pl.DataFrame, raw_videos: pl.DataFrame) -> AssetCheckResult:
     n_users = int(raw_users["user_id"].max()) + 1
