@@ -77,9 +77,9 @@ class PolarsParquetIOManager(UPathIOManager):
         if _is_local(path):
             with atomic_path(_local(path)) as tmp:
                 if isinstance(obj, pl.LazyFrame):
-                    obj.sink_parquet(tmp, compression="zstd")
+                    obj.sink_parquet(tmp, compression="zstd", compression_level=1)
                 else:
-                    obj.write_parquet(tmp, compression="zstd")
+                    obj.write_parquet(tmp, compression="zstd", compression_level=1)
         else:
             frame = obj.collect(engine="streaming") if isinstance(obj, pl.LazyFrame) else obj
             with path.open("wb") as handle:

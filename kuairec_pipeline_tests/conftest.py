@@ -1,0 +1,41 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kuairec_pipeline_tests.orchestration.conftest import materialize, pipeline_env
+
+REAL_DATA_ENV = "KUAIREC_REAL_DATA_DIR"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The folder of the real KuaiRec files (user_features.csv, item_categories.csv, kuairec_caption_category.csv):
+    ``<repo>/../shared/data/kuairec_real``, else $KUAIREC_REAL_DATA_DIR. Skips the test when neither exists,
+    except under CI (env CI set), where the real files must be there: the test fails instead."""
+    candidates = [_REPO.parent / "shared" / "data" / "kuairec_real"]
+    if os.environ.get(REAL_DATA_ENV):
+        candidates.append(Path(os.environ[REAL_DATA_ENV]).expanduser())
+    for folder in candidates:
+        if (folder / "user_features.csv").is_file():
+            return folder
+    reason = f"real KuaiRec files not found in {' or '.join(str(c) for c in candidates)} (set {REAL_DATA_ENV})"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def materialized_pipeline(tmp_path_factory) -> dict[str, str]:
+    """The whole graph materialized once on the tiny twin (KUAIREC_SOURCE=synthetic, the default seed), through the
+    Dagster CLI; its environment. Tests must not modify it: copy its KUAIREC_HOME if they need to."""
+    root = tmp_path_factory.mktemp("pipeline")
+    env = pipeline_env(root)
+    result = materialize(env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    return env
