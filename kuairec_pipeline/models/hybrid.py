@@ -1,0 +1,156 @@
+"""A blend of the calibrated ALS and the two-tower predictions, weighted on the validation split.
+
+    prediction = clip(intercept + w_als * als + w_two_tower * two_tower, 0, 1)
+
+The weights come from a small ridge-regularized, optionally non-negative least squares on the components'
+*validation* predictions: the components fit the training rows (ALS calibrates on them in-sample), so weighting
+them on the same rows would favour whichever overfits most. The calibrated ALS already carries the user and video
+biases, so no separate bias term is blended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar, Self
+
+import numpy as np
+from scipy.optimize import nnls
+
+from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
+from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender, config_from_dict
+
+ALS_PREFIX = "als."
+TWO_TOWER_PREFIX = "two_tower."
+COMPONENTS = ("als", "two_tower")
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Hyperparameters of :class:`HybridRecommender` (the components' own configs included)."""
+
+    als: ALSConfig = field(default_factory=ALSConfig)  # the ALS component, when the hybrid trains it itself
+    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)  # likewise for the two-tower component
+    l2: float = 1e-4  # ridge on the blend weights, per validation row (>= 0); shrinks towards the intercept alone
+    non_negative: bool = True  # constrain blend weights to >= 0: a component never counts against its own score
+
+
+def hybrid_config_from_dict(values: dict) -> HybridConfig:
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip."""
+    als_known = {f.name for f in dataclasses.fields(ALSConfig)}
+    own = {key: values[key] for key in ("l2", "non_negative") if key in values}
+    return HybridConfig(
+        als=ALSConfig(**{k: v for k, v in values.get("als", {}).items() if k in als_known}),
+        two_tower=config_from_dict(values.get("two_tower", {})),
+        **own,
+    )
+
+
+def fit_blend(predictions: np.ndarray, target: np.ndarray, l2: float, non_negative: bool) -> tuple[float, np.ndarray]:
+    """(intercept, weights) minimizing mean squared error + l2 * |weights|^2 over rows of ``predictions``.
+
+    The intercept is unpenalized: centring removes it, and the ridge rows extend the least-squares system.
+    """
+    predictions = np.asarray(predictions, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    n_rows, n_components = predictions.shape
+    means = predictions.mean(axis=0)
+    target_mean = target.mean()
+    design = np.vstack([predictions - means, np.sqrt(l2 * n_rows) * np.eye(n_components)])
+    response = np.concatenate([target - target_mean, np.zeros(n_components)])
+    if non_negative:
+        weights, _ = nnls(design, response)
+    else:
+        weights = np.linalg.lstsq(design, response, rcond=None)[0]
+    return float(target_mean - means @ weights), weights
+
+
+class HybridRecommender(Recommender):
+    """Calibrated ALS + two-tower, blended with weights fitted on the validation split."""
+
+    name: ClassVar[str] = "hybrid"
+
+    def __init__(self, config: HybridConfig | None = None) -> None:
+        self.config = config or HybridConfig()
+        self.n_users = 0
+        self.n_videos = 0
+        self.als: ALSRecommender | None = None
+        self.two_tower: TwoTowerRecommender | None = None
+        self.intercept = 0.0
+        self.weights = np.full(len(COMPONENTS), 1.0 / len(COMPONENTS))
+
+    def fit(self, data: TrainingData) -> Self:
+        """Train both components from this config, then fit the blend on ``data.val``."""
+        als = ALSRecommender(self.config.als).fit(data)
+        two_tower = TwoTowerRecommender(self.config.two_tower).fit(data)
+        return self._set_components(als, two_tower)._fit_blend(data.val)
+
+    @classmethod
+    def from_components(
+        cls, als: ALSRecommender, two_tower: TwoTowerRecommender, data: TrainingData, config: HybridConfig | None = None
+    ) -> Self:
+        """Blend two already fitted components, weighting them on ``data.val``."""
+        base = config or HybridConfig()
+        model = cls(dataclasses.replace(base, als=als.config, two_tower=two_tower.config))
+        return model._set_components(als, two_tower)._fit_blend(data.val)
+
+    def _set_components(self, als: ALSRecommender, two_tower: TwoTowerRecommender) -> Self:
+        if (als.n_users, als.n_videos) != (two_tower.n_users, two_tower.n_videos):
+            raise ValueError(
+                f"components disagree on the id space: ALS {als.n_users}x{als.n_videos}, "
+                f"two-tower {two_tower.n_users}x{two_tower.n_videos}"
+            )
+        self.als, self.two_tower = als, two_tower
+        self.n_users, self.n_videos = als.n_users, als.n_videos
+        return self
+
+    def component_predictions(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+        """(n_pairs, 2): each component's prediction for the pairs, in the order of ``COMPONENTS``."""
+        als, two_tower = self._components()
+        return np.column_stack([als.predict(user_ids, video_ids), two_tower.predict(user_ids, video_ids)])
+
+    def _fit_blend(self, rows: Interactions) -> Self:
+        # Without validation rows there is nothing honest to weight on: keep the equal-weight average.
+        if len(rows) > 0:
+            predictions = self.component_predictions(rows.user, rows.video)
+            self.intercept, self.weights = fit_blend(
+                predictions, rows.target, self.config.l2, self.config.non_negative
+            )
+        return self
+
+    def _components(self) -> tuple[ALSRecommender, TwoTowerRecommender]:
+        if self.als is None or self.two_tower is None:
+            raise RuntimeError("HybridRecommender is not fitted: call fit(), from_components() or from_arrays()")
+        return self.als, self.two_tower
+
+    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
+        als, two_tower = self._components()
+        scores = als.score_all(user_ids, video_ids)
+        scores *= np.float32(self.weights[0])
+        scores += np.float32(self.weights[1]) * two_tower.score_all(user_ids, video_ids)
+        scores += np.float32(self.intercept)
+        return np.clip(scores, 0.0, 1.0, out=scores)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        als, two_tower = self._components()
+        arrays = {ALS_PREFIX + key: value for key, value in als.bundle().items()}
+        arrays.update({TWO_TOWER_PREFIX + key: value for key, value in two_tower.bundle().items()})
+        arrays["blend_intercept"] = np.array(self.intercept, dtype=np.float64)
+        arrays["blend_weights"] = np.asarray(self.weights, dtype=np.float64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
+        def component(prefix: str) -> dict[str, np.ndarray]:
+            return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+
+        model = cls(hybrid_config_from_dict(stored_config(arrays)))
+        model._set_components(
+            ALSRecommender.from_bundle(component(ALS_PREFIX), where="hybrid bundle"),
+            TwoTowerRecommender.from_bundle(component(TWO_TOWER_PREFIX), where="hybrid bundle"),
+        )
+        model.intercept = float(arrays["blend_intercept"])
+        model.weights = np.asarray(arrays["blend_weights"], dtype=np.float64)
+        return model

@@ -1,0 +1,394 @@
+"""The torch and Lightning half of the two-tower model: towers, training loop, batch feeding, weight files.
+
+Kept apart from :mod:`kuairec_pipeline.models.two_tower` so that loading a fitted model and scoring it (the CLI,
+the metrics and recommendations assets) never imports torch or Lightning: they cost seconds to import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as lightning
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from torch import nn
+
+from kuairec_pipeline.atomic import atomic_path
+from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.threads import resolve_thread_count
+from kuairec_pipeline.models.two_tower import (
+    EMBEDDING_BATCH,
+    HISTORY_COLUMNS,
+    Architecture,
+    TwoTowerConfig,
+)
+
+
+class Tower(nn.Module):
+    """id + side features -> MLP -> (vector, bias). The side-feature tables are buffers indexed by id, so the
+    state dict alone determines every output."""
+
+    def __init__(
+        self,
+        n_ids: int,
+        categorical_cardinality: list[int],
+        numeric_columns: int,
+        tag_ids: int,
+        tag_slots: int,
+        config: TwoTowerConfig,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("categorical", torch.zeros(n_ids, len(categorical_cardinality), dtype=torch.long))
+        self.register_buffer("numeric", torch.zeros(n_ids, numeric_columns, dtype=torch.float32))
+        self.register_buffer("tags", torch.zeros(n_ids, tag_slots if tag_ids else 0, dtype=torch.long))
+        self.id_embedding = nn.Embedding(n_ids, config.id_embedding_dim)
+        self.id_bias = nn.Embedding(n_ids, 1)
+        nn.init.normal_(self.id_embedding.weight, std=0.05)
+        nn.init.zeros_(self.id_bias.weight)
+        # One table for all categorical columns (column i's ids shifted by the cardinalities before it): a single
+        # lookup and a single gradient per step instead of one per column. Id 0 (blank one-hot, unknown author)
+        # gets a learned "unknown" vector per column.
+        offsets = np.concatenate([[0], np.cumsum(categorical_cardinality)[:-1]]).astype(np.int64)
+        self.register_buffer("categorical_offsets", torch.from_numpy(offsets), persistent=False)
+        self.categorical_embedding = (
+            nn.Embedding(int(sum(categorical_cardinality)), config.feature_embedding_dim)
+            if categorical_cardinality
+            else None
+        )
+        self.tag_bag = (
+            nn.EmbeddingBag(tag_ids, config.feature_embedding_dim, mode="mean", padding_idx=0) if tag_ids else None
+        )
+        width = (
+            config.id_embedding_dim
+            + config.feature_embedding_dim * (len(categorical_cardinality) + (1 if tag_ids else 0))
+            + numeric_columns
+        )
+        layers: list[nn.Module] = []
+        for hidden in config.hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, config.embedding_dim + 1))  # the extra unit is a feature-based bias
+        self.mlp = nn.Sequential(*layers)
+        self.embedding_dim = config.embedding_dim
+
+    def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
+        self.categorical.copy_(torch.from_numpy(np.asarray(categorical, dtype=np.int64)))
+        self.numeric.copy_(torch.from_numpy(np.asarray(numeric, dtype=np.float32)))
+        if tags is not None and self.tag_bag is not None:
+            self.tags.copy_(torch.from_numpy(np.asarray(tags, dtype=np.int64)))
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(vector (B, d), bias (B,), id-embedding squared norm per row (B,) for the id L2 penalty).
+
+        The MLP runs once per distinct id in the batch (a batch of 8,192 rows holds far fewer distinct users
+        and videos), then the outputs are gathered back per row: the same result and gradient, less compute.
+        """
+        distinct, per_row = torch.unique(ids, return_inverse=True)
+        id_vector = self.id_embedding(distinct)
+        id_bias = self.id_bias(distinct).squeeze(-1)
+        parts = [id_vector]
+        if self.categorical_embedding is not None:
+            categorical = self.categorical[distinct] + self.categorical_offsets
+            parts.append(self.categorical_embedding(categorical).flatten(start_dim=1))
+        if self.tag_bag is not None:
+            parts.append(self.tag_bag(self.tags[distinct]))
+        parts.append(self.numeric[distinct])
+        out = self.mlp(torch.cat(parts, dim=1))
+        squared_norm = id_vector.pow(2).sum(dim=1) + id_bias.pow(2)
+        bias = out[:, self.embedding_dim] + id_bias
+        return out[per_row, : self.embedding_dim], bias[per_row], squared_norm[per_row]
+
+
+class TwoTowerNetwork(lightning.LightningModule):
+    """Both towers, the global bias, the loss and the optimizer; metrics train_loss, val_mse, val_mae."""
+
+    def __init__(self, architecture: Architecture, config: TwoTowerConfig, global_logit: float = 0.0) -> None:
+        super().__init__()
+        self.config = config
+        self.user_tower = Tower(
+            architecture.n_users,
+            architecture.user_categorical_cardinality,
+            architecture.user_numeric_columns,
+            tag_ids=0,
+            tag_slots=0,
+            config=config,
+        )
+        self.video_tower = Tower(
+            architecture.n_videos,
+            architecture.video_categorical_cardinality,
+            architecture.video_numeric_columns,
+            tag_ids=architecture.tag_ids,
+            tag_slots=architecture.tag_slots,
+            config=config,
+        )
+        self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
+        self._val_sums = torch.zeros(3)  # squared error, absolute error, rows (moved to the device on use)
+
+    def forward(self, users: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
+        """Logits for (user, video) pairs."""
+        return self._logits_and_penalty(users, videos)[0]
+
+    def _logits_and_penalty(self, users: torch.Tensor, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        user_vector, user_bias, user_norm = self.user_tower(users)
+        video_vector, video_bias, video_norm = self.video_tower(videos)
+        logits = (user_vector * video_vector).sum(dim=1) + user_bias + video_bias + self.global_bias
+        return logits, user_norm + video_norm
+
+    def loss(
+        self, users: torch.Tensor, videos: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective to minimize, its MSE part): MSE of sigmoid(logit) on the scaled target + id L2 penalty."""
+        logits, penalty = self._logits_and_penalty(users, videos)
+        mse = torch.mean((torch.sigmoid(logits) - target) ** 2)
+        return mse + self.config.id_l2 * penalty.mean(), mse
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        objective, mse = self.loss(*batch)
+        self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch[2].shape[0])
+        return objective
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        users, videos, target = batch
+        error = (torch.sigmoid(self(users, videos)) - target).double()
+        self._val_sums[0] += error.pow(2).sum()
+        self._val_sums[1] += error.abs().sum()
+        self._val_sums[2] += target.shape[0]
+
+    def on_validation_epoch_end(self) -> None:
+        squared, absolute, rows = self._val_sums.tolist()
+        if rows > 0:
+            self.log("val_mse", squared / rows, prog_bar=True)
+            self.log("val_mae", absolute / rows, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # fused: one kernel over all parameters instead of a dozen small ops per tensor (CPU and CUDA).
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
+        )
+
+    @torch.no_grad()
+    def augmented_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """([u, b_user, 1] for every user, [v, 1, b_video + b_global] for every video), float32 NumPy arrays."""
+        was_training = self.training
+        self.eval()
+        try:
+            users = self._tower_outputs(self.user_tower)
+            videos = self._tower_outputs(self.video_tower)
+        finally:
+            self.train(was_training)
+        user_vector, user_bias = users
+        video_vector, video_bias = videos
+        global_bias = float(self.global_bias.detach().cpu())
+        user_augmented = np.hstack([user_vector, user_bias[:, None], np.ones((user_bias.size, 1), np.float32)])
+        video_augmented = np.hstack(
+            [video_vector, np.ones((video_bias.size, 1), np.float32), (video_bias + global_bias)[:, None]]
+        )
+        return user_augmented.astype(np.float32), video_augmented.astype(np.float32)
+
+    def _tower_outputs(self, tower: Tower) -> tuple[np.ndarray, np.ndarray]:
+        n_ids = tower.id_embedding.num_embeddings
+        device = tower.id_embedding.weight.device
+        vectors, biases = [], []
+        for first in range(0, n_ids, EMBEDDING_BATCH):
+            ids = torch.arange(first, min(first + EMBEDDING_BATCH, n_ids), device=device)
+            vector, bias, _ = tower(ids)
+            vectors.append(vector.float().cpu().numpy())
+            biases.append(bias.float().cpu().numpy())
+        return np.concatenate(vectors), np.concatenate(biases)
+
+
+class IndexBatches(torch.utils.data.IterableDataset):
+    """Whole batches of rows gathered from resident tensors by slices of an index permutation.
+
+    The permutation is drawn per epoch from a generator seeded with (seed, epoch), so the order is reproducible
+    and independent of any global random state. Used with ``DataLoader(batch_size=None)``.
+    """
+
+    def __init__(self, rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0) -> None:
+        super().__init__()
+        self.users = torch.from_numpy(rows.user.astype(np.int64)).to(device)
+        self.videos = torch.from_numpy(rows.video.astype(np.int64)).to(device)
+        self.target = torch.from_numpy(rows.target.astype(np.float32)).to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.target.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        n_rows = self.target.shape[0]
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self.epoch += 1
+            order = torch.randperm(n_rows, generator=generator).to(self.users.device)
+            for first in range(0, n_rows, self.batch_size):
+                index = order[first:first + self.batch_size]
+                yield self.users[index], self.videos[index], self.target[index]
+        else:
+            for first in range(0, n_rows, self.batch_size):
+                last = first + self.batch_size
+                yield self.users[first:last], self.videos[first:last], self.target[first:last]
+
+
+def index_batch_loader(
+    rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0
+) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
+
+
+class KeepBestWeights(Callback):
+    """Keeps a CPU copy of the weights with the lowest ``val_mse`` and a per-epoch metrics history."""
+
+    def __init__(self) -> None:
+        self.best_score = math.inf
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[tuple[float, float, float, float]] = []
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        val_mse = metrics.get("val_mse")
+        self.history.append(
+            (
+                float(trainer.current_epoch),
+                float(metrics.get("train_loss_epoch", math.nan)),
+                float(val_mse) if val_mse is not None else math.nan,
+                float(metrics.get("val_mae", math.nan)),
+            )
+        )
+
+    def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        val_mse = trainer.callback_metrics.get("val_mse")
+        if val_mse is not None and float(val_mse) < self.best_score:
+            self.best_score = float(val_mse)
+            self.best_epoch = trainer.current_epoch
+            self.best_state = {name: value.detach().cpu().clone() for name, value in pl_module.state_dict().items()}
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Set torch's intra-op thread count for the block and restore it after (it is process-wide)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _logit(probability: float) -> float:
+    probability = min(max(probability, 1e-4), 1 - 1e-4)
+    return math.log(probability / (1 - probability))
+
+
+def train_network(
+    architecture: Architecture, config: TwoTowerConfig, data: TrainingData
+) -> tuple[TwoTowerNetwork, int, np.ndarray]:
+    """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
+    has_val = len(data.val) > 0
+    keep_best = KeepBestWeights()
+    callbacks: list[Callback] = [keep_best]
+    if has_val:
+        callbacks.append(
+            EarlyStopping(
+                monitor="val_mse",
+                mode="min",
+                patience=config.early_stopping_patience,
+                min_delta=config.early_stopping_min_delta,
+            )
+        )
+    logger: Any = False
+    if config.log_dir is not None:
+        from lightning.pytorch.loggers import CSVLogger
+
+        logger = CSVLogger(config.log_dir, name="two_tower")
+    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    trainer = lightning.Trainer(
+        accelerator=config.accelerator,
+        devices=1,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=callbacks,
+        logger=logger,
+        enable_checkpointing=False,  # the best weights are kept in memory by KeepBestWeights
+        enable_progress_bar=config.show_progress,
+        enable_model_summary=config.show_progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=None if has_val else 0,
+        log_every_n_steps=max(1, min(50, batches_per_epoch)),
+    )
+    device = trainer.strategy.root_device
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
+        torch.manual_seed(config.seed)
+        network = TwoTowerNetwork(architecture, config, _logit(float(data.train.target.mean())))
+        network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
+        network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
+        train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
+        val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
+        with warnings.catch_warnings():
+            # The rows are already resident tensors, gathered per batch in one process: worker processes would
+            # only add copies, and the length of this single-process iterable is exact.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")  # no val rows
+            # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for us to change.
+            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+            trainer.fit(network, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    if keep_best.best_state is not None:
+        network.load_state_dict(keep_best.best_state)
+    best_epoch = keep_best.best_epoch if keep_best.best_state is not None else trainer.current_epoch - 1
+    history = np.array(keep_best.history, dtype=np.float64).reshape(-1, len(HISTORY_COLUMNS))
+    return network.cpu().eval(), best_epoch, history
+
+
+def network_from_state(architecture: Architecture, config: TwoTowerConfig,
+                       state: dict[str, np.ndarray]) -> TwoTowerNetwork:
+    """Rebuild a network from a state dict held as NumPy arrays (as stored in the model's bundle)."""
+    network = TwoTowerNetwork(architecture, config)
+    network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
+    return network.eval()
+
+
+def state_arrays(network: TwoTowerNetwork) -> dict[str, np.ndarray]:
+    return {name: value.detach().cpu().numpy() for name, value in network.state_dict().items()}
+
+
+def embeddings(network: TwoTowerNetwork, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    with torch_threads(threads):
+        return network.augmented_embeddings()
+
+
+def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+    """The network's own forward pass on (user, video) pairs (eval mode, CPU)."""
+    network = network.cpu().eval()
+    with torch.no_grad():
+        logits = network(torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
+                         torch.from_numpy(np.asarray(video_ids, dtype=np.int64)))
+    return torch.sigmoid(logits).numpy()
+
+
+def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:
+    """``torch.save`` of the state dict (tensors only, so ``weights_only`` loading works), atomically."""
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        torch.save(network.state_dict(), tmp)
+    return target
+
+
+def load_state(network: TwoTowerNetwork, path: str | Path) -> None:
+    """Load a state dict written by :func:`save_state`; ``weights_only=True`` refuses pickled objects."""
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,0 +1,116 @@
+"""ALSRecommender: the shared contract, plus the confidence matrix and the calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kuairec_pipeline.models.als import (
+    ALSConfig,
+    ALSRecommender,
+    aggregate_pairs,
+    confidence_matrix,
+    fit_biases,
+    fit_calibration,
+    observed_pair_dot,
+    pair_dot,
+)
+from kuairec_pipeline.models.data import Interactions
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
+
+# Few factors, firm regularization: 60 users x 80 videos would be memorized by 64 free factors.
+SMALL = ALSConfig(factors=8, iterations=10, regularization=30.0, alpha=10.0, seed=3, num_threads=1)
+
+
+class TestALS(RecommenderContract):
+    def make_model(self) -> ALSRecommender:
+        return ALSRecommender(SMALL)
+
+
+def _rows(users: list[int], videos: list[int], targets: list[float]) -> Interactions:
+    n = len(users)
+    return Interactions(
+        user=np.array(users, np.int32),
+        video=np.array(videos, np.int32),
+        target=np.array(targets, np.float32),
+        watch_ratio=np.array(targets, np.float32),
+        timestamp=np.zeros(n),
+        passes_filter=np.ones(n, bool),
+    )
+
+
+def test_repeated_pairs_are_averaged_into_one_confidence() -> None:
+    rows = _rows([1, 0, 1, 1, 2], [2, 1, 2, 0, 1], [0.2, 0.5, 0.6, 1.0, 0.0])
+    pairs = aggregate_pairs(rows, n_users=4, n_videos=3)
+    np.testing.assert_array_equal(pairs.indptr, [0, 1, 3, 4, 4])
+    np.testing.assert_array_equal(pairs.user, [0, 1, 1, 2])
+    np.testing.assert_array_equal(pairs.video, [1, 0, 2, 1])
+    np.testing.assert_allclose(pairs.mean_target, [0.5, 1.0, 0.4, 0.0], atol=1e-7)
+    np.testing.assert_array_equal(pairs.count, [1, 1, 2, 1])
+    matrix = confidence_matrix(pairs, alpha=10.0, n_videos=3)
+    assert matrix.dtype == np.float32 and matrix.nnz == 4  # a zero target is still an observed pair
+    np.testing.assert_allclose(matrix.toarray(), [[0, 6, 0], [11, 0, 5], [0, 1, 0], [0, 0, 0]], rtol=1e-6)
+
+
+def test_observed_pair_dot_matches_the_per_pair_dot() -> None:
+    rng = np.random.default_rng(2)
+    users, videos = rng.integers(0, 7, 60), rng.integers(0, 9, 60)
+    pairs = aggregate_pairs(_rows(users.tolist(), videos.tolist(), [0.5] * 60), n_users=7, n_videos=9)
+    user_factors, video_factors = rng.normal(size=(7, 3)), rng.normal(size=(9, 3))
+    np.testing.assert_allclose(observed_pair_dot(user_factors, video_factors, pairs),
+                               pair_dot(user_factors, video_factors, pairs.user, pairs.video), rtol=1e-12)
+
+
+def test_calibration_recovers_planted_biases_and_weight_on_a_full_grid() -> None:
+    # On a complete grid the double-centred score sums to zero along every user's row and every video's column,
+    # so fitting the biases first loses nothing: biases and weight come back exactly.
+    rng = np.random.default_rng(0)
+    n_users, n_videos, factors = 30, 40, 4
+    user_factors, video_factors = rng.normal(0, 1, (n_users, factors)), rng.normal(0, 1, (n_videos, factors))
+    pair_user, pair_video = (grid.ravel() for grid in np.meshgrid(np.arange(n_users), np.arange(n_videos),
+                                                                   indexing="ij"))
+    user_bias, video_bias = rng.normal(0, 0.05, n_users), rng.normal(0, 0.05, n_videos)
+    centred = (user_factors - user_factors.mean(0)) @ (video_factors - video_factors.mean(0)).T
+    target = 0.3 + user_bias[pair_user] + video_bias[pair_video] + 0.01 * centred.ravel()
+    pairs = aggregate_pairs(_rows(pair_user.tolist(), pair_video.tolist(), target.tolist()), n_users, n_videos)
+    calibration = fit_calibration(user_factors, video_factors, pairs, bias_l2=0.0, tolerance=1e-12)
+    assert calibration.weight == pytest.approx(0.01, rel=1e-4)  # targets pass through float32 rows
+    fitted = calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
+    np.testing.assert_allclose(fitted + 0.01 * centred.ravel(), target, atol=1e-5)
+
+
+def test_calibration_ignores_the_score_level_of_observed_pairs() -> None:
+    # An implicit model scores watched pairs high: a score that is merely high on every training pair must not
+    # shift the biases (they are fitted first) or earn a weight (centring removes a level shared by all pairs).
+    rng = np.random.default_rng(1)
+    n_users, n_videos = 20, 25
+    user_factors, video_factors = np.ones((n_users, 2)), np.ones((n_videos, 2))  # every pair scores 2
+    pairs = aggregate_pairs(_rows(rng.integers(0, n_users, 300).tolist(), rng.integers(0, n_videos, 300).tolist(),
+                                  rng.uniform(0.2, 0.4, 300).tolist()), n_users, n_videos)
+    calibration = fit_calibration(user_factors, video_factors, pairs, bias_l2=1.0)
+    global_bias, user_bias, video_bias = fit_biases(pairs, n_videos, bias_l2=1.0)
+    assert calibration.weight == 0.0
+    assert calibration.global_bias == pytest.approx(global_bias)
+    np.testing.assert_allclose(calibration.user_bias, user_bias, atol=1e-7)
+    np.testing.assert_allclose(calibration.video_bias, video_bias, atol=1e-7)
+
+
+def test_calibrated_predictions_beat_the_raw_dot_product_on_train() -> None:
+    data = make_planted_training_data()
+    model = ALSRecommender(SMALL).fit(data)
+    users, videos, target = data.train.user, data.train.video, data.train.target
+    calibrated = model.predict(users, videos)
+    raw = np.clip(model.raw_scores(users, videos), 0.0, 1.0)
+    assert calibrated.min() >= 0.0 and calibrated.max() <= 1.0
+    calibrated_mse = np.mean((calibrated - target) ** 2)
+    assert calibrated_mse < 0.75 * np.mean((raw - target) ** 2)
+    assert calibrated_mse < np.mean((target.mean() - target) ** 2)
+
+
+def test_factors_and_calibration_are_stored_as_plain_arrays() -> None:
+    model = ALSRecommender(SMALL).fit(make_planted_training_data())
+    arrays = model.to_arrays()
+    assert arrays["user_factors"].shape == (model.n_users, SMALL.factors)
+    assert arrays["video_factors"].shape == (model.n_videos, SMALL.factors)
+    assert arrays["user_factors"].dtype == arrays["video_factors"].dtype == np.float32
+    assert arrays["calibration_user_bias"].shape == (model.n_users,)

@@ -1,0 +1,130 @@
+"""TwoTowerRecommender: the shared contract, plus NumPy scoring vs torch, weights files and early stopping."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
+from kuairec_pipeline.models.two_tower_network import IndexBatches
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
+
+# Small enough to train in about a second on one thread, on CPU whatever the machine has.
+SMALL = TwoTowerConfig(
+    embedding_dim=8,
+    id_embedding_dim=8,
+    feature_embedding_dim=4,
+    hidden_sizes=(16,),
+    dropout=0.0,
+    learning_rate=0.02,
+    batch_size=256,
+    max_epochs=40,
+    early_stopping_patience=3,
+    seed=7,
+    num_threads=1,
+    accelerator="cpu",
+    show_progress=False,
+)
+
+
+class TestTwoTower(RecommenderContract):
+    def make_model(self) -> TwoTowerRecommender:
+        return TwoTowerRecommender(SMALL)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainingData:
+    return make_planted_training_data()
+
+
+@pytest.fixture(scope="module")
+def fitted(data: TrainingData) -> TwoTowerRecommender:
+    return TwoTowerRecommender(SMALL).fit(data)
+
+
+def test_numpy_scoring_equals_the_torch_forward(fitted: TwoTowerRecommender, data: TrainingData) -> None:
+    users, videos = data.test.user, data.test.video
+    np.testing.assert_allclose(fitted.predict(users, videos), fitted.torch_predict(users, videos), atol=1e-5, rtol=0)
+
+
+def test_embeddings_are_augmented_with_the_biases(fitted: TwoTowerRecommender) -> None:
+    users, videos = fitted.user_embeddings, fitted.video_embeddings
+    assert users.shape == (fitted.n_users, SMALL.embedding_dim + 2)
+    assert videos.shape == (fitted.n_videos, SMALL.embedding_dim + 2)
+    np.testing.assert_array_equal(users[:, -1], 1.0)  # pairs with the video's bias + global bias
+    np.testing.assert_array_equal(videos[:, -2], 1.0)  # pairs with the user's bias
+
+
+def test_weights_round_trip_through_a_weights_only_file(
+    fitted: TwoTowerRecommender, data: TrainingData, tmp_path: Path
+) -> None:
+    path = fitted.save_weights(tmp_path / "two_tower.pt")
+    state = torch.load(path, weights_only=True)
+    assert set(state) == set(fitted.network.state_dict())
+    other = TwoTowerRecommender(dataclasses.replace(SMALL, seed=99, max_epochs=1)).fit(data)
+    users = np.arange(data.n_users)
+    assert not np.allclose(other.score_all(users), fitted.score_all(users))
+    other.load_weights(path)
+    np.testing.assert_array_equal(other.score_all(users), fitted.score_all(users))
+
+
+def test_bundle_holds_the_weights_under_a_prefix(fitted: TwoTowerRecommender) -> None:
+    arrays = fitted.to_arrays()
+    for name, value in fitted.network.state_dict().items():
+        np.testing.assert_array_equal(arrays["weights." + name], value.numpy())
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: TrainingData) -> None:
+    # Validation targets unrelated to anything learnable: validation MSE stops improving within a few epochs.
+    noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
+    unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
+    config = dataclasses.replace(SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05)
+    model = TwoTowerRecommender(config).fit(unlearnable)
+    epochs_run = model.history.shape[0]
+    assert epochs_run < config.max_epochs
+    val_mse = model.history[:, 2]
+    assert model.best_epoch == int(np.argmin(val_mse))
+    assert epochs_run - 1 - model.best_epoch == config.early_stopping_patience
+    # The weights kept are the best epoch's, not the last one's.
+    kept = np.mean((model.predict(unlearnable.val.user, unlearnable.val.video) - noise) ** 2)
+    assert kept == pytest.approx(val_mse.min(), rel=1e-5)
+
+
+def test_beats_the_global_mean_on_validation(fitted: TwoTowerRecommender, data: TrainingData) -> None:
+    model_mse = np.mean((fitted.predict(data.val.user, data.val.video) - data.val.target) ** 2)
+    constant_mse = np.mean((data.train.target.mean() - data.val.target) ** 2)
+    assert model_mse < 0.8 * constant_mse
+
+
+def test_index_batches_cover_every_row_once_per_epoch_in_a_new_order(data: TrainingData) -> None:
+    batches = IndexBatches(data.train, batch_size=100, device=torch.device("cpu"), shuffle=True, seed=1)
+    epochs = [torch.cat([target for _, _, target in batches]) for _ in range(2)]
+    assert len(batches) == -(-len(data.train) // 100)
+    for seen in epochs:
+        np.testing.assert_array_equal(np.sort(seen.numpy()), np.sort(data.train.target))
+    assert not torch.equal(epochs[0], epochs[1])
+
+
+def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weights(data: TrainingData) -> None:
+    no_val = dataclasses.replace(data, val=dataclasses.replace(data.val, **{
+        name: getattr(data.val, name)[:0] for name in ("user", "video", "target", "watch_ratio", "timestamp",
+                                                        "passes_filter")}))
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(no_val)
+    assert model.epochs_trained == 3 and model.best_epoch == 2
+    assert np.isnan(model.history[:, 2]).all()
+    assert np.isfinite(model.score_all(np.arange(data.n_users))).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_a_gpu_and_scores_like_its_own_forward(data: TrainingData) -> None:
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, accelerator="gpu")).fit(data)
+    assert next(model.network.parameters()).device.type == "cpu"  # moved back for storage and checks
+    users, videos = data.test.user, data.test.video
+    np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
+    model_mse = np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)
+    assert model_mse < 0.8 * np.mean((data.train.target.mean() - data.val.target) ** 2)
