@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,11 +17,51 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary siblings of ``path`` whose writer no longer runs (killed with -9, a power cut: a
+    ``finally`` never ran). A live writer's temporary file is left alone, so concurrent runs stay safe. The check
+    is by process id on this machine: writers on other machines sharing the folder are not seen."""
+    target = Path(path)
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["name"] != target.name or _process_alive(int(match["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success rename it onto ``path``, on failure delete it."""
+    """Yield a temporary path to write to; on success rename it onto ``path``, on failure delete it.
+
+    Temporary siblings that a killed writer left behind are removed first (see ``remove_stale_temporaries``)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     tmp = temporary_sibling(target)
     try:
         yield tmp

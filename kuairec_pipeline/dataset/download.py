@@ -111,9 +111,10 @@ def _fetch_with_retries(url: str, part: Path, progress: bool, config: DownloadCo
         except _Interrupted as exc:
             if attempt == config.attempts:
                 kept = part.stat().st_size if part.exists() else 0
+                resume = (f"{kept:,} bytes are kept in {part} and the next try resumes from there. " if kept
+                          else "Nothing was received. ")
                 raise KuaiRecSourceError(
-                    f"could not download {url} after {config.attempts} tries ({exc}); {kept:,} bytes are kept in "
-                    f"{part} and the next try resumes from there. " + _OFFLINE_HINT
+                    f"could not download {url} after {config.attempts} tries ({exc}); " + resume + _OFFLINE_HINT
                 ) from exc
             time.sleep(wait)
             wait *= 2

@@ -404,10 +404,9 @@ def require_known_ids(
     ``"error"``: raise KuaiRecDataError at the first row holding an id ``known`` never has, naming the file,
     column, row and id. ``"drop"``: leave such rows out; returns how many per reason (``{column}_unseen``).
     """
-    unseen = {
-        column: ~pl.col(column).is_in(known.select(pl.col(column).unique()).collect(engine="streaming")[column].implode())
-        for column in ("user_id", "video_id")
-    }
+    known_ids = {column: known.select(pl.col(column).unique()).collect(engine="streaming")[column]
+                 for column in ("user_id", "video_id")}
+    unseen = {column: ~pl.col(column).is_in(ids.implode()) for column, ids in known_ids.items()}
     code = pl.when(unseen["user_id"]).then(pl.lit(1, pl.UInt8)).when(unseen["video_id"]).then(pl.lit(2, pl.UInt8))
     code = code.otherwise(pl.lit(0, pl.UInt8))
     counts = lazy.select((code == 1).sum().alias("user_id_unseen"), (code == 2).sum().alias("video_id_unseen"))

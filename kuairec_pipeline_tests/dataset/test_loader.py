@@ -375,6 +375,7 @@ def test_user_features_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(KuaiRecDataError, match="not UTF-8") as caught:
         loader.read_user_features(write(tmp_path, data, "user_features.csv"))
     assert caught.value.row == 1
+    assert caught.value.column == "register_days_range"
 
 
 def test_item_categories_parse_list_literals(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""Fixtures that run the real Dagster CLI against a real local instance on the tiny synthetic twin."""
+"""Helpers that run the real Dagster CLI against a real local instance on the tiny synthetic twin.
+
+The ``materialized_pipeline`` fixture built with them lives in ``kuairec_pipeline_tests/conftest.py``, so that the
+orchestration and the reliability tests share one materialization per session."""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -45,13 +46,3 @@ def materialize(env: dict[str, str], select: str = "*", timeout: float = 600,
 
 def assets_dir(env: dict[str, str]) -> Path:
     return Path(env["KUAIREC_HOME"]) / "assets"
-
-
-@pytest.fixture(scope="session")
-def materialized_pipeline(tmp_path_factory) -> dict[str, str]:
-    """The whole graph materialized once on the tiny twin; tests must not modify it (copy it if they need to)."""
-    root = tmp_path_factory.mktemp("pipeline")
-    env = pipeline_env(root)
-    result = materialize(env)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
-    return env

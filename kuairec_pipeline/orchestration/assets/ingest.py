@@ -54,10 +54,18 @@ def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl
 
 
 def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, file_schema: schema.FileSchema,
-                  config: IngestConfig) -> pl.LazyFrame:
+                  config: IngestConfig, known: pl.LazyFrame | None = None) -> pl.LazyFrame:
     path = _require(source_files, file_schema.file_name)
     lazy, report = loader.scan_interactions(path, file_schema, on_invalid=config.on_invalid)
-    context.add_output_metadata({"source_file": str(path), **report.as_metadata()})
+    unseen: dict[str, int] = {}
+    if known is not None:
+        lazy, unseen = loader.require_known_ids(lazy, path, known, schema.BIG_MATRIX.file_name, config.on_invalid)
+    metadata = report.as_metadata()
+    if unseen:
+        metadata["rows_dropped"] = int(metadata["rows_dropped"]) + sum(unseen.values())
+        metadata["rows_kept"] = int(metadata["rows_kept"]) - sum(unseen.values())
+        metadata.update({f"dropped_{reason}": count for reason, count in unseen.items()})
+    context.add_output_metadata({"source_file": str(path), **metadata})
     return lazy
 
 
@@ -69,11 +77,13 @@ def raw_interactions(context: AssetExecutionContext, config: IngestConfig, sourc
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
-def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig,
-                          source_files: pl.DataFrame) -> pl.LazyFrame:
+def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig, source_files: pl.DataFrame,
+                          raw_interactions: pl.LazyFrame) -> pl.LazyFrame:
     """small_matrix.csv (the fully observed evaluation matrix) as typed Parquet; `time`, `date`, `timestamp`
-    stay null in the forced-exposure rows."""
-    return _interactions(context, source_files, schema.SMALL_MATRIX, config)
+    stay null in the forced-exposure rows. Its users and videos must all occur in big_matrix (``raw_interactions``):
+    an unseen id is an error naming its row (or, with ``on_invalid='drop'``, a dropped row), checked before
+    anything is written."""
+    return _interactions(context, source_files, schema.SMALL_MATRIX, config, known=raw_interactions)
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})

@@ -1,0 +1,66 @@
+"""Two ``dagster asset materialize`` runs of the whole graph started at once on one KUAIREC_HOME and one Dagster
+instance, from nothing (so both also race to generate the synthetic twin). Every write is atomic (a temporary
+sibling renamed into place) and source preparation takes a file lock, so whichever run writes last, every file is
+whole. ``dagster.yaml``'s run queue limit does not apply here: the CLI executes in its own process, not through
+the queue."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from dagster import DagsterInstance
+
+from kuairec_pipeline.settings import Settings
+from kuairec_pipeline_tests.orchestration.conftest import materialize, pipeline_env
+from kuairec_pipeline_tests.reliability.conftest import Baseline, output, run_all, temporaries
+
+pytestmark = pytest.mark.slow
+
+TABLES = ["source_files", "raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos", "planted_truth",
+          "filtered_ratios", "user_features", "video_features", "metrics", "recommendations"]
+BUNDLES = ["linear_baseline", "als_factors", "two_tower_embeddings", "hybrid_model"]
+# Pure functions of the twin's seed: equal to the baseline's unless two runs mixed their writes.
+DETERMINISTIC = ["raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos", "planted_truth",
+                 "filtered_ratios", "user_features", "video_features"]
+
+
+def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: Path) -> None:
+    env = pipeline_env(tmp_path)  # KUAIREC_SOURCE=synthetic, the baseline's profile and seed, an empty home
+    # An instance that exists already, as any installation's does after its first run: two *first-ever* runs on a
+    # brand-new DAGSTER_HOME can collide in Dagster's own sqlite schema creation (one exits 1 before it starts).
+    DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    results: list[subprocess.CompletedProcess[str]] = run_all([lambda: materialize(env), lambda: materialize(env)])
+
+    # Both finish, or one fails cleanly (an error exit, not a crash by signal); never both.
+    codes = [result.returncode for result in results]
+    assert all(code >= 0 for code in codes), codes
+    assert 0 in codes, "\n".join(output(result)[-4000:] for result in results)
+
+    home = Path(env["KUAIREC_HOME"])
+    assets = home / "assets"
+    for key in TABLES:
+        frame = pl.read_parquet(assets / f"{key}.parquet")
+        assert frame.height > 0 or key == "planted_truth", key
+    for key in DETERMINISTIC:
+        assert pl.read_parquet(assets / f"{key}.parquet").equals(
+            pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")), key
+    for key in BUNDLES:
+        with np.load(assets / f"{key}.npz", allow_pickle=False) as bundle:
+            assert bundle.files and all(bundle[name].size >= 0 for name in bundle.files), key
+    assert torch.load(home / "models" / "two_tower.pt", map_location="cpu", weights_only=True)
+
+    # One twin, complete; no temporary file or folder anywhere.
+    twin = Settings.from_env(env).synthetic_dir
+    assert [p.name for p in (home / "source").iterdir() if not p.name.startswith(".")] == [twin.name]
+    assert (twin / "_truth" / "params.json").is_file()
+    assert temporaries(home) == []
+
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 2
+    assert sum(run.is_success for run in runs) == codes.count(0)
