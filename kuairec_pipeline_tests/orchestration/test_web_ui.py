@@ -82,6 +82,13 @@ def test_ui_binds_to_loopback_only(web_ui):
     assert addresses == {"0100007F"}, addresses
 
 
+def _open_markdown(page, metadata_key: str) -> None:
+    """Markdown metadata sits behind a '[Show Markdown]' link in the asset's metadata table; open its dialog."""
+    row = page.locator("tr", has_text=metadata_key)
+    row.first.wait_for(timeout=60000)
+    row.first.get_by_text("Show Markdown").click()
+
+
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (scripts/setup.sh --dev)")
 def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -96,12 +103,16 @@ def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
             skip.click(timeout=8000)  # the first visit shows a community pop-up
         except Exception:
             pass
-        page.get_by_text("watch_ratio_histogram").first.wait_for(timeout=60000)
+        _open_markdown(page, "watch_ratio_histogram")
+        histogram = page.locator("img[src^='data:image/png']").first
+        histogram.wait_for(timeout=20000)
+        # decoded and laid out: a broken data URI would leave naturalWidth at 0
+        assert histogram.evaluate("img => img.complete && img.naturalWidth") > 100
         page.screenshot(path=str(tmp_path / "filtered_ratios.png"))
-        images = page.locator("img[src^='data:image/png']")
-        assert images.count() >= 1
         page.goto(f"{url}/assets/metrics", wait_until="domcontentloaded")
-        page.get_by_text("metrics_table").first.wait_for(timeout=60000)
-        assert page.get_by_text("two_tower").count() >= 1
+        _open_markdown(page, "metrics_table")
+        dialog = page.get_by_role("dialog")
+        for model in ("two_tower", "als", "hybrid", "popularity", "oracle (reference)"):
+            dialog.get_by_text(model, exact=True).first.wait_for(timeout=20000)
         page.screenshot(path=str(tmp_path / "metrics.png"))
         browser.close()
