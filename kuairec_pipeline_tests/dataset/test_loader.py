@@ -208,7 +208,7 @@ def test_non_numeric_value_names_row_column_and_value(tmp_path: Path, bad_row: s
         scan(path)
     error = caught.value
     assert (error.file, error.column, error.row, error.value) == (str(path), column, 4, value)
-    assert f"row 4" in str(error) and repr(value) in str(error)
+    assert "row 4" in str(error) and repr(value) in str(error)
 
 
 # --------------------------------------------------------------------------------------------------------------

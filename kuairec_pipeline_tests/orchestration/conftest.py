@@ -5,9 +5,15 @@ orchestration and the reliability tests share one materialization per session.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,3 +52,57 @@ def materialize(env: dict[str, str], select: str = "*", timeout: float = 600,
 
 def assets_dir(env: dict[str, str]) -> Path:
     return Path(env["KUAIREC_HOME"]) / "assets"
+
+
+LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it (little-endian hex)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses in LISTEN state on ``port``, read from /proc (IPv4 and IPv6), in /proc's hex form."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] == "0A" and int(port_hex, 16) == port:
+                found.add(address)
+    return found
+
+
+@contextlib.contextmanager
+def dagster_dev(args: list[str], env: dict[str, str], cwd: Path, port: int,
+                timeout: float = 120) -> Iterator[str]:
+    """Run ``dagster dev <args> -p port`` until it answers; yield its URL; stop its whole process group after."""
+    process = subprocess.Popen(
+        [DAGSTER, "dev", *args, "-p", str(port)], cwd=cwd, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,  # own group: killable
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dagster dev did not answer on {url}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from kuairec_pipeline_tests.orchestration.conftest import REPO
+from kuairec_pipeline_tests.orchestration.conftest import LOOPBACK_HEX, REPO, dagster_dev, free_port, listening_addresses
 
 pytestmark = pytest.mark.slow
 
@@ -23,63 +16,19 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses in LISTEN state on ``port``, read from /proc (IPv4 and IPv6)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if not os.path.exists(table):
-            continue
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, port_hex = local.split(":")
-            if state == "0A" and int(port_hex, 16) == port:
-                found.add(address)
-    return found
-
-
 @pytest.fixture(scope="module")
 def web_ui(materialized_pipeline):
-    port = _free_port()
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    process = subprocess.Popen(
-        [dagster, "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=materialized_pipeline,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,  # own group: killable
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dagster dev did not answer on {url}")
-            time.sleep(1)
+    port = free_port()
+    with dagster_dev(["-h", "127.0.0.1"], materialized_pipeline, REPO, port) as url:
         yield url, port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_ui_binds_to_loopback_only(web_ui):
     _, port = web_ui
-    addresses = _listening_addresses(port)
+    addresses = listening_addresses(port)
     assert addresses, "nothing listens on the UI port"
-    # 0100007F is 127.0.0.1 in /proc's little-endian hex; anything else (0.0.0.0, ::) would be reachable from outside
-    assert addresses == {"0100007F"}, addresses
+    # anything but 127.0.0.1 (0.0.0.0, ::) would be reachable from outside the machine
+    assert addresses == {LOOPBACK_HEX}, addresses
 
 
 def _open_markdown(page, metadata_key: str) -> None:

@@ -6,11 +6,6 @@ from __future__ import annotations
 import ast
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +17,20 @@ from upath import UPath
 from kuairec_pipeline.models.linear import LinearRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
 from kuairec_pipeline.orchestration.io_managers import NumpyIOManager
-from kuairec_pipeline_tests.orchestration.conftest import REPO, instance_dir
-from kuairec_pipeline_tests.orchestration.test_web_ui import _free_port, _listening_addresses
+from kuairec_pipeline_tests.orchestration.conftest import (
+    LOOPBACK_HEX,
+    REPO,
+    dagster_dev,
+    free_port,
+    instance_dir,
+    listening_addresses,
+)
 from kuairec_pipeline_tests.reliability.conftest import Baseline
 
 SCANNED = [REPO / "kuairec_pipeline", REPO / "benchmarks", REPO / "scripts"]
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "jsonpickle"}
 UNSAFE_CALLS = {"eval", "exec"}
 UNSAFE_METHODS = {"read_pickle", "to_pickle", "unsafe_load", "full_load"}
-LOOPBACK = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
 
 
 # ---- the static scan ------------------------------------------------------------------------------------------
@@ -174,29 +174,9 @@ def test_ui_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     definitions.write_text("from dagster import Definitions\n\ndefs = Definitions()\n")  # the bind is not the code's
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUAIREC_", "DAGSTER_"))}
     env["DAGSTER_HOME"] = str(instance_dir(tmp_path))
-    port = _free_port()
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    process = subprocess.Popen([dagster, "dev", "-f", str(definitions), "-p", str(port)], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "dagster dev did not answer"
-            time.sleep(0.5)
-        assert _listening_addresses(port) == {LOOPBACK}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    port = free_port()
+    with dagster_dev(["-f", str(definitions)], env, tmp_path, port):
+        assert listening_addresses(port) == {LOOPBACK_HEX}
 
 
 def test_no_project_file_configures_a_public_bind() -> None:
