@@ -26,6 +26,7 @@ Two ways of reading, chosen by size:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -325,8 +326,12 @@ def convert_interactions(
     schema: FileSchema = BIG_MATRIX,
     on_invalid: OnInvalid = "error",
     parquet: ParquetSinkConfig = ParquetSinkConfig(),
+    already_temporary: bool = False,
 ) -> ValidationReport:
     """big_matrix / small_matrix CSV -> typed Parquet, streamed, written atomically (temp file then rename).
+
+    ``already_temporary=True``: ``parquet_path`` is itself a temporary path that the caller renames into place
+    (the Parquet IO manager does), so it is written directly instead of through a second temporary file.
 
     Same checks and ``on_invalid`` as :func:`scan_interactions`, but a clean file is read only once: the Parquet
     writer's own per-row-group statistics (null counts, min, max) answer the checks, once invalid values have been
@@ -346,7 +351,8 @@ def convert_interactions(
     options: dict[str, object] = {"compression": parquet.compression, "statistics": True, "engine": "streaming"}
     if parquet.compression == "zstd":
         options["compression_level"] = parquet.compression_level
-    with atomic_path(parquet_path) as tmp:
+    writing = contextlib.nullcontext(Path(parquet_path)) if already_temporary else atomic_path(parquet_path)
+    with writing as tmp:
         try:
             typed.sink_parquet(tmp, **options)  # type: ignore[arg-type]
         except pl.exceptions.PolarsError as exc:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +65,21 @@ def markdown_table(frame: pl.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+@dataclass(frozen=True)
+class ParquetFileWriter:
+    """An asset output that writes its own Parquet file to the path the IO manager hands it.
+
+    For outputs whose writer does more than ``sink_parquet`` in one pass (e.g. the interaction loader converts,
+    validates from the file's statistics and only then accepts the file): the IO manager still owns where the file
+    goes and the temporary-then-rename. ``write`` returns extra metadata for the materialization.
+    """
+
+    write: Callable[[Path], Mapping[str, Any]]
+
+
 class PolarsParquetIOManager(UPathIOManager):
-    """Stores a polars DataFrame, or streams a LazyFrame (``sink_parquet``), as ``<asset key>.parquet``.
+    """Stores a polars DataFrame, or streams a LazyFrame (``sink_parquet``), as ``<asset key>.parquet``; a
+    :class:`ParquetFileWriter` output writes the file itself.
 
     Inputs load eagerly as a DataFrame, or as a LazyFrame when the input is annotated ``pl.LazyFrame``.
     """
@@ -71,6 +87,9 @@ class PolarsParquetIOManager(UPathIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        if isinstance(obj, ParquetFileWriter):
+            self._dump_with_writer(context, obj, path)
+            return
         if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame or LazyFrame, "
                             f"got {type(obj).__name__}")
@@ -85,6 +104,17 @@ class PolarsParquetIOManager(UPathIOManager):
             with path.open("wb") as handle:
                 frame.write_parquet(handle, compression="zstd")
         context.add_output_metadata(self._metadata(path))
+
+    def _dump_with_writer(self, context: OutputContext, writer: ParquetFileWriter, path: UPath) -> None:
+        if _is_local(path):
+            with atomic_path(_local(path)) as tmp:
+                extra = writer.write(tmp)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / "output.parquet"
+                extra = writer.write(local)
+                path.write_bytes(local.read_bytes())
+        context.add_output_metadata({**dict(extra), **self._metadata(path)})
 
     def _metadata(self, path: UPath) -> dict[str, Any]:
         source = _local(path) if _is_local(path) else path.read_bytes()

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, Config, MetadataValue, asset
 from pydantic import Field
 
 from kuairec_pipeline.dataset import loader, schema, source
+from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 
 GROUP = "ingest"
@@ -70,10 +71,19 @@ def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, fi
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
-def raw_interactions(context: AssetExecutionContext, config: IngestConfig, source_files: pl.DataFrame) -> pl.LazyFrame:
-    """big_matrix.csv as typed Parquet, streamed (never fully in memory). Exact duplicate rows are kept here:
-    raw stays faithful to the file; ``filtered_ratios`` decides what to do with them."""
-    return _interactions(context, source_files, schema.BIG_MATRIX, config)
+def raw_interactions(context: AssetExecutionContext, config: IngestConfig,
+                     source_files: pl.DataFrame) -> ParquetFileWriter:
+    """big_matrix.csv as typed Parquet, streamed (never fully in memory) in one pass: the file is converted, then
+    checked from its own column statistics, and only a clean (or cleaned, with on_invalid='drop') file is kept.
+    Exact duplicate rows are kept here: raw stays faithful to the file; ``filtered_ratios`` decides about them."""
+    path = _require(source_files, schema.BIG_MATRIX.file_name)
+
+    def write(target: Path) -> dict[str, object]:
+        report = loader.convert_interactions(path, target, schema.BIG_MATRIX, on_invalid=config.on_invalid,
+                                             already_temporary=True)
+        return {"source_file": str(path), **report.as_metadata()}
+
+    return ParquetFileWriter(write)
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
