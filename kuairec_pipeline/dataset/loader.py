@@ -791,20 +791,24 @@ def _parse_int_list(frame: pl.DataFrame, column: str, path: str | os.PathLike[st
     return text.str.extract_all(r"\d+").cast(pl.List(pl.Int64()))
 
 
+def _read_keyed_csv(path: str | os.PathLike[str], file_schema: FileSchema, key: str) -> pl.DataFrame:
+    """A per-entity side file: typed, with ``key`` (user_id / video_id) non-negative and unique."""
+    frame = _read_small_csv(path, file_schema)
+    _require_non_negative(frame, key, path)
+    _require_unique(frame, key, path)
+    return frame
+
+
 def read_user_features(path: str | os.PathLike[str]) -> pl.DataFrame:
     """user_features.csv typed per ``schema.USER_FEATURES``; blanks allowed only in the nullable one-hot
     columns, kept as null."""
-    frame = _read_small_csv(path, USER_FEATURES)
-    _require_non_negative(frame, "user_id", path)
-    _require_unique(frame, "user_id", path)
+    frame = _read_keyed_csv(path, USER_FEATURES, "user_id")
     return frame
 
 
 def read_item_categories(path: str | os.PathLike[str]) -> pl.DataFrame:
     """item_categories.csv -> ``video_id`` int32, ``tags`` list[int8]: 1 to 4 tag ids, each 0..30."""
-    frame = _read_small_csv(path, ITEM_CATEGORIES)
-    _require_non_negative(frame, "video_id", path)
-    _require_unique(frame, "video_id", path)
+    frame = _read_keyed_csv(path, ITEM_CATEGORIES, "video_id")
     tags = _parse_int_list(frame, "feat", path)
     counts = tags.list.len()
     bad_count = (counts < 1) | (counts > MAX_TAGS_PER_VIDEO)
@@ -823,17 +827,13 @@ def read_item_categories(path: str | os.PathLike[str]) -> pl.DataFrame:
 def read_captions(path: str | os.PathLike[str]) -> pl.DataFrame:
     """kuairec_caption_category.csv typed per ``schema.CAPTION_CATEGORY``. Bare carriage returns inside captions
     stay in the text (they do not split rows); ``-124`` / ``UNKNOWN`` are kept as given."""
-    frame = _read_small_csv(path, CAPTION_CATEGORY)
-    _require_non_negative(frame, "video_id", path)
-    _require_unique(frame, "video_id", path)
+    frame = _read_keyed_csv(path, CAPTION_CATEGORY, "video_id")
     return frame
 
 
 def read_social_network(path: str | os.PathLike[str]) -> pl.DataFrame:
     """social_network.csv -> ``user_id`` int32, ``friend_list`` list[int32]."""
-    frame = _read_small_csv(path, SOCIAL_NETWORK)
-    _require_non_negative(frame, "user_id", path)
-    _require_unique(frame, "user_id", path)
+    frame = _read_keyed_csv(path, SOCIAL_NETWORK, "user_id")
     friends = _parse_int_list(frame, "friend_list", path)
     too_large = friends.list.max() > 2**31 - 1
     if too_large.any():

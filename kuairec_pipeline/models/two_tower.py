@@ -40,11 +40,18 @@ LOGIT_CLIP = 30.0  # |logit| beyond this is 0 or 1 in float32 anyway; clipping k
 class TwoTowerConfig:
     """Hyperparameters of :class:`TwoTowerRecommender`; nothing here depends on the device."""
 
-    embedding_dim: int = 32  # size of the user and video vectors whose dot product scores a pair (>= 1)
+    # Width of the user and video vectors whose dot product scores a pair (>= 1). With explicit_features it holds
+    # the explicit part (one slot per tag and per video numeric column: 34 on KuaiRec) and the free, learned rest:
+    # 42 leaves 8 free dimensions, which beat 32 on demo's validation rows (MAE 0.1447 vs 0.1453 over 5 seeds).
+    embedding_dim: int = 42
     id_embedding_dim: int = 32  # size of the learned per-id embedding fed to each tower (>= 1)
     # Size of each categorical feature's and the tag bag's embedding (>= 1). KuaiRec users have 22 categorical
     # columns: at 4 the user MLP input stays ~120 wide (with 32-dim ids), a CPU step ~40 ms at batch 8,192.
     feature_embedding_dim: int = 4
+    # Explicit interactions: the user tower also emits one coefficient per video side feature (each tag's weight,
+    # each numeric column), dotted with the video's own features: per-user tag affinities, learned directly.
+    # Used only when embedding_dim exceeds that feature count (else the whole vector is free, as without it).
+    explicit_features: bool = True
     hidden_sizes: tuple[int, ...] = (128,)  # hidden layers of each tower's MLP (ReLU), () for a linear tower
     dropout: float = 0.0  # dropout after each hidden layer, in [0, 1); CPU dropout masks cost ~20% of a step
     learning_rate: float = 3e-3  # AdamW step size (> 0)

@@ -42,11 +42,22 @@ class Tower(nn.Module):
         tag_ids: int,
         tag_slots: int,
         config: TwoTowerConfig,
+        coefficient_width: int = 0,
+        explicit_features: bool = False,
+        free_dim: int | None = None,
     ) -> None:
         super().__init__()
+        # Explicit interaction terms: the video tower appends its own side features (tag weights, numeric
+        # columns) to its vector, and the user tower emits one coefficient per such feature, so a user's
+        # affinity for each tag (and, e.g., for short videos) enters the dot product directly.
+        self.coefficient_width = coefficient_width
+        self.explicit_features = explicit_features
         self.register_buffer("categorical", torch.zeros(n_ids, len(categorical_cardinality), dtype=torch.long))
         self.register_buffer("numeric", torch.zeros(n_ids, numeric_columns, dtype=torch.float32))
         self.register_buffer("tags", torch.zeros(n_ids, tag_slots if tag_ids else 0, dtype=torch.long))
+        # tag weights: a video's tags as a multi-hot over tag ids 1.. scaled to sum 1 (all zero without tags)
+        self.register_buffer(
+            "tag_weights", torch.zeros(n_ids, max(tag_ids - 1, 0) if explicit_features else 0, dtype=torch.float32))
         self.id_embedding = nn.Embedding(n_ids, config.id_embedding_dim)
         self.id_bias = nn.Embedding(n_ids, 1)
         nn.init.normal_(self.id_embedding.weight, std=0.05)
@@ -73,15 +84,23 @@ class Tower(nn.Module):
         for hidden in config.hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
             width = hidden
-        layers.append(nn.Linear(width, config.embedding_dim + 1))  # the extra unit is a feature-based bias
+        # the extra unit is a feature-based bias; the coefficients (user tower) follow it
+        self.embedding_dim = config.embedding_dim if free_dim is None else free_dim
+        layers.append(nn.Linear(width, self.embedding_dim + 1 + coefficient_width))
         self.mlp = nn.Sequential(*layers)
-        self.embedding_dim = config.embedding_dim
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
         self.categorical.copy_(torch.from_numpy(np.asarray(categorical, dtype=np.int64)))
         self.numeric.copy_(torch.from_numpy(np.asarray(numeric, dtype=np.float32)))
         if tags is not None and self.tag_bag is not None:
             self.tags.copy_(torch.from_numpy(np.asarray(tags, dtype=np.int64)))
+            if self.tag_weights.shape[1]:
+                tag_ids = np.asarray(tags, dtype=np.int64)
+                weights = np.zeros((tag_ids.shape[0], self.tag_weights.shape[1] + 1), dtype=np.float32)
+                np.add.at(weights, (np.repeat(np.arange(tag_ids.shape[0]), tag_ids.shape[1]), tag_ids.ravel()), 1.0)
+                weights = weights[:, 1:]
+                weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+                self.tag_weights.copy_(torch.from_numpy(weights))
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(vector (B, d), bias (B,), id-embedding squared norm per row (B,) for the id L2 penalty).
@@ -102,7 +121,21 @@ class Tower(nn.Module):
         out = self.mlp(torch.cat(parts, dim=1))
         squared_norm = id_vector.pow(2).sum(dim=1) + id_bias.pow(2)
         bias = out[:, self.embedding_dim] + id_bias
-        return out[per_row, : self.embedding_dim], bias[per_row], squared_norm[per_row]
+        vector = out[:, : self.embedding_dim]
+        if self.coefficient_width:
+            vector = torch.cat([vector, out[:, self.embedding_dim + 1:]], dim=1)
+        if self.explicit_features:
+            vector = torch.cat([vector, self.tag_weights[distinct], self.numeric[distinct]], dim=1)
+        return vector[per_row], bias[per_row], squared_norm[per_row]
+
+
+def explicit_feature_width(architecture: Architecture, config: TwoTowerConfig) -> int:
+    """Width of the explicit part of each vector (tag weights + video numeric columns), 0 when disabled or when
+    ``embedding_dim`` leaves no room for at least one free dimension beside it."""
+    if not config.explicit_features:
+        return 0
+    width = max(architecture.tag_ids - 1, 0) + architecture.video_numeric_columns
+    return width if config.embedding_dim > width else 0
 
 
 class TwoTowerNetwork(lightning.LightningModule):
@@ -111,6 +144,8 @@ class TwoTowerNetwork(lightning.LightningModule):
     def __init__(self, architecture: Architecture, config: TwoTowerConfig, global_logit: float = 0.0) -> None:
         super().__init__()
         self.config = config
+        explicit_width = explicit_feature_width(architecture, config)
+        free_dim = config.embedding_dim - explicit_width
         self.user_tower = Tower(
             architecture.n_users,
             architecture.user_categorical_cardinality,
@@ -118,6 +153,8 @@ class TwoTowerNetwork(lightning.LightningModule):
             tag_ids=0,
             tag_slots=0,
             config=config,
+            coefficient_width=explicit_width,
+            free_dim=free_dim,
         )
         self.video_tower = Tower(
             architecture.n_videos,
@@ -126,6 +163,8 @@ class TwoTowerNetwork(lightning.LightningModule):
             tag_ids=architecture.tag_ids,
             tag_slots=architecture.tag_slots,
             config=config,
+            explicit_features=explicit_width > 0,
+            free_dim=free_dim,
         )
         self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
         self._val_sums = torch.zeros(3)  # squared error, absolute error, rows (moved to the device on use)
