@@ -128,3 +128,22 @@ def test_trains_on_a_gpu_and_scores_like_its_own_forward(data: TrainingData) -> 
     np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
     model_mse = np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)
     assert model_mse < 0.8 * np.mean((data.train.target.mean() - data.val.target) ** 2)
+
+
+def test_explicit_tag_and_numeric_slots_score_like_the_torch_forward(data: TrainingData) -> None:
+    """Wide enough vectors switch on the explicit part (one slot per tag and video numeric column); NumPy scoring
+    must still equal the network's own forward pass, and a round trip must keep it."""
+    from kuairec_pipeline.models.two_tower import Architecture
+    from kuairec_pipeline.models.two_tower_network import explicit_feature_width
+
+    config = dataclasses.replace(SMALL, embedding_dim=48, explicit_features=True, max_epochs=3)
+    explicit = explicit_feature_width(Architecture.from_data(data), config)
+    assert 0 < explicit < config.embedding_dim  # the path under test is really on
+    model = TwoTowerRecommender(config).fit(data)
+    assert model.user_embeddings.shape[1] == config.embedding_dim + 2
+    users, videos = data.test.user[:300], data.test.video[:300]
+    np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
+    again = TwoTowerRecommender.from_bundle(model.bundle())
+    np.testing.assert_array_equal(again.score_all(users[:5]), model.score_all(users[:5]))
+    off = TwoTowerRecommender(dataclasses.replace(config, explicit_features=False)).fit(data)
+    assert not np.allclose(off.score_all(users[:5]), model.score_all(users[:5]))
