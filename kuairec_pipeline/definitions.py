@@ -1,4 +1,4 @@
-"""The one Definitions object: assets, checks, jobs, schedules, resources.
+"""The one Definitions object: assets, checks, jobs, schedules, sensors, resources.
 
 Load it with ``dagster dev`` (workspace.yaml) or ``dagster asset materialize -m kuairec_pipeline.definitions``.
 Where data is read from and written to comes from the KUAIREC_* environment (kuairec_pipeline/settings.py).
@@ -23,6 +23,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         asset_checks=checks.ALL_CHECKS,
         jobs=[jobs.full_pipeline_job, jobs.retrain_job],
         schedules=[jobs.weekly_retraining_schedule],
+        sensors=[jobs.new_source_data_sensor],
         resources={
             "kuairec": KuaiRecResource.from_settings(settings),
             "io_manager": ParquetIOManagerFactory(base_path=assets_dir),

@@ -3,6 +3,7 @@ official archive downloaded."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from kuairec_pipeline.dataset.archive import exclusive_lock, extract_archive
@@ -83,3 +84,24 @@ def truth_dir(files: KuaiRecFiles) -> Path | None:
         if folder == root or folder == folder.parent:
             return None
         folder = folder.parent
+
+
+def source_fingerprint(settings: Settings) -> str | None:
+    """A short digest of the user-provided source (a folder's official files or a zip: names, sizes, modification
+    times), so a sensor can tell when new data has arrived. ``None`` for ``synthetic`` and ``download``, which
+    do not change under us."""
+    source = settings.source.strip()
+    if source in ("synthetic", "download"):
+        return None
+    path = Path(source).expanduser()
+    if path.is_file():
+        watched = [path]
+    elif path.is_dir():
+        watched = [found for _, found in sorted(find_kuairec_files(path).items())]
+    else:
+        raise KuaiRecSourceError(f"KUAIREC_SOURCE={source!r} is neither a folder nor a file")
+    digest = hashlib.sha256()
+    for file in watched:
+        stat = file.stat()
+        digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

@@ -1,8 +1,20 @@
-"""Jobs and the retraining schedule."""
+"""Jobs, the retraining schedule, and a sensor that retrains when the source files change."""
 
-from __future__ import annotations
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
 
-from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
+from kuairec_pipeline.dataset.source import source_fingerprint
+from kuairec_pipeline.orchestration.resources import KuaiRecResource
 
 # Everything, from the source files to the recommendations.
 full_pipeline_job = define_asset_job(
@@ -26,3 +38,19 @@ weekly_retraining_schedule = ScheduleDefinition(
     default_status=DefaultScheduleStatus.STOPPED,  # a user turns it on in the UI (needs `dagster-daemon`)
     description="Weekly retraining on whatever KUAIREC_SOURCE points to.",
 )
+
+
+@sensor(
+    job=retrain_job,
+    minimum_interval_seconds=600,
+    default_status=DefaultSensorStatus.STOPPED,  # a user turns it on in the UI (needs `dagster-daemon`)
+    description="Retrain when the files KUAIREC_SOURCE points to (a folder or KuaiRec.zip) change.",
+)
+def new_source_data_sensor(context: SensorEvaluationContext, kuairec: KuaiRecResource) -> SensorResult | SkipReason:
+    fingerprint = source_fingerprint(kuairec.settings)
+    if fingerprint is None:
+        return SkipReason(f"source {kuairec.source!r} is generated or downloaded: no files to watch")
+    if fingerprint == context.cursor:
+        return SkipReason("the source files have not changed since the last retraining request")
+    # The fingerprint is the run key too: the same files never trigger two runs.
+    return SensorResult(run_requests=[RunRequest(run_key=fingerprint)], cursor=fingerprint)
