@@ -14,6 +14,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import TrainingData
 
@@ -101,17 +102,14 @@ class VideoMeanRecommender(AdditiveRecommender):
 @dataclass(frozen=True)
 class BiasConfig:
     l2: float = 5.0  # shrinks each bias toward 0 like this many pseudo-rows at the mean; >= 0
-    sweeps: int = 10  # alternating least-squares sweeps (user biases, then video biases); >= 1
 
     def __post_init__(self) -> None:
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        if self.sweeps < 1:
-            raise ValueError(f"sweeps must be >= 1, got {self.sweeps}")
 
 
 class UserVideoBiasRecommender(AdditiveRecommender):
-    """target ~ mean + b_user + b_video, biases ridge-regularized and fitted by alternating exact updates."""
+    """target ~ global + b_user + b_video, biases ridge-regularized, solved exactly (``als.fit_biases``)."""
 
     name = "user_video_bias"
 
@@ -124,20 +122,10 @@ class UserVideoBiasRecommender(AdditiveRecommender):
         return cls(BiasConfig(**config))
 
     def fit(self, data: TrainingData) -> Self:
-        users, videos = data.train.user, data.train.video
-        target = data.train.target.astype(np.float64)
-        mean = float(target.mean()) if target.size else 0.0
-        per_user = np.bincount(users, minlength=data.n_users) + self.config.l2
-        per_video = np.bincount(videos, minlength=data.n_videos) + self.config.l2
-        user_bias = np.zeros(data.n_users)
-        video_bias = np.zeros(data.n_videos)
-        # Each update is the exact minimizer given the other side; a user or video with no rows keeps bias 0.
-        for _ in range(self.config.sweeps):
-            residual = target - mean - video_bias[videos]
-            user_bias = np.bincount(users, weights=residual, minlength=data.n_users) / np.maximum(per_user, 1e-12)
-            residual = target - mean - user_bias[users]
-            video_bias = np.bincount(videos, weights=residual, minlength=data.n_videos) / np.maximum(per_video, 1e-12)
-        return self._set_parts(mean + user_bias, video_bias)
+        # The same exact ridge solve that calibrates ALS (rows of a repeated pair weigh by their count).
+        global_bias, user_bias, video_bias = fit_biases(
+            aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, self.config.l2)
+        return self._set_parts(global_bias + user_bias, video_bias)
 
 
 class PopularityRecommender(AdditiveRecommender):
