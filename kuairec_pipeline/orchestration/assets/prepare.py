@@ -8,7 +8,7 @@ from pydantic import Field
 
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.features.scaling import SPLIT_TRAIN
-from kuairec_pipeline.orchestration.metadata import flat_metadata, png_markdown
+from kuairec_pipeline.orchestration.metadata import png_markdown
 
 GROUP = "prepare"
 HISTOGRAM_SAMPLE = 200_000
@@ -42,7 +42,7 @@ def filtered_ratios(context: AssetExecutionContext, config: FilteredRatiosConfig
     after = train.sample(n=min(HISTOGRAM_SAMPLE, train.len()), seed=0).to_numpy()
     png = plots.watch_ratio_histogram_png(np.asarray(before), np.asarray(after), config.max_watch_ratio)
     context.add_output_metadata({
-        **flat_metadata(summary),
+        **summary.as_metadata(),
         "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
     })
     return table
