@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.dataset import synthetic, synthetic_interactions
+from kuairec_pipeline.dataset import synthetic
 from kuairec_pipeline.dataset.schema import (
     ALL_FILES,
     BIG_MATRIX,
@@ -41,9 +41,10 @@ from kuairec_pipeline.dataset.synthetic import (
     truth_dir,
     twin_statistics,
 )
-from kuairec_pipeline.dataset.synthetic_config import DEFAULT_BEHAVIOUR
-from kuairec_pipeline.dataset.synthetic_entities import build_videos
-from kuairec_pipeline.dataset.synthetic_noise import planted_moments, sample_watch_ratio
+from kuairec_pipeline.dataset.synthetic import interactions as synthetic_interactions
+from kuairec_pipeline.dataset.synthetic.config import DEFAULT_BEHAVIOUR
+from kuairec_pipeline.dataset.synthetic.entities import build_videos
+from kuairec_pipeline.dataset.synthetic.noise import planted_moments, sample_watch_ratio
 
 SEED = 20220705
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$"

@@ -9,7 +9,7 @@ column order, formats and traps (KUAIREC.md), into ``out_dir/KuaiRec 2.0/data/``
 - ``params.json``: profile, seed, sizes, generator version and every behaviour parameter. It is written last:
   its presence marks a complete twin.
 
-How the data are made (details in the synthetic_* modules):
+How the data are made (details in the modules of this package):
 - a view's log engagement ``eta`` = user part (observable one-hots + latent bias) + video part (duration:
   shorter is better, tags, author, latent quality) + taste (latent factors, user x tag affinity, user x
   duration) + a sequential part (the tags of the user's last few views shift the next one);
@@ -33,7 +33,6 @@ import numpy as np
 import polars as pl
 
 from kuairec_pipeline.atomic import atomic_path
-from kuairec_pipeline.dataset import synthetic_reference as reference
 from kuairec_pipeline.dataset.schema import (
     ALL_FILES,
     BIG_MATRIX,
@@ -44,16 +43,17 @@ from kuairec_pipeline.dataset.schema import (
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
-from kuairec_pipeline.dataset.synthetic_config import (
+from kuairec_pipeline.dataset.synthetic import reference
+from kuairec_pipeline.dataset.synthetic.config import (
     DEFAULT_BEHAVIOUR,
     GENERATOR_VERSION,
     PROFILES,
     TwinBehaviour,
     TwinProfile,
 )
-from kuairec_pipeline.dataset.synthetic_entities import build_users, build_videos
-from kuairec_pipeline.dataset.synthetic_interactions import write_interactions
-from kuairec_pipeline.dataset.synthetic_side_files import (
+from kuairec_pipeline.dataset.synthetic.entities import build_users, build_videos
+from kuairec_pipeline.dataset.synthetic.interactions import write_interactions
+from kuairec_pipeline.dataset.synthetic.side_files import (
     write_caption_category,
     write_item_categories,
     write_item_daily_features,
@@ -242,7 +242,7 @@ def _watch_ratio_statistics(lazy: pl.LazyFrame) -> dict[str, float]:
 
 def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
     """The statistics KUAIREC.md tabulates for the real files, measured on the twin (keys as in
-    ``synthetic_reference.REFERENCE_STATISTICS``), plus tags per video and the difficulty."""
+    ``reference.REFERENCE_STATISTICS``), plus tags per video and the difficulty."""
     files = data_dir(out_dir)
     big = _scan_interactions(files / BIG_MATRIX.file_name)
     small = _scan_interactions(files / SMALL_MATRIX.file_name)
