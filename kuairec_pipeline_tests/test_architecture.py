@@ -3,8 +3,9 @@ over 400 lines.
 
 Imports are read from the source with ``ast`` (every ``import`` statement, function-level and ``TYPE_CHECKING``
 ones included), never by importing the package, so a violation hidden in a rarely run function is still found.
-A string that is exactly a dotted module path, optionally with ``:Name`` (``"kuairec_pipeline.models.als:ALS..."``,
-what the model registry hands to ``importlib``), counts as an import too.
+A string that is exactly ``"module.path:Name"`` (``"kuairec_pipeline.models.als:ALSRecommender"``, what the model
+registry hands to ``importlib``) counts as an import too; a bare dotted path in a string (a forkserver preload list,
+a CLI argument) does not, as it is no dependency of the module that names it.
 An import names the module it resolves to: ``from kuairec_pipeline.dataset import loader`` imports
 ``kuairec_pipeline.dataset.loader``; ``from kuairec_pipeline.dataset.loader import scan_interactions`` imports the
 ``kuairec_pipeline.dataset.loader`` package. Importing a submodule also runs its parents' ``__init__``, but that
@@ -69,7 +70,7 @@ def imports_of(module: str, path: Path, modules: Mapping[str, Path], package: st
     """Every import of ``package`` in ``path``, resolved to module names (relative imports and dotted-path strings
     for ``importlib`` included)."""
     is_package = path.name == "__init__.py"
-    dotted_path = re.compile(rf"{re.escape(package)}(?:\.\w+)+(?::\w+)?")
+    dotted_path = re.compile(rf"{re.escape(package)}(?:\.\w+)+:\w+")
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and dotted_path.fullmatch(node.value):
             yield Import(module, _resolve(node.value.split(":")[0], modules), node.lineno)
