@@ -11,6 +11,8 @@ from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.models.data import build_training_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.report_step import write_run_report
+from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
@@ -23,12 +25,12 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
-def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
-            video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
+def metrics(context: AssetExecutionContext, kuairec: KuaiRecResource, filtered_ratios: pl.DataFrame,
+            user_features: pl.DataFrame, video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
             hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
-    path recommendations use. Long form: model, metric, value, split (``test`` per DESIGN.md; ``val`` pointwise
+    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md; ``val`` pointwise
     rows serve model choice)."""
     data = build_training_data(filtered_ratios, user_features, video_features)
     models = [
@@ -37,11 +39,14 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
                    "hybrid": hybrid_model}),
     ]
     table = evaluate_models(models, data)
+    report_path = write_run_report(context, kuairec.settings, table, data, models, {
+        "linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings, "hybrid": hybrid_model})
     test = table.filter(pl.col("split") == "test")
     context.add_output_metadata({
         "metrics_table": MetadataValue.md(report.metrics_markdown(test)),
         "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
         "models": MetadataValue.text(", ".join(m.name for m in models)),
+        "report": MetadataValue.path(str(report_path)),
     })
     return table
 
