@@ -10,7 +10,7 @@ from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.models.data import build_training_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
-from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.metadata import headline_metrics, png_markdown
 from kuairec_pipeline.orchestration.report_step import write_run_report
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.recommend import build_recommendations
@@ -47,6 +47,7 @@ def metrics(context: AssetExecutionContext, kuairec: KuaiRecResource, filtered_r
         "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
         "models": MetadataValue.text(", ".join(m.name for m in models)),
         "report": MetadataValue.path(str(report_path)),
+        **headline_metrics(test),  # plain numbers: on the asset page and its Plots tab without a dialog
     })
     return table
 
