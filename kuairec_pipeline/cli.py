@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend = commands.add_parser("recommend", help="top videos for one user, from the stored artifacts")
     recommend.add_argument("--user", type=int, required=True, help="user id")
     recommend.add_argument("-k", type=_positive_int, default=10,
-                           help="how many videos (>= 1; at most the depth of the stored recommendations, 50 by default)")
+                           help="how many videos (>= 1; at most the depth of the stored recommendations, "
+                                "50 by default)")
     recommend.add_argument("--model", default=None,
                            help="linear, als, two_tower or hybrid (default: the model the recommendations asset chose)")
     recommend.set_defaults(handler=_recommend)

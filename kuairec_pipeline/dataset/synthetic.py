@@ -1,7 +1,7 @@
 """The synthetic twin of KuaiRec 2.0: the pipeline's default data source.
 
 ``generate_twin(out_dir, profile, seed)`` writes the official file set, with the official names, headers,
-column order, formats and traps (KUAIREC.md), into ``out_dir/KuaiRec 2.0/data/``, and the planted truth into
+column order, formats and traps (docs/KUAIREC.md), into ``out_dir/KuaiRec 2.0/data/``, and the planted truth into
 ``out_dir/_truth/``:
 - ``expected_small.parquet``: for every distinct small_matrix (user_id, video_id) pair, the exact
   ``expected_watch_ratio`` (E[wr]), ``expected_watch_ratio_le3`` (E[wr | wr <= 3]) and ``prob_watch_ratio_gt2``
@@ -73,7 +73,7 @@ DATA_SUBDIR = Path("KuaiRec 2.0") / "data"  # the archive's own layout, space in
 TRUTH_DIR = "_truth"
 TRUTH_FILE = "expected_small.parquet"
 PARAMS_FILE = "params.json"
-MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (DESIGN.md)
+MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (docs/DESIGN.md)
 CREDIT = ("Synthetic twin of KuaiRec 2.0 (Gao et al., CIKM 2022, CC BY-SA 4.0): the official schema and "
           "published statistics, synthetic rows.")
 
@@ -241,7 +241,7 @@ def _watch_ratio_statistics(lazy: pl.LazyFrame) -> dict[str, float]:
 
 
 def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
-    """The statistics KUAIREC.md tabulates for the real files, measured on the twin (keys as in
+    """The statistics docs/KUAIREC.md tabulates for the real files, measured on the twin (keys as in
     ``synthetic_reference.REFERENCE_STATISTICS``), plus tags per video and the difficulty."""
     files = data_dir(out_dir)
     big = _scan_interactions(files / BIG_MATRIX.file_name)
@@ -274,7 +274,7 @@ def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
 
 
 def reference_statistics() -> dict[str, dict[str, float]]:
-    """KUAIREC.md's numbers for the real files, in the same layout as ``twin_statistics``."""
+    """docs/KUAIREC.md's numbers for the real files, in the same layout as ``twin_statistics``."""
     return {
         "big_matrix": dict(reference.REFERENCE_STATISTICS["big_matrix"]),
         "small_matrix": dict(reference.REFERENCE_STATISTICS["small_matrix"]),

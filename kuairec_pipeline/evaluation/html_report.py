@@ -157,7 +157,8 @@ def render_html_report(
                  f'<td class="num">{c.overflow:,}</td>', f'<td class="num">{c.missing:,}</td>']
                 for label, c in (("before filtering (big_matrix)", ratios.before),
                                  ("after filtering (training rows)", ratios.after))]
-        body.append(_table(["rows", "total (all counted)", "> 5 (not drawn)", "missing"], rows, table_id="ratio-counts"))
+        body.append(_table(["rows", "total (all counted)", "> 5 (not drawn)", "missing"], rows,
+                           table_id="ratio-counts"))
 
     body.append("<h2 id='training'>Training curves</h2>")
     for curve in curves:

@@ -24,13 +24,15 @@ SCREENSHOT_DIR = REPO / "data" / "screenshots"  # git-ignored; kept after the ru
 
 
 def _metrics() -> pl.DataFrame:
-    rows = [("global_mean", "test", "rmse", 0.2), ("als", "test", "rmse", 0.1234567), ("oracle", "test", "rmse", 0.09),
-            ("als", "test", "novel_metric@10", 0.5), ("als", "val", "rmse", 0.11), ("als", "test", "users_ranked", 36.0)]
+    rows = [("global_mean", "test", "rmse", 0.2), ("als", "test", "rmse", 0.1234567),
+            ("oracle", "test", "rmse", 0.09), ("als", "test", "novel_metric@10", 0.5), ("als", "val", "rmse", 0.11),
+            ("als", "test", "users_ranked", 36.0)]
     return pl.DataFrame(rows, schema=["model", "split", "metric", "value"], orient="row")
 
 
 def _cells(page: str) -> dict[tuple[str, str, str], tuple[float, str]]:
-    pattern = re.compile(r'data-model="([^"]+)" data-split="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)">([^<]*)<')
+    pattern = re.compile(
+        r'data-model="([^"]+)" data-split="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)">([^<]*)<')
     return {(html.unescape(m), s, html.unescape(k)): (float(v), text) for m, s, k, v, text in pattern.findall(page)}
 
 

@@ -25,13 +25,13 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
-def metrics(context: AssetExecutionContext, kuairec: KuaiRecResource, filtered_ratios: pl.DataFrame,
-            user_features: pl.DataFrame, video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
+def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
+            video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
-            hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
+            hybrid_model: dict[str, np.ndarray], kuairec: KuaiRecResource) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
-    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md; ``val`` pointwise
-    rows serve model choice)."""
+    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md; ``val``
+    pointwise rows serve model choice). Also writes the HTML report ``$KUAIREC_HOME/reports/report.html``."""
     data = build_training_data(filtered_ratios, user_features, video_features)
     models = [
         *baselines.fit_baselines(data, planted_truth),
