@@ -28,6 +28,11 @@ def rounded(value: float, digits: int = DIGITS) -> MetadataValue:
     return MetadataValue.float(round(float(value), digits))
 
 
+def rounded_floats(values: Mapping[str, object], digits: int = DIGITS) -> dict[str, object]:
+    """``values`` with every float rounded to ``digits`` decimals (other values unchanged)."""
+    return {key: round(value, digits) if isinstance(value, float) else value for key, value in values.items()}
+
+
 def array_summary(arrays: Mapping[str, np.ndarray]) -> dict[str, MetadataValue]:
     """One text entry for a NumPy bundle instead of one row per array.
 

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.features.scaling import SPLIT_TRAIN
-from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats
 
 GROUP = "prepare"
 
@@ -39,7 +39,7 @@ def filtered_ratios(context: AssetExecutionContext, config: FilteredRatiosConfig
     after = plots.histogram_counts(table.lazy().filter(pl.col("split") == SPLIT_TRAIN))
     png = plots.watch_ratio_histogram_png(before, after, config.max_watch_ratio)
     context.add_output_metadata({
-        **summary.as_metadata(),
+        **rounded_floats(summary.as_metadata()),
         "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
     })
     return table
