@@ -88,7 +88,8 @@ class EpochProgress(Callback):
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch > 0:
             return (f"stopped early: {stopper.monitor} did not improve by {abs(stopper.min_delta):g} "
-                    f"for {stopper.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch + 1}, those weights are kept)")
+                    f"for {stopper.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch + 1}, "
+                    f"those weights are kept)")
         if trainer.interrupted:
             return "interrupted"
         if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:
