@@ -138,11 +138,13 @@ def user_examples(model: Recommender, data: TrainingData, labels: pl.DataFrame, 
     seen = seen_matrix(data)
     recs = build_recommendations(model, k=k, exclude_seen=seen, user_ids=np.asarray(users, dtype=np.int64),
                                  scaler=data.scaler)
-    views = pl.concat([
-        pl.DataFrame({"user_id": part.user, "video_id": part.video, "watch_ratio": part.watch_ratio,
-                      "timestamp": part.timestamp})
-        for part in (data.train, data.val)
-    ]).with_columns(pl.col("user_id").cast(pl.Int32), pl.col("video_id").cast(pl.Int32))
+    wanted = np.asarray(users, dtype=np.int64)
+    frames = []
+    for part in (data.train, data.val):
+        mask = np.isin(part.user, wanted)  # only the chosen users' rows: the full splits hold millions
+        frames.append(pl.DataFrame({"user_id": part.user[mask], "video_id": part.video[mask],
+                                    "watch_ratio": part.watch_ratio[mask], "timestamp": part.timestamp[mask]}))
+    views = pl.concat(frames).with_columns(pl.col("user_id").cast(pl.Int32), pl.col("video_id").cast(pl.Int32))
     examples = []
     for user in users:
         recent = (views.filter(pl.col("user_id") == user).sort("timestamp", descending=True, nulls_last=True)
