@@ -44,7 +44,7 @@ SPLIT_ORDER = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST)
 
 @dataclass(frozen=True)
 class RatioConfig:
-    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (DESIGN.md)."""
+    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (docs/DESIGN.md)."""
 
     # Rows with watch_ratio above this are outliers: dropped from train/val, flagged passes_filter=False in test.
     max_watch_ratio: float = 3.0

@@ -61,7 +61,7 @@ def build_user_features(
     :func:`~kuairec_pipeline.features.ratios.train_target_features`).
 
     Follower, following, fan and friend counts (and their ``*_range`` columns) are left out on purpose: they measure
-    popularity, and feeding them in biases the model toward already popular accounts (DESIGN.md).
+    popularity, and feeding them in biases the model toward already popular accounts (docs/DESIGN.md).
     """
     if raw_users["user_id"].null_count():
         raise ValueError("raw_users has null user_id values")

@@ -121,7 +121,7 @@ def build_video_features(
     :func:`~kuairec_pipeline.features.ratios.train_target_features`).
 
     View and like counts are left out on purpose: they measure popularity, and a model fed them learns to recommend
-    what is already popular (DESIGN.md).
+    what is already popular (docs/DESIGN.md).
     """
     if raw_videos["video_id"].null_count():
         raise ValueError("raw_videos has null video_id values")

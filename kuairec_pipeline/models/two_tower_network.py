@@ -21,6 +21,7 @@ from torch import nn
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.progress import EpochProgress
 from kuairec_pipeline.models.threads import resolve_thread_count
 from kuairec_pipeline.models.two_tower import (
     EMBEDDING_BATCH,
@@ -339,7 +340,7 @@ def train_network(
     """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
-    callbacks: list[Callback] = [keep_best]
+    callbacks: list[Callback] = [keep_best, EpochProgress("two_tower")]
     if has_val:
         callbacks.append(
             EarlyStopping(

@@ -28,6 +28,7 @@ from pydantic import Field
 from upath import UPath
 
 from kuairec_pipeline.atomic import atomic_path
+from kuairec_pipeline.orchestration.metadata import array_summary
 
 PREVIEW_ROWS = 5
 # zstd level 1: about lz4's write speed on this data with smaller files; one setting for local and remote writes.
@@ -152,10 +153,7 @@ class NumpyIOManager(UPathIOManager):
             buffer = io.BytesIO()
             np.savez(buffer, **arrays)
             path.write_bytes(buffer.getvalue())
-        context.add_output_metadata({
-            **{f"shape/{name}": MetadataValue.text(str(tuple(array.shape))) for name, array in arrays.items()},
-            "size_bytes": MetadataValue.int(int(sum(a.nbytes for a in arrays.values()))),
-        })
+        context.add_output_metadata(array_summary(arrays))  # one line, not a row per array
 
     def load_from_path(self, context: InputContext, path: UPath) -> dict[str, np.ndarray]:
         return load_arrays(_local(path) if _is_local(path) else io.BytesIO(path.read_bytes()))

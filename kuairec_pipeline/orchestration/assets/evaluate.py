@@ -10,7 +10,9 @@ from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.models.data import build_training_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
-from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.metadata import headline_metrics, png_markdown
+from kuairec_pipeline.orchestration.report_step import write_run_report
+from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
@@ -26,10 +28,10 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
             video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
-            hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
+            hybrid_model: dict[str, np.ndarray], kuairec: KuaiRecResource) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
-    path recommendations use. Long form: model, metric, value, split (``test`` per DESIGN.md; ``val`` pointwise
-    rows serve model choice)."""
+    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md; ``val``
+    pointwise rows serve model choice). Also writes the HTML report ``$KUAIREC_HOME/reports/report.html``."""
     data = build_training_data(filtered_ratios, user_features, video_features)
     models = [
         *baselines.fit_baselines(data, planted_truth),
@@ -37,11 +39,15 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
                    "hybrid": hybrid_model}),
     ]
     table = evaluate_models(models, data)
+    report_path = write_run_report(context, kuairec.settings, table, data, models, {
+        "linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings, "hybrid": hybrid_model})
     test = table.filter(pl.col("split") == "test")
     context.add_output_metadata({
         "metrics_table": MetadataValue.md(report.metrics_markdown(test)),
         "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
         "models": MetadataValue.text(", ".join(m.name for m in models)),
+        "report": MetadataValue.path(str(report_path)),
+        **headline_metrics(test),  # plain numbers: on the asset page and its Plots tab without a dialog
     })
     return table
 

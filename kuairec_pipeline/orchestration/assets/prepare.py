@@ -1,17 +1,15 @@
 """Data preparation: filtered and scaled watch ratios with train/val/test splits, user and video features."""
 
 
-import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, Config, asset
 from pydantic import Field
 
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.features.scaling import SPLIT_TRAIN
-from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats
 
 GROUP = "prepare"
-HISTOGRAM_SAMPLE = 200_000
 
 
 class FilteredRatiosConfig(Config):
@@ -36,13 +34,12 @@ def filtered_ratios(context: AssetExecutionContext, config: FilteredRatiosConfig
                                       validation_days=config.validation_days,
                                       drop_exact_duplicates=config.drop_exact_duplicates)
     table, summary = ratios.prepare_filtered_ratios(raw_interactions, raw_eval_interactions, ratio_config)
-    before = (raw_interactions.select("watch_ratio").collect(engine="streaming")["watch_ratio"]
-              .sample(n=HISTOGRAM_SAMPLE, with_replacement=True, seed=0).to_numpy())
-    train = table.filter(pl.col("split") == SPLIT_TRAIN)["watch_ratio"]
-    after = train.sample(n=min(HISTOGRAM_SAMPLE, train.len()), seed=0).to_numpy()
-    png = plots.watch_ratio_histogram_png(np.asarray(before), np.asarray(after), config.max_watch_ratio)
+    # exact counts over every row (streamed), so the chart's totals are the true ones
+    before = plots.histogram_counts(raw_interactions)
+    after = plots.histogram_counts(table.lazy().filter(pl.col("split") == SPLIT_TRAIN))
+    png = plots.watch_ratio_histogram_png(before, after, config.max_watch_ratio)
     context.add_output_metadata({
-        **summary.as_metadata(),
+        **rounded_floats(summary.as_metadata()),
         "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
     })
     return table

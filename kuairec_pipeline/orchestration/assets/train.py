@@ -11,7 +11,8 @@ from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.data import TrainingData, build_training_data
 from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
-from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
+from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, TwoTowerConfig, TwoTowerRecommender
+from kuairec_pipeline.orchestration.metadata import rounded, training_summary
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 
 GROUP = "models"
@@ -21,7 +22,7 @@ PREPARED = ("filtered_ratios", "user_features", "video_features")
 
 def _log_validation(context: AssetExecutionContext, model, data: TrainingData) -> None:
     scores = validation_metrics(model, data)
-    context.add_output_metadata({f"val_{name}": float(value) for name, value in scores.items()})
+    context.add_output_metadata({f"val_{name}": rounded(value) for name, value in scores.items()})
 
 
 class LinearAssetConfig(Config):
@@ -80,10 +81,15 @@ def two_tower_embeddings(context: AssetExecutionContext, config: TwoTowerAssetCo
     Stores user and video embeddings (scoring needs only NumPy) and, beside the asset, the weights as a state dict
     (``models/two_tower.pt``, loaded with ``weights_only=True``)."""
     data = build_training_data(filtered_ratios, user_features, video_features)
-    tt_config = TwoTowerConfig(**config.model_dump())
-    model = TwoTowerRecommender(tt_config).fit(data)
+    # no Lightning progress bar in pipeline runs: EpochProgress logs each epoch to the run's log instead
+    tt_config = TwoTowerConfig(**config.model_dump(), show_progress=False)
+    from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only when training
+
+    with quiet_lightning_notices():
+        model = TwoTowerRecommender(tt_config).fit(data)
     weights = model.save_weights(kuairec.settings.models_dir / "two_tower.pt")
-    context.add_output_metadata({"weights_file": str(weights), "epochs_trained": int(model.epochs_trained)})
+    context.add_output_metadata({"weights_file": str(weights),
+                                 **training_summary("two_tower", model.history, HISTORY_COLUMNS, model.best_epoch)})
     _log_validation(context, model, data)
     return model.bundle()
 
