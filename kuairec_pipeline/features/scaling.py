@@ -8,6 +8,9 @@ import numpy as np
 import polars as pl
 
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = "train", "val", "test"
+# The held-out part of the validation window: no model fits, stops early or blends on it; the served model is
+# chosen on it (features/ratios.py says which rows).
+SPLIT_SELECTION = "selection"
 
 
 @dataclass(frozen=True)
