@@ -10,8 +10,8 @@ Splits (docs/ARCHITECTURE.md):
 - ``test``: small_matrix, one row per distinct (user, video) pair with its mean watch ratio.
 
 Rows with a watch ratio above ``max_watch_ratio`` (replays, logging glitches; NaN counts as above) are dropped from
-train, val and selection; every test pair is kept and ``passes_filter`` says whether it survives the same filter, so that
-evaluation can report both the filtered and the published (unfiltered) protocol.
+train, val and selection; every test pair is kept and ``passes_filter`` says whether it survives the same filter, so
+that evaluation can report both the filtered and the published (unfiltered) protocol.
 
 Why users and not days for the selection slice: both slices then cover the same last days after the training cut
 (the same distance in time from training, the same weekday mix), the tuning slice keeps the whole window, and

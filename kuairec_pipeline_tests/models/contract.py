@@ -291,7 +291,8 @@ def scramble_held_out_targets(filtered_ratios: pl.DataFrame, seed: int = 0) -> p
     scaler = TargetScaler.from_filtered_ratios(filtered_ratios)
     return filtered_ratios.with_columns(
         watch_ratio=pl.when(held_out).then(fresh).otherwise(pl.col("watch_ratio"))
-    ).with_columns(target=pl.when(held_out).then(scaler.transform_expr().cast(pl.Float32)).otherwise(pl.col("target")))
+    ).with_columns(
+        target=pl.when(held_out).then(scaler.transform_expr().cast(pl.Float32)).otherwise(pl.col("target")))
 
 
 def make_featureless_prepared_data(n_users: int, n_videos: int, train: Interactions,
