@@ -45,9 +45,11 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     table = evaluate_models(models, data)
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SELECTION_SPLIT]))
+    has_selection = not table.filter(pl.col("split") == SELECTION_SPLIT).is_empty()
     context.add_output_metadata({
         "metrics_table": MetadataValue.md(report.metrics_markdown(shown)),
-        "served_model": MetadataValue.text(best_model_on_validation(table)),
+        "served_model": MetadataValue.text(best_model_on_validation(table) if has_selection
+                                           else "none: filtered_ratios has no selection slice"),
         "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
         "models": MetadataValue.text(", ".join(m.name for m in models)),
     })
