@@ -9,12 +9,12 @@ Protocol (docs/DESIGN.md, "Evaluation protocol"):
   cells of the test matrix are candidates), positive = raw watch ratio > 2; ``ndcg@k`` with binary gains,
   ``recall@k`` = hits / positives, ``precision@k`` = hits / k. Users without a positive are skipped and counted
   (``users_without_positive``). Tied scores are ordered by a fixed pseudo-random permutation of the candidate
-  columns, so a constant model ranks like a random one rather than by video id (ids may follow popularity).
-
-- beyond accuracy over the same top-10 lists (``beyond_accuracy``): ``catalogue_coverage@10``, ``top_item_share@10``,
-  ``novelty@10`` (self-information from training popularity), ``gini@10``, over every test user;
-- ``selection`` rows (model choice, a slice no model saw): ``mae`` / ``rmse`` over its rows, and ``ndcg@10`` over each
-  selection user's own selection videos (one candidate per distinct pair, its mean watch ratio, positive > 2);
+  columns, so a constant model ranks like a random one rather than by video id (ids may follow popularity);
+- beyond accuracy over the same top-10 lists (``beyond_accuracy.py``): ``catalogue_coverage@10``,
+  ``top_item_share@10``, ``novelty@10`` (self-information from training popularity), ``gini@10``, over every test
+  user (with or without a positive);
+- ``selection`` rows (model choice, a slice no model saw): ``mae`` / ``rmse`` over its rows, and ``ndcg@10`` over
+  each selection user's own selection videos (one candidate per distinct pair, its mean watch ratio, positive > 2);
 - ``val`` rows (the tuning slice models stopped early on): pointwise ``mae`` / ``rmse``, shown, never used to choose.
 
 The result is a long polars frame: ``model``, ``split``, ``metric``, ``value``, ``count`` (the rows or users the
@@ -43,8 +43,6 @@ METRICS_SCHEMA = {"model": pl.String, "split": pl.String, "metric": pl.String, "
                   "count": pl.Int64}
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mae_raw5", "rmse_raw5"})
 RANKING_PREFIXES = ("ndcg@", "recall@", "precision@")
-# Beyond-accuracy metrics: which direction is "better" is a judgement, so the table bolds none of them.
-BEYOND_ACCURACY_PREFIXES = ("catalogue_coverage@", "top_item_share@", "novelty@", "gini@")
 SELECTION_NDCG_AT = 10  # the served model is chosen on the selection slice's ndcg@10
 COUNT_METRICS = frozenset({"users_ranked", "users_without_positive"})
 
