@@ -259,7 +259,7 @@ def evaluate(
     knows_only_test = getattr(model, "covers_test_cells_only", False)
     if include_selection and len(data.selection) and not knows_only_test:
         records += [(SPLIT_SELECTION, metric, value, count) for metric, (value, count) in
-                    selection_metrics(model, data, positive_watch_ratio, batch_users).items()]
+                    selection_metrics(model, data, positive_watch_ratio).items()]
     if include_val and len(data.training.val) and not knows_only_test:
         records += [(SPLIT_VAL, metric, value, len(data.training.val))
                     for metric, value in validation_metrics(model, data.training).items()]
@@ -288,11 +288,15 @@ def validation_metrics(model: Recommender, data: TrainingData) -> dict[str, floa
     return {"mae": mae, "rmse": rmse}
 
 
+def _pair_index(rows: Interactions, n_videos: int) -> tuple[np.ndarray, np.ndarray]:
+    keys = rows.user.astype(np.int64) * n_videos + rows.video.astype(np.int64)
+    return np.unique(keys, return_inverse=True)
+
+
 def distinct_pairs(rows: Interactions, n_videos: int) -> Interactions:
     """One row per distinct (user, video) pair of ``rows``: mean target and watch ratio, first timestamp, and
     whether every row of the pair passes the filter. Sorted by user, then video."""
-    keys = rows.user.astype(np.int64) * n_videos + rows.video.astype(np.int64)
-    unique, inverse = np.unique(keys, return_inverse=True)
+    unique, inverse = _pair_index(rows, n_videos)
     counts = np.bincount(inverse, minlength=unique.size).astype(np.float64)
 
     def mean(values: np.ndarray) -> np.ndarray:
@@ -311,25 +315,51 @@ def distinct_pairs(rows: Interactions, n_videos: int) -> Interactions:
     )
 
 
+def sparse_ndcg_at_k(pairs: Interactions, scores: np.ndarray, k: int, positive_watch_ratio: float,
+                     n_videos: int) -> tuple[float, int]:
+    """Mean binary-gain ndcg@k when each user ranks only their own ``pairs`` (sorted by user, one row per pair).
+
+    The same ndcg as :func:`ndcg_at_k` (ideal = min(positives, k) hits on top; users without a positive
+    skipped), computed by sorting the pairs, not a dense users x videos grid: a user of the selection slice has
+    a few dozen candidates among thousands of videos. Ties follow :func:`tie_break_order` over all video ids.
+
+    Returns (mean ndcg over users with a positive, NaN if none; number of those users).
+    """
+    user = pairs.user.astype(np.int64)
+    tie = np.argsort(tie_break_order(n_videos))[pairs.video]  # position of each video in the fixed tie order
+    order = np.lexsort((tie, -scores.astype(np.float64), user))
+    sorted_user = user[order]
+    starts = np.searchsorted(sorted_user, sorted_user, side="left")
+    rank = np.arange(order.size) - starts  # 0-based rank within the user's list
+    relevant = pairs.watch_ratio[order] > positive_watch_ratio
+    discounts = _discounts(k)
+    users, user_index = np.unique(sorted_user, return_inverse=True)
+    gained = relevant & (rank < k)
+    dcg = np.bincount(user_index[gained], weights=discounts[rank[gained]], minlength=users.size)
+    n_relevant = np.bincount(user_index, weights=relevant.astype(np.float64), minlength=users.size).astype(np.int64)
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_relevant, k)]
+    ranked = n_relevant > 0
+    return (float((dcg[ranked] / ideal[ranked]).mean()) if ranked.any() else float("nan")), int(ranked.sum())
+
+
 def selection_metrics(model: Recommender, data: PreparedData, positive_watch_ratio: float = POSITIVE_WATCH_RATIO,
-                      batch_users: int | None = None) -> dict[str, tuple[float, int]]:
+                      ) -> dict[str, tuple[float, int]]:
     """What the served model is chosen on, from the selection slice no model saw: metric -> (value, count).
 
     ``mae`` / ``rmse`` over its rows (count: rows); ``ndcg@10`` over each selection user's own selection videos
     (count: users with a positive), every distinct pair once with its mean watch ratio, positive above
     ``positive_watch_ratio``: the same binary-gain ndcg as on the test grid, on the videos the user was shown.
+    One ``predict`` over the distinct pairs serves both.
     """
     selection = data.selection
     if len(selection) == 0:
         return {}
-    mae, rmse = pointwise_errors(model.predict(selection.user, selection.video), selection.target)
     pairs = distinct_pairs(selection, data.n_videos)
-    grid = EvaluationGrid.from_interactions(pairs, positive_watch_ratio)
-    ranking = rank_grid(model, grid, len(pairs), SELECTION_NDCG_AT, model.name, batch_users)
-    ranked = ranking.n_relevant > 0
-    ndcg = _mean_over_ranked(ndcg_at_k(ranking.hits, ranking.n_relevant, SELECTION_NDCG_AT), ranked)
-    return {"mae": (mae, len(selection)), "rmse": (rmse, len(selection)),
-            f"ndcg@{SELECTION_NDCG_AT}": (ndcg, int(ranked.sum()))}
+    _, row_pair = _pair_index(selection, data.n_videos)
+    predicted = model.predict(pairs.user, pairs.video)
+    mae, rmse = pointwise_errors(predicted[row_pair], selection.target)
+    ndcg, n_ranked = sparse_ndcg_at_k(pairs, predicted, SELECTION_NDCG_AT, positive_watch_ratio, data.n_videos)
+    return {"mae": (mae, len(selection)), "rmse": (rmse, len(selection)), f"ndcg@{SELECTION_NDCG_AT}": (ndcg, n_ranked)}
 
 
 def seen_matrix(data: PreparedData, splits: Sequence[str] = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)

@@ -8,11 +8,20 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.evaluation.metrics import distinct_pairs, evaluate, selection_metrics
+from kuairec_pipeline.evaluation.baselines import RandomRecommender, UserVideoBiasRecommender
+from kuairec_pipeline.evaluation.metrics import (
+    EvaluationGrid,
+    distinct_pairs,
+    evaluate,
+    ndcg_at_k,
+    rank_grid,
+    selection_metrics,
+    sparse_ndcg_at_k,
+)
 from kuairec_pipeline.features.scaling import TargetScaler
 from kuairec_pipeline.orchestration.assets.evaluate import best_model_on_validation
 from kuairec_pipeline_tests.evaluation.test_metrics import FixedScores
-from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions
+from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
 SCALER = TargetScaler(0.0, 3.0)
 
@@ -64,3 +73,17 @@ def test_the_served_model_is_the_best_selection_ndcg_not_the_best_val_or_test() 
     assert best_model_on_validation(tied) == "linear"  # same selection ndcg: the lower selection rmse wins
     with pytest.raises(ValueError, match="selection ndcg@10"):
         best_model_on_validation(table.filter(pl.col("split") != "selection"))
+
+
+def test_sparse_ndcg_equals_the_dense_grid_ndcg_on_planted_selection_pairs() -> None:
+    planted = make_planted()
+    data = planted.prepared
+    pairs = distinct_pairs(data.selection, data.n_videos)
+    grid = EvaluationGrid.from_interactions(pairs, 1.0)  # a lower positive threshold: more users ranked
+    for model in (RandomRecommender().fit(planted.data), UserVideoBiasRecommender().fit(planted.data)):
+        ranking = rank_grid(model, grid, len(pairs), 10, model.name)
+        ranked = ranking.n_relevant > 0
+        dense = float(ndcg_at_k(ranking.hits, ranking.n_relevant, 10)[ranked].mean())
+        sparse, n_ranked = sparse_ndcg_at_k(pairs, model.predict(pairs.user, pairs.video), 10, 1.0, data.n_videos)
+        assert n_ranked == int(ranked.sum()) > 5
+        assert sparse == pytest.approx(dense)
