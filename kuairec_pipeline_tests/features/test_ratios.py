@@ -285,3 +285,13 @@ def test_filter_histogram_is_a_small_png_even_for_large_or_odd_inputs():
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) < 100_000
     assert watch_ratio_histogram_png(np.array([]), np.array([]), 3.0).startswith(b"\x89PNG")
+
+
+def test_scaler_expression_maps_the_ends_exactly_even_for_a_subnormal_span():
+    # Found by hypothesis (test_properties): polars divides by a literal through its reciprocal, 0 * inf = NaN.
+    values = pl.DataFrame({"watch_ratio": [0.0, 5e-324, None]})
+    scaled = values.select(TargetScaler(0.0, 5e-324).transform_expr())["watch_ratio"].to_list()
+    assert scaled == [0.0, 1.0, None]
+    ordinary = pl.DataFrame({"watch_ratio": [-1.0, 0.5, 1.0, 2.0, 9.0]})
+    assert ordinary.select(TargetScaler(0.5, 2.0).transform_expr())["watch_ratio"].to_list() == pytest.approx(
+        [0.0, 0.0, 1 / 3, 1.0, 1.0])
