@@ -36,7 +36,7 @@ class TargetScaler:
         # The ends map to exactly 0 and 1 without dividing: polars divides by a literal through its reciprocal,
         # which overflows for a subnormal span (0 * inf = NaN). Nulls and NaN pass through as before.
         return (pl.when(value <= self.minimum).then(0.0).when(value >= self.maximum).then(1.0)
-                .otherwise(((value - self.minimum) / self.span).clip(0.0, 1.0)))
+                .otherwise(((value - self.minimum) / self.span).clip(0.0, 1.0)).alias(column))
 
     def inverse(self, target: np.ndarray) -> np.ndarray:
         return np.asarray(target, dtype=np.float64) * self.span + self.minimum
