@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.set_defaults(handler=_recommend)
 
     metrics = commands.add_parser("metrics", help="print the stored metrics table")
-    metrics.add_argument("--split", choices=("test", "val"), default="test", help="which split's rows")
+    metrics.add_argument("--split", choices=("test", "selection", "val"), default="test",
+                         help="which split's rows: test (reported), selection (model choice), val (tuning)")
     metrics.set_defaults(handler=_metrics)
 
     summary = commands.add_parser("summary", help="where the results and the report are, headline metrics, next steps")

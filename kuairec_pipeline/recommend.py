@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from kuairec_pipeline.features.scaling import SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import Recommender
 
 RECOMMENDATION_SCHEMA = {"user_id": pl.Int32, "rank": pl.Int32, "video_id": pl.Int32, "score": pl.Float32,
@@ -25,7 +25,7 @@ DEFAULT_BATCH_USERS = 2048  # users per recommend() call: bounds the (users x k)
 RECOMMENDATIONS_FILE = "recommendations.parquet"
 VIDEO_FEATURES_FILE = "video_features.parquet"
 FILTERED_RATIOS_FILE = "filtered_ratios.parquet"
-SEEN_SPLITS = (SPLIT_TRAIN, SPLIT_VAL)  # what the recommendations asset excludes by default
+SEEN_SPLITS = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)  # big_matrix rows: what the recommendations asset excludes
 
 
 class UnknownUserError(LookupError):
@@ -191,7 +191,8 @@ def _stored_model_name(recommendations_path: Path) -> str | None:
 
 
 def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: str) -> pl.DataFrame:
-    """Score one user with a stored model bundle, excluding what the user watched in train and val."""
+    """Score one user with a stored model bundle, excluding what the user watched in big_matrix (every split but
+    test)."""
     from kuairec_pipeline.models.registry import TRAINED_MODELS
 
     entry = TRAINED_MODELS.get(model_name)
@@ -220,7 +221,8 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
 
     By default, and when ``model_name`` is the model the ``recommendations`` asset used, the user's rows are read
     from ``recommendations.parquet`` (a filtered scan). Another trained model is loaded from its ``.npz`` bundle and
-    scores the user on the spot, excluding the videos watched in train and val as the asset does.
+    scores the user on the spot, excluding the videos watched in big_matrix (train, val, selection) as the asset
+    does.
     """
     assets_dir = Path(assets_dir)
     recommendations = assets_dir / RECOMMENDATIONS_FILE

@@ -15,7 +15,7 @@ import polars as pl
 
 from kuairec_pipeline.evaluation.metrics import seen_matrix
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS
 from kuairec_pipeline.recommend import build_recommendations
 
@@ -65,7 +65,7 @@ def training_curve(model: str, bundle: dict[str, np.ndarray]) -> TrainingCurve |
     return TrainingCurve(model, frame, int(best) if best is not None else None)
 
 
-def catalogue_coverage(models: Sequence[Recommender], data: TrainingData, k: int = 10) -> dict[str, float]:
+def catalogue_coverage(models: Sequence[Recommender], data: PreparedData, k: int = 10) -> dict[str, float]:
     """Share of all ``data.n_videos`` videos in at least one test user's top ``k`` (seen videos excluded), per model.
 
     Returns a dict model name -> coverage in [0, 1], in the order of ``models``.
@@ -109,7 +109,7 @@ def video_labels(raw_videos: pl.DataFrame, item_daily_features: str | Path | Non
     return frame.select("video_id", pl.col("caption").fill_null(""), tags.fill_null("").alias("tags"))
 
 
-def example_users(data: TrainingData, count: int = 3) -> list[int]:
+def example_users(data: PreparedData, count: int = 3) -> list[int]:
     """``count`` test users spread evenly over the sorted test user ids (deterministic)."""
     users = data.test_users
     if users.size == 0 or count < 1:
@@ -118,7 +118,7 @@ def example_users(data: TrainingData, count: int = 3) -> list[int]:
     return [int(users[i]) for i in picks]
 
 
-def user_examples(model: Recommender, data: TrainingData, labels: pl.DataFrame, users: Sequence[int],
+def user_examples(model: Recommender, data: PreparedData, labels: pl.DataFrame, users: Sequence[int],
                   k: int = 10, history: int = 10) -> list[UserExample]:
     """For each user: the ``history`` latest train/val views and ``model``'s top ``k`` of the unseen videos.
 
@@ -126,7 +126,7 @@ def user_examples(model: Recommender, data: TrainingData, labels: pl.DataFrame, 
     ----------
     model : Recommender
         A fitted model; scores are mapped back to watch ratios with ``data.scaler``.
-    data : TrainingData
+    data : PreparedData
         The split arrays (views are ordered by timestamp, newest first).
     labels : polars.DataFrame
         :func:`video_labels`' table (``video_id``, ``caption``, ``tags``).
@@ -140,7 +140,7 @@ def user_examples(model: Recommender, data: TrainingData, labels: pl.DataFrame, 
                                  scaler=data.scaler)
     wanted = np.asarray(users, dtype=np.int64)
     frames = []
-    for part in (data.train, data.val):
+    for part in (data.training.train, data.training.val, data.selection):
         mask = np.isin(part.user, wanted)  # only the chosen users' rows: the full splits hold millions
         frames.append(pl.DataFrame({"user_id": part.user[mask], "video_id": part.video[mask],
                                     "watch_ratio": part.watch_ratio[mask], "timestamp": part.timestamp[mask]}))

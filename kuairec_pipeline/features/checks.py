@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ def check_targets_in_unit_interval(filtered_ratios: pl.DataFrame) -> CheckOutcom
     counts = filtered_ratios.select(
         null_or_nan=(target.is_null() | target.is_nan()).sum(),
         outside=((target < 0) | (target > 1)).sum(),
-        train_val_failing=(pl.col("split").is_in([SPLIT_TRAIN, SPLIT_VAL]) & ~pl.col("passes_filter")).sum(),
+        train_val_failing=(pl.col("split").is_in([SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION])
+                           & ~pl.col("passes_filter")).sum(),
         minimum=target.min(),
         maximum=target.max(),
     ).row(0, named=True)
@@ -97,7 +98,7 @@ def check_train_test_disjoint(filtered_ratios: pl.DataFrame) -> CheckOutcome:
 def check_validation_after_training(filtered_ratios: pl.DataFrame) -> CheckOutcome:
     """The earliest validation timestamp is later than the latest training timestamp (a time split, no look-back)."""
     last_train = _split(filtered_ratios, SPLIT_TRAIN)["timestamp"].max()
-    first_val = _split(filtered_ratios, SPLIT_VAL)["timestamp"].min()
+    first_val = filtered_ratios.filter(pl.col("split").is_in([SPLIT_VAL, SPLIT_SELECTION]))["timestamp"].min()
     metadata = {
         "max_train_timestamp": float(last_train) if last_train is not None else float("nan"),
         "min_val_timestamp": float(first_val) if first_val is not None else float("nan"),

@@ -11,9 +11,10 @@ from dagster import AssetExecutionContext, AssetKey
 
 from kuairec_pipeline.evaluation import report_inputs
 from kuairec_pipeline.evaluation.html_report import RatioDistribution, write_html_report
+from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.features.plots import histogram_counts
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.settings import Settings
 
 COVERAGE_K = 10
@@ -42,7 +43,7 @@ def _item_daily_path(assets_dir: Path) -> Path | None:
     return Path(rows["path"][0]) if rows.height else None
 
 
-def write_run_report(context: AssetExecutionContext, settings: Settings, metrics: pl.DataFrame, data: TrainingData,
+def write_run_report(context: AssetExecutionContext, settings: Settings, metrics: pl.DataFrame, data: PreparedData,
                      models: Sequence[Recommender], bundles: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
     """Write ``$KUAIREC_HOME/reports/report.html`` for the metrics step; returns its path.
 
@@ -50,19 +51,17 @@ def write_run_report(context: AssetExecutionContext, settings: Settings, metrics
     (captions and tag names) from the asset folder; examples use the trained model with the best validation RMSE,
     the one the ``recommendations`` asset serves.
     """
-    from kuairec_pipeline.orchestration.assets.evaluate import best_model_on_validation
-
     assets = settings.assets_dir
     raw = assets / "raw_interactions.parquet"
     ratios = None
     if raw.exists():
-        ratios = RatioDistribution(histogram_counts(pl.scan_parquet(raw)), histogram_counts(data.train.watch_ratio),
+        ratios = RatioDistribution(histogram_counts(pl.scan_parquet(raw)), histogram_counts(data.training.train.watch_ratio),
                                    _max_watch_ratio(context))
     curves = [c for name, bundle in bundles.items() if (c := report_inputs.training_curve(name, dict(bundle)))]
     videos = assets / "raw_videos.parquet"
     labels = (report_inputs.video_labels(pl.read_parquet(videos), _item_daily_path(assets)) if videos.exists()
               else pl.DataFrame(schema=report_inputs.LABEL_SCHEMA))
-    chosen = best_model_on_validation(metrics)
+    chosen = select_served_model(metrics)
     model = next(m for m in models if m.name == chosen)
     examples = report_inputs.user_examples(model, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
     path = write_html_report(

@@ -48,7 +48,7 @@ def fitted(data: TrainingData) -> TwoTowerRecommender:
 
 
 def test_numpy_scoring_equals_the_torch_forward(fitted: TwoTowerRecommender, data: TrainingData) -> None:
-    users, videos = data.test.user, data.test.video
+    users, videos = data.train.user, data.train.video
     np.testing.assert_allclose(fitted.predict(users, videos), fitted.torch_predict(users, videos), atol=1e-5, rtol=0)
 
 
@@ -124,7 +124,7 @@ def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weight
 def test_trains_on_a_gpu_and_scores_like_its_own_forward(data: TrainingData) -> None:
     model = TwoTowerRecommender(dataclasses.replace(SMALL, accelerator="gpu")).fit(data)
     assert next(model.network.parameters()).device.type == "cpu"  # moved back for storage and checks
-    users, videos = data.test.user, data.test.video
+    users, videos = data.train.user, data.train.video
     np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
     model_mse = np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)
     assert model_mse < 0.8 * np.mean((data.train.target.mean() - data.val.target) ** 2)
@@ -141,7 +141,7 @@ def test_explicit_tag_and_numeric_slots_score_like_the_torch_forward(data: Train
     assert 0 < explicit < config.embedding_dim  # the path under test is really on
     model = TwoTowerRecommender(config).fit(data)
     assert model.user_embeddings.shape[1] == config.embedding_dim + 2
-    users, videos = data.test.user[:300], data.test.video[:300]
+    users, videos = data.train.user[:300], data.train.video[:300]
     np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
     again = TwoTowerRecommender.from_bundle(model.bundle())
     np.testing.assert_array_equal(again.score_all(users[:5]), model.score_all(users[:5]))

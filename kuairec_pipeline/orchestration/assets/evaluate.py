@@ -8,7 +8,9 @@ from pydantic import Field
 
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
-from kuairec_pipeline.models.data import build_training_data
+from kuairec_pipeline.evaluation.selection import select_served_model
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION
+from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline.orchestration.metadata import headline_metrics, png_markdown
 from kuairec_pipeline.orchestration.report_step import write_run_report
@@ -16,7 +18,9 @@ from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
-SELECTION_METRIC = "rmse"  # on the validation split: the target every model is trained for
+# The served model is the trained model with the best ndcg@10 on the selection slice (a slice no model fitted,
+# stopped early or blended on): it serves ranked lists, so it is chosen on how it ranks each selection user's own
+# videos; the selection rmse breaks a tie.
 
 
 def _trained(bundles: dict[str, dict[str, np.ndarray]]):
@@ -30,11 +34,13 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
             hybrid_model: dict[str, np.ndarray], kuairec: KuaiRecResource) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
-    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md; ``val``
-    pointwise rows serve model choice). Also writes the HTML report ``$KUAIREC_HOME/reports/report.html``."""
-    data = build_training_data(filtered_ratios, user_features, video_features)
+    path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md, with the
+    beyond-accuracy metrics of the top-10 lists; ``selection`` rows choose the served model; ``val`` pointwise
+    rows are the tuning slice the models stopped early on). Also writes the HTML report
+    ``$KUAIREC_HOME/reports/report.html``."""
+    data = build_prepared_data(filtered_ratios, user_features, video_features)
     models = [
-        *baselines.fit_baselines(data, planted_truth),
+        *baselines.fit_baselines(data.training, planted_truth),
         *_trained({"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
                    "hybrid": hybrid_model}),
     ]
@@ -42,8 +48,12 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     report_path = write_run_report(context, kuairec.settings, table, data, models, {
         "linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings, "hybrid": hybrid_model})
     test = table.filter(pl.col("split") == "test")
+    shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
+    has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
     context.add_output_metadata({
-        "metrics_table": MetadataValue.md(report.metrics_markdown(test)),
+        "metrics_table": MetadataValue.md(report.metrics_markdown(shown)),
+        "served_model": MetadataValue.text(select_served_model(table) if has_selection
+                                           else "none: filtered_ratios has no selection slice"),
         "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
         "models": MetadataValue.text(", ".join(m.name for m in models)),
         "report": MetadataValue.path(str(report_path)),
@@ -52,19 +62,10 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     return table
 
 
-def best_model_on_validation(metrics_table: pl.DataFrame) -> str:
-    candidates = metrics_table.filter(
-        (pl.col("split") == "val") & (pl.col("metric") == SELECTION_METRIC)
-        & pl.col("model").is_in(list(TRAINED_MODELS))
-    )
-    if candidates.is_empty():
-        raise ValueError(f"metrics has no validation {SELECTION_METRIC} for any trained model")
-    return candidates.sort("value").row(0, named=True)["model"]
-
-
 class RecommendationsConfig(Config):
     k: int = Field(default=50, description="Videos recommended per user.")
-    exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in train or val.")
+    exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in big_matrix (train, "
+                               "val or selection rows).")
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
@@ -73,12 +74,12 @@ def recommendations(context: AssetExecutionContext, config: RecommendationsConfi
                     video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
                     als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
                     hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
-    """The top ``k`` videos for every user from the trained model with the best validation RMSE."""
+    """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10."""
     bundles = {"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
                "hybrid": hybrid_model}
-    chosen = best_model_on_validation(metrics)
+    chosen = select_served_model(metrics)
     (model,) = _trained({chosen: bundles[chosen]})
-    data = build_training_data(filtered_ratios, user_features, video_features)
+    data = build_prepared_data(filtered_ratios, user_features, video_features)
     seen = seen_matrix(data) if config.exclude_seen else None
     table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
     context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique())})

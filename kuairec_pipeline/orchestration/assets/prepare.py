@@ -18,6 +18,9 @@ class FilteredRatiosConfig(Config):
     validation_days: float = Field(default=7.0, description="The last N days of big_matrix form the validation split.")
     drop_exact_duplicates: bool = Field(default=True, description="Drop big_matrix rows repeated byte for byte "
                                         "(logging duplicates); repeated views with other timestamps are kept.")
+    selection_share: float = Field(default=0.5, ge=0.0, lt=1.0, description="Share of users (by a hash of the "
+                                   "user id) whose validation-window rows form the selection slice no model "
+                                   "sees; the served model is chosen on it.")
 
 
 @asset(group_name=GROUP, kinds={"polars", "parquet"})
@@ -32,7 +35,8 @@ def filtered_ratios(context: AssetExecutionContext, config: FilteredRatiosConfig
     """
     ratio_config = ratios.RatioConfig(max_watch_ratio=config.max_watch_ratio,
                                       validation_days=config.validation_days,
-                                      drop_exact_duplicates=config.drop_exact_duplicates)
+                                      drop_exact_duplicates=config.drop_exact_duplicates,
+                                      selection_share=config.selection_share)
     table, summary = ratios.prepare_filtered_ratios(raw_interactions, raw_eval_interactions, ratio_config)
     # exact counts over every row (streamed), so the chart's totals are the true ones
     before = plots.histogram_counts(raw_interactions)
