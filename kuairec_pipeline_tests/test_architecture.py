@@ -278,4 +278,4 @@ def test_layers_table_is_read_from_the_doc() -> None:
     assert layers["settings"][0] == 0 and layers["dataset"][0] == 1 and layers["definitions"][0] == max(
         rank for rank, _ in layers.values())
     assert layers["dataset"][0] < layers["features"][0] < layers["models"][0] < layers["evaluation"][0]
-    assert layers["cli"] == layers["orchestration"] == layers["recommend"]
+    assert layers["cli"] == layers["orchestration"] and layers["recommend"] == layers["evaluation"]

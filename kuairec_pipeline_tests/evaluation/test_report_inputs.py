@@ -23,7 +23,7 @@ def model(planted: PlantedData) -> LinearRecommender:
 
 
 def test_coverage_counts_distinct_videos_of_the_test_users_top_k(planted, model):
-    data = planted.data
+    data = planted.prepared
     ids, scores = model.recommend(data.test_users, k=3, exclude=seen_matrix(data))
     expected = np.unique(ids[np.isfinite(scores)]).size / data.n_videos
     assert catalogue_coverage([model], data, k=3) == {"linear": pytest.approx(expected)}
@@ -33,7 +33,7 @@ def test_coverage_counts_distinct_videos_of_the_test_users_top_k(planted, model)
 
 
 def test_examples_show_latest_views_and_unseen_top_k_with_labels(planted, model):
-    data = planted.data
+    data = planted.prepared
     users = example_users(data, 3)
     assert len(users) == 3 and users == sorted(users) and set(users) <= set(data.test_users.tolist())
     labels = pl.DataFrame({"video_id": np.arange(data.n_videos, dtype=np.int32),
@@ -41,8 +41,9 @@ def test_examples_show_latest_views_and_unseen_top_k_with_labels(planted, model)
                            "tags": [f"tag {v % 3}" for v in range(data.n_videos)]})
     seen = seen_matrix(data)
     for example in user_examples(model, data, labels, users, k=4, history=5):
-        rows = np.concatenate([data.train.timestamp[data.train.user == example.user_id],
-                               data.val.timestamp[data.val.user == example.user_id]])
+        rows = np.concatenate([data.training.train.timestamp[data.training.train.user == example.user_id],
+                               data.training.val.timestamp[data.training.val.user == example.user_id],
+                               data.selection.timestamp[data.selection.user == example.user_id]])
         assert example.history.height == min(5, rows.size)
         kept = example.history["video_id"].to_list()
         assert example.history["caption"].to_list() == [f"caption {v}" for v in kept]
@@ -56,12 +57,12 @@ def test_examples_show_latest_views_and_unseen_top_k_with_labels(planted, model)
 
 
 def test_history_is_newest_first(planted, model):
-    data = planted.data
+    data = planted.prepared
     user = int(data.test_users[0])
     (example,) = user_examples(model, data, pl.DataFrame(schema={"video_id": pl.Int32, "caption": pl.String,
                                                                 "tags": pl.String}), [user], k=1, history=3)
     by_time = {}
-    for part in (data.train, data.val):
+    for part in (data.training.train, data.training.val, data.selection):
         for video, stamp in zip(part.video[part.user == user], part.timestamp[part.user == user]):
             by_time.setdefault(float(stamp), []).append(int(video))
     newest = sorted(by_time, reverse=True)
