@@ -36,17 +36,18 @@ def video_taste_features(video_tag_multi_hot: np.ndarray, video_numeric: np.ndar
     return np.hstack([tags, np.asarray(video_numeric, dtype=np.float64)])
 
 
-def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, features: np.ndarray, l2: float,
-                   ) -> np.ndarray:
+def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, features: np.ndarray,
+                   l2: float | np.ndarray) -> np.ndarray:
     """Coefficients ``A`` (n_users, d) minimizing, for every user u separately,
-    ``sum_v W[u, v] (r[u, v] - A[u] @ X[v])^2 + l2 |A[u]|^2``.
+    ``sum_v W[u, v] (r[u, v] - A[u] @ X[v])^2 + sum_j l2[j] A[u, j]^2``.
 
     Parameters
     ----------
     weights : csr (n_users, n_videos), W[u, v] = training rows of the pair (0 = unobserved).
     weighted_residual : csr (n_users, n_videos), W[u, v] * mean residual of the pair, same sparsity as ``weights``.
     features : float (n_videos, d), the video side ``X``.
-    l2 : ridge penalty (> 0), in rows: a user with n rows keeps about n / (n + l2) of the least-squares slope.
+    l2 : ridge penalty (> 0), in rows, one for all coefficients or one per feature column (d,): a user with n rows
+        keeps about n / (n + l2) of the least-squares slope.
 
     Returns
     -------
@@ -56,10 +57,11 @@ def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, fea
     ------
     ValueError if ``l2`` is not positive or the shapes disagree.
     """
-    if not l2 > 0:
-        raise ValueError(f"l2 must be > 0, got {l2}")
     n_users, n_videos = weights.shape
     features = np.asarray(features, dtype=np.float64)
+    penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), (features.shape[1],))
+    if not (penalty > 0).all():
+        raise ValueError(f"l2 must be > 0, got {l2}")
     if features.shape[0] != n_videos or weighted_residual.shape != weights.shape:
         raise ValueError(f"shapes disagree: weights {weights.shape}, residual {weighted_residual.shape}, "
                          f"features {features.shape}")
@@ -67,7 +69,7 @@ def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, fea
     outer = (features[:, :, None] * features[:, None, :]).reshape(n_videos, d * d)
     right = np.asarray(weighted_residual @ features)
     out = np.zeros((n_users, d))
-    identity = l2 * np.eye(d)
+    identity = np.diag(penalty)
     for first in range(0, n_users, USER_BLOCK):
         last = min(first + USER_BLOCK, n_users)
         gram = np.asarray(weights[first:last] @ outer).reshape(last - first, d, d) + identity

@@ -58,6 +58,10 @@ class Tower(nn.Module):
         # tag weights: a video's tags as a multi-hot over tag ids 1.. scaled to sum 1 (all zero without tags)
         self.register_buffer(
             "tag_weights", torch.zeros(n_ids, max(tag_ids - 1, 0) if explicit_features else 0, dtype=torch.float32))
+        # fixed bias of each id (the exact ridge bias when config.fixed_biases, else 0): never trained
+        self.register_buffer("bias_offset", torch.zeros(n_ids, dtype=torch.float32))
+        # fixed part of the user's explicit coefficients (its ridge taste when config.taste_l2 is set): not trained
+        self.register_buffer("coefficient_offset", torch.zeros(n_ids, coefficient_width, dtype=torch.float32))
         self.id_embedding = nn.Embedding(n_ids, config.id_embedding_dim)
         self.id_bias = nn.Embedding(n_ids, 1)
         nn.init.normal_(self.id_embedding.weight, std=0.05)
@@ -87,6 +91,11 @@ class Tower(nn.Module):
         # the extra unit is a feature-based bias; the coefficients (user tower) follow it
         self.embedding_dim = config.embedding_dim if free_dim is None else free_dim
         layers.append(nn.Linear(width, self.embedding_dim + 1 + coefficient_width))
+        if config.fixed_biases:
+            # Start exactly at the fixed biases (zero vectors, zero extra bias): every step away from the
+            # user_video_bias baseline is one the training rows asked for.
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.mlp = nn.Sequential(*layers)
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
@@ -120,10 +129,10 @@ class Tower(nn.Module):
         parts.append(self.numeric[distinct])
         out = self.mlp(torch.cat(parts, dim=1))
         squared_norm = id_vector.pow(2).sum(dim=1) + id_bias.pow(2)
-        bias = out[:, self.embedding_dim] + id_bias
+        bias = out[:, self.embedding_dim] + id_bias + self.bias_offset[distinct]
         vector = out[:, : self.embedding_dim]
         if self.coefficient_width:
-            vector = torch.cat([vector, out[:, self.embedding_dim + 1:]], dim=1)
+            vector = torch.cat([vector, out[:, self.embedding_dim + 1:] + self.coefficient_offset[distinct]], dim=1)
         if self.explicit_features:
             vector = torch.cat([vector, self.tag_weights[distinct], self.numeric[distinct]], dim=1)
         return vector[per_row], bias[per_row], squared_norm[per_row]
@@ -179,12 +188,17 @@ class TwoTowerNetwork(lightning.LightningModule):
         logits = (user_vector * video_vector).sum(dim=1) + user_bias + video_bias + self.global_bias
         return logits, user_norm + video_norm
 
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """The link: sigmoid, or the identity (clipped to [0, 1] only where scores are served, not in the loss,
+        so that a prediction outside the range still gets a gradient back)."""
+        return torch.sigmoid(logits) if self.config.link == "sigmoid" else logits
+
     def loss(
         self, users: torch.Tensor, videos: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective to minimize, its MSE part): MSE of sigmoid(logit) on the scaled target + id L2 penalty."""
+        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty."""
         logits, penalty = self._logits_and_penalty(users, videos)
-        mse = torch.mean((torch.sigmoid(logits) - target) ** 2)
+        mse = torch.mean((self.predictions(logits) - target) ** 2)
         return mse + self.config.id_l2 * penalty.mean(), mse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -197,7 +211,10 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         users, videos, target = batch
-        error = (torch.sigmoid(self(users, videos)) - target).double()
+        prediction = self.predictions(self(users, videos))
+        if self.config.link == "identity":
+            prediction = prediction.clamp(0.0, 1.0)  # validate what is served
+        error = (prediction - target).double()
         self._val_sums[0] += error.pow(2).sum()
         self._val_sums[1] += error.abs().sum()
         self._val_sums[2] += target.shape[0]
@@ -293,7 +310,16 @@ class KeepBestWeights(Callback):
         self.best_score = math.inf
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.initial_score = math.nan  # validation MSE of the fixed starting point, when counted
         self.history: list[tuple[float, float, float, float]] = []
+
+    def start_from(self, network: lightning.LightningModule, val_mse: float) -> None:
+        """Count the untrained network as a candidate (epoch -1): when no epoch beats the fixed starting point on
+        validation, that starting point is what the fit keeps."""
+        self.best_score = val_mse
+        self.initial_score = val_mse
+        self.best_epoch = -1
+        self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -331,6 +357,63 @@ def torch_threads(threads: int) -> Iterator[None]:
 def _logit(probability: float) -> float:
     probability = min(max(probability, 1e-4), 1 - 1e-4)
     return math.log(probability / (1 - probability))
+
+
+def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """(global, user biases, video biases): the exact ridge solve of the user_video_bias baseline."""
+    from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
+
+    return fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, bias_l2)
+
+
+def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: TrainingData) -> None:
+    """Fixed starting point: the exact ridge biases and, with ``taste_l2``, each user's ridge taste on the video's
+    explicit features (:func:`kuairec_pipeline.models.taste.per_user_ridge` on the bias residual, with a constant
+    that goes into the user's bias): the linear model's taste stage, which the towers then refine."""
+    from kuairec_pipeline.models.als import aggregate_pairs
+    from kuairec_pipeline.models.taste import per_user_ridge
+
+    global_bias, user_bias, video_bias = exact_biases(data, config.bias_l2)
+    width = network.user_tower.coefficient_width
+    if config.taste_l2 is not None and width:
+        pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
+        video = network.video_tower
+        explicit = torch.cat([video.tag_weights, video.numeric], dim=1).cpu().numpy().astype(np.float64)
+        design = np.hstack([np.ones((explicit.shape[0], 1)), explicit])
+        residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
+        taste = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
+                               pairs.matrix(pairs.count * residual, data.n_videos), design, config.taste_l2)
+        user_bias = user_bias + taste[:, 0]
+        network.user_tower.coefficient_offset.copy_(torch.from_numpy(taste[:, 1:].astype(np.float32)))
+    network.user_tower.bias_offset.copy_(torch.from_numpy(user_bias.astype(np.float32)))
+    network.video_tower.bias_offset.copy_(torch.from_numpy(video_bias.astype(np.float32)))
+
+
+@torch.no_grad()
+def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int = 65_536) -> float:
+    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it."""
+    was_training = network.training
+    network.eval()
+    squared = 0.0
+    for first in range(0, len(rows), batch_size):
+        users = torch.from_numpy(rows.user[first:first + batch_size].astype(np.int64))
+        videos = torch.from_numpy(rows.video[first:first + batch_size].astype(np.int64))
+        prediction = network.predictions(network(users, videos))
+        if network.config.link == "identity":
+            prediction = prediction.clamp(0.0, 1.0)
+        target = torch.from_numpy(rows.target[first:first + batch_size].astype(np.float32))
+        squared += float(((prediction - target).double() ** 2).sum())
+    network.train(was_training)
+    return squared / max(len(rows), 1)
+
+
+def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
+    """The global bias the network starts from: the ridge global with fixed biases, else the mean target (through
+    the inverse link)."""
+    if config.fixed_biases:
+        return exact_biases(data, config.bias_l2)[0]
+    mean = float(data.train.target.mean())
+    return _logit(mean) if config.link == "sigmoid" else mean
 
 
 def train_network(
@@ -373,9 +456,13 @@ def train_network(
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
-        network = TwoTowerNetwork(architecture, config, _logit(float(data.train.target.mean())))
+        network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
         network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
         network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
+        if config.fixed_biases:
+            set_fixed_offsets(network, config, data)
+        if has_val:
+            keep_best.start_from(network, validation_mse(network, data.val))
         train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
         val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
         with warnings.catch_warnings():
@@ -417,7 +504,8 @@ def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_
     with torch.no_grad():
         logits = network(torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
                          torch.from_numpy(np.asarray(video_ids, dtype=np.int64)))
-    return torch.sigmoid(logits).numpy()
+    return network.predictions(logits).clamp(0.0, 1.0).numpy() if network.config.link == "identity" \
+        else torch.sigmoid(logits).numpy()
 
 
 def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:
