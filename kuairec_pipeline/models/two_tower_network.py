@@ -461,7 +461,7 @@ def train_network(
         network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
         if config.fixed_biases:
             set_fixed_offsets(network, config, data)
-        if has_val:
+        if has_val and config.fixed_biases:  # a meaningful start (a random one is no candidate)
             keep_best.start_from(network, validation_mse(network, data.val))
         train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
         val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
