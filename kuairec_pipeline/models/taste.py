@@ -10,7 +10,9 @@ factorization techniques for recommender systems", IEEE Computer 2009; Zhou et a
 collaborative filtering for the Netflix prize", AAIM 2008).
 
 Every user's normal equations are built at once: with ``W`` the (users x videos) row-count matrix and ``X`` the
-(videos x d) features, ``X^T diag(W_u) X`` for all users is the one sparse product ``W @ (X ⊗ X)``.
+(videos x d) features, ``X^T diag(W_u) X`` for all users is the one product ``W @ (X ⊗ X)``. KuaiRec is dense
+(12% of cells observed), so blocks of ``W`` are densified and the product runs in BLAS: at full scale with d = 35
+scipy's sparse product took ~110 s on one core, a dense one a few seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-USER_BLOCK = 2_048  # users per block of normal equations: bounds the (block, d, d) Gram stack
+USER_BLOCK = 1_024  # users per block: bounds the dense (block, n_videos) weights (~88 MB at KuaiRec's 10,728)
+DENSE_MIN_DENSITY = 0.01  # above this share of observed cells a dense BLAS product beats the sparse one
 
 
 def video_taste_features(video_tag_multi_hot: np.ndarray, video_numeric: np.ndarray) -> np.ndarray:
@@ -66,12 +69,20 @@ def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, fea
         raise ValueError(f"shapes disagree: weights {weights.shape}, residual {weighted_residual.shape}, "
                          f"features {features.shape}")
     d = features.shape[1]
-    outer = (features[:, :, None] * features[:, None, :]).reshape(n_videos, d * d)
+    upper_i, upper_j = np.triu_indices(d)  # the Gram is symmetric: build the upper triangle, mirror it
+    outer = features[:, upper_i] * features[:, upper_j]
     right = np.asarray(weighted_residual @ features)
     out = np.zeros((n_users, d))
     identity = np.diag(penalty)
     for first in range(0, n_users, USER_BLOCK):
         last = min(first + USER_BLOCK, n_users)
-        gram = np.asarray(weights[first:last] @ outer).reshape(last - first, d, d) + identity
+        block = weights[first:last]
+        if block.nnz > DENSE_MIN_DENSITY * block.shape[0] * block.shape[1]:
+            block = block.toarray()
+        gram = np.empty((last - first, d, d))
+        upper = np.asarray(block @ outer)
+        gram[:, upper_i, upper_j] = upper
+        gram[:, upper_j, upper_i] = upper
+        gram += identity
         out[first:last] = np.linalg.solve(gram, right[first:last, :, None])[:, :, 0]
     return out
