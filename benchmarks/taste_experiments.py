@@ -3,6 +3,7 @@ seed, ndcg@10, mae, top-10 catalogue coverage and the share of lists holding the
 user_video_bias, an approximate personal baseline (biases + shrunken user x tag residual mean) and the oracle.
 
     python benchmarks/taste_experiments.py --profile demo --seeds 11 12 13 [--models linear als two_tower hybrid]
+        [--by-activity]
 
 Twins are generated once under --root (default /tmp/taste_twins) and reused. Threads are pinned to 1.
 """
@@ -31,7 +32,14 @@ from kuairec_pipeline.evaluation.baselines import (  # noqa: E402
     OracleRecommender,
     UserVideoBiasRecommender,
 )
-from kuairec_pipeline.evaluation.metrics import evaluate_models, top_k_test_videos  # noqa: E402
+from kuairec_pipeline.evaluation.metrics import (  # noqa: E402
+    EvaluationGrid,
+    evaluate_models,
+    iter_grid_scores,
+    ndcg_at_k,
+    ranking_hits,
+    top_k_test_videos,
+)
 from kuairec_pipeline.models.als import ALSConfig, ALSRecommender, aggregate_pairs, fit_biases  # noqa: E402
 from kuairec_pipeline.models.base import Recommender  # noqa: E402
 from kuairec_pipeline.models.data import TrainingData  # noqa: E402
@@ -89,6 +97,28 @@ def beyond_accuracy(model: Recommender, data: TrainingData, k: int = 10) -> tupl
     return counts.size / data.test_videos.size, counts.max() / top.shape[0]
 
 
+def ndcg_by_activity(models: list[Recommender], data: TrainingData, k: int = 10, bins: int = 3) -> pl.DataFrame:
+    """Mean ndcg@k per model over test users grouped into ``bins`` quantile bins of their training rows: the
+    learning curve against rows per user."""
+    grid = EvaluationGrid.from_interactions(data.test)
+    n_relevant = np.asarray(grid.relevant.sum(axis=1)).ravel().astype(np.int64)
+    rows = np.bincount(data.train.user, minlength=data.n_users)[grid.users]
+    edges = np.quantile(rows, np.linspace(0, 1, bins + 1))
+    group = np.clip(np.searchsorted(edges, rows, side="right") - 1, 0, bins - 1)
+    records = []
+    for model in models:
+        hits = np.zeros((grid.users.size, k), dtype=bool)
+        for first, last, scores in iter_grid_scores(model, grid):
+            hits[first:last] = ranking_hits(scores, grid.relevant[first:last].toarray(),
+                                            grid.observed[first:last].toarray(), k)
+        per_user = ndcg_at_k(hits, n_relevant, k)
+        for b in range(bins):
+            chosen = (group == b) & (n_relevant > 0)
+            records.append((model.name, f"{int(edges[b])}-{int(edges[b + 1])} rows", float(per_user[chosen].mean())))
+    return pl.DataFrame(records, schema=["model", "train_rows", f"ndcg@{k}"], orient="row").pivot(
+        "train_rows", index="model", values=f"ndcg@{k}")
+
+
 def fit_models(data: TrainingData, names: list[str]) -> tuple[dict[str, Recommender], dict[str, float]]:
     models: dict[str, Recommender] = {}
     seconds: dict[str, float] = {}
@@ -109,7 +139,7 @@ def fit_models(data: TrainingData, names: list[str]) -> tuple[dict[str, Recommen
     return models, seconds
 
 
-def run_seed(root: Path, profile: str, seed: int, names: list[str]) -> pl.DataFrame:
+def run_seed(root: Path, profile: str, seed: int, names: list[str], by_activity: bool = False) -> pl.DataFrame:
     data, truth = twin_training_data(root, profile, seed)
     references: list[Recommender] = [
         UserVideoBiasRecommender().fit(data),
@@ -126,6 +156,8 @@ def run_seed(root: Path, profile: str, seed: int, names: list[str]) -> pl.DataFr
         extra.append((model.name, coverage, top_share, seconds.get(model.name, 0.0), _stopping(model)))
     extra_frame = pl.DataFrame(extra, schema=["model", "coverage@10", "top_video_share", "fit_s", "stopping"],
                                orient="row")
+    if by_activity:
+        print(ndcg_by_activity(everything, data))
     return table.join(extra_frame, on="model").with_columns(pl.lit(seed).alias("seed"))
 
 
@@ -142,12 +174,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     parser.add_argument("--models", nargs="+", default=["linear", "als", "two_tower", "hybrid"])
     parser.add_argument("--root", type=Path, default=Path("/tmp/taste_twins"))
+    parser.add_argument("--by-activity", action="store_true", help="also ndcg@10 per tercile of training rows")
     args = parser.parse_args()
     pl.Config.set_tbl_rows(100)
     pl.Config.set_tbl_cols(20)
     frames = []
     for seed in args.seeds:
-        frame = run_seed(args.root, args.profile, seed, args.models)
+        frame = run_seed(args.root, args.profile, seed, args.models, args.by_activity)
         print(frame, flush=True)
         frames.append(frame)
     all_seeds = pl.concat(frames)
