@@ -156,7 +156,11 @@ def test_index_batches_cover_every_row_once_per_epoch_in_a_new_order(data: Train
 def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weights(data: TrainingData) -> None:
     model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(_without_val(data))
     assert model.epochs_trained == 3 and model.best_epoch == 2
-    assert not model.stopped_early  # it used every allowed epoch: the asset metadata says "max_epochs"
+    assert not model.stopped_early  # it used every allowed epoch: the asset metadata says so
+    from kuairec_pipeline.orchestration.assets.train import two_tower_training_metadata
+
+    assert two_tower_training_metadata(model) == {"epochs_trained": 3, "best_epoch": 2, "stopped_early": False,
+                                                  "stop_reason": "max_epochs"}
     assert np.isnan(model.history[:, 2]).all()
     assert np.isfinite(model.score_all(np.arange(data.n_users))).all()
 
