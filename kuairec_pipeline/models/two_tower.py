@@ -175,11 +175,11 @@ class TwoTowerRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
-        from kuairec_pipeline.models import two_tower_network
+        from kuairec_pipeline.models import two_tower_training
 
         self.architecture = Architecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
-        self._network, self.best_epoch, self.history = two_tower_network.train_network(
+        self._network, self.best_epoch, self.history = two_tower_training.train_network(
             self.architecture, self.config, data)
         self._weights = None
         self._refresh_embeddings()

@@ -13,7 +13,7 @@ from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
-from kuairec_pipeline.models.two_tower_network import IndexBatches
+from kuairec_pipeline.models.two_tower_training import IndexBatches
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
 
 # Small enough to train in about a second on one thread, on CPU whatever the machine has.
