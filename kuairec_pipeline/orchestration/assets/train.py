@@ -27,6 +27,8 @@ def _log_validation(context: AssetExecutionContext, model, data: TrainingData) -
 
 class LinearAssetConfig(Config):
     l2: float = Field(default=LinearConfig.l2, description="Ridge penalty on the feature weights.")
+    taste_l2: float | None = Field(default=LinearConfig.taste_l2, description="Ridge penalty (rows, > 0) of each "
+                                   "user's fit of the residual on the video's tags and numeric features; None: off.")
 
 
 @asset(group_name=GROUP, io_manager_key=NUMPY, kinds={"scipy", "numpy"})
@@ -35,7 +37,7 @@ def linear_baseline(context: AssetExecutionContext, config: LinearAssetConfig, f
     """Ridge regression of the scaled watch ratio on user and video features only (no ids): the original
     study's linear baseline."""
     data = build_training_data(filtered_ratios, user_features, video_features)
-    model = LinearRecommender(LinearConfig(l2=config.l2)).fit(data)
+    model = LinearRecommender(LinearConfig(l2=config.l2, taste_l2=config.taste_l2)).fit(data)
     _log_validation(context, model, data)
     return model.bundle()
 
@@ -46,6 +48,10 @@ class ALSAssetConfig(Config):
     alpha: float = Field(default=ALSConfig.alpha, description="Confidence = 1 + alpha * scaled watch ratio.")
     iterations: int = Field(default=ALSConfig.iterations, description="ALS sweeps.")
     seed: int = Field(default=ALSConfig.seed, description="Random seed of the factor initialisation.")
+    taste_l2: float = Field(default=ALSConfig.taste_l2, description="Per-user ridge (rows, > 0) on the video taste "
+                            "features in the explicit calibration.")
+    factor_l2: float = Field(default=ALSConfig.factor_l2, description="Per-user ridge (rows, > 0) on the video "
+                             "factors in the explicit calibration.")
 
 
 @asset(group_name=GROUP, io_manager_key=NUMPY, kinds={"implicit", "numpy"})
@@ -55,7 +61,8 @@ def als_factors(context: AssetExecutionContext, config: ALSAssetConfig, filtered
     the dot product, fitted on training rows) so that ALS predicts watch ratios too."""
     data = build_training_data(filtered_ratios, user_features, video_features)
     als_config = ALSConfig(factors=config.factors, regularization=config.regularization, alpha=config.alpha,
-                           iterations=config.iterations, seed=config.seed)
+                           iterations=config.iterations, seed=config.seed, taste_l2=config.taste_l2,
+                           factor_l2=config.factor_l2)
     model = ALSRecommender(als_config).fit(data)
     _log_validation(context, model, data)
     return model.bundle()
@@ -71,6 +78,8 @@ class TwoTowerAssetConfig(Config):
     seed: int = Field(default=TwoTowerConfig.seed, description="Seed of initialisation and shuffling.")
     accelerator: str = Field(default=TwoTowerConfig.accelerator,
                              description="Lightning accelerator: 'auto' takes a GPU when present, else the CPU.")
+    taste_l2: float | None = Field(default=TwoTowerConfig.taste_l2, description="Per-user ridge (rows, > 0) of the "
+                                   "fixed taste the towers start from; None: start from the biases alone.")
 
 
 @asset(group_name=GROUP, io_manager_key=NUMPY, kinds={"pytorch", "numpy"})
@@ -88,10 +97,22 @@ def two_tower_embeddings(context: AssetExecutionContext, config: TwoTowerAssetCo
     with quiet_lightning_notices():
         model = TwoTowerRecommender(tt_config).fit(data)
     weights = model.save_weights(kuairec.settings.models_dir / "two_tower.pt")
-    context.add_output_metadata({"weights_file": str(weights),
-                                 **training_summary("two_tower", model.history, HISTORY_COLUMNS, model.best_epoch)})
+    context.add_output_metadata({
+        **training_summary("two_tower", model.history, HISTORY_COLUMNS, model.best_epoch),
+        **two_tower_training_metadata(model), "weights_file": str(weights)})
     _log_validation(context, model, data)
     return model.bundle()
+
+
+def two_tower_training_metadata(model: TwoTowerRecommender) -> dict[str, object]:
+    """How the fit ended: epochs run, the epoch kept (-1 = the fixed start, no epoch beat it on validation), and
+    whether early stopping ended it or it used every allowed epoch."""
+    return {
+        "epochs_trained": int(model.epochs_trained),
+        "best_epoch": int(model.best_epoch),
+        "stopped_early": bool(model.stopped_early),
+        "stop_reason": "early_stopping" if model.stopped_early else "max_epochs",
+    }
 
 
 class HybridAssetConfig(Config):
