@@ -2,8 +2,8 @@
 
 The planted and the real signal beyond ``global + b_user + b_video`` is mostly personal: how much *this* user
 likes each tag, short videos, a latent direction. With a few hundred rows per user a per-user linear model on a
-few dozen video features is learnable where per-user, per-video factors are not (measured in
-``benchmarks/taste_experiments.py``). This is the standard "content-based user profile" of Lops, de Gemmis &
+few dozen video features is learnable where per-user, per-video factors are not (issue 7's investigation;
+``benchmarks/quality.py`` measures the result). This is the standard "content-based user profile" of Lops, de Gemmis &
 Semeraro (Recommender Systems Handbook, 2011, ch. 3) fitted as ridge regression, i.e. the per-user
 least-squares step of ALS for explicit feedback with the item side held fixed (Koren, Bell & Volinsky, "Matrix
 factorization techniques for recommender systems", IEEE Computer 2009; Zhou et al., "Large-scale parallel
