@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from kuairec_pipeline.atomic import atomic_path
-from kuairec_pipeline.models.two_tower import (
+from kuairec_pipeline.models.two_tower_config import (
     EMBEDDING_BATCH,
     Architecture,
     TwoTowerConfig,

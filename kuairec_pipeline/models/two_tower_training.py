@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.progress import EpochProgress
 from kuairec_pipeline.models.threads import resolve_thread_count
-from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, Architecture, TwoTowerConfig
+from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS, Architecture, TwoTowerConfig
 from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
 
 class IndexBatches(torch.utils.data.IterableDataset):
