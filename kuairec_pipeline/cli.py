@@ -20,12 +20,20 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    import warnings
+
+    from kuairec_pipeline.provenance import ProvenanceWarning, StaleArtifactError
     from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
-        print(recommend_from_artifacts(settings.assets_dir, args.user, k=args.k, model_name=args.model))
-    except (UnknownUserError, UnknownModelError) as error:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProvenanceWarning)
+            answer = recommend_from_artifacts(settings.assets_dir, args.user, k=args.k, model_name=args.model)
+        for warning in caught:
+            print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
+        print(answer)
+    except (UnknownUserError, UnknownModelError, StaleArtifactError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

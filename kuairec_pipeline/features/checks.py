@@ -25,6 +25,7 @@ class CheckOutcome:
 # the features stay usable (missing side values take the padding / unknown value).
 MAX_MISSING_SIDE_SHARE = 0.01
 EXAMPLE_IDS = 5  # ids quoted in a check's description
+SPLIT_SOURCE_FILES = "train and val come from big_matrix.csv, test from small_matrix.csv)"
 
 
 def example_ids(ids: pl.Series, limit: int = EXAMPLE_IDS) -> str:
@@ -97,9 +98,12 @@ def check_ids_in_range(filtered_ratios: pl.DataFrame, n_users: int, n_videos: in
     for column, bad, n in (("user_id", bad_users, n_users), ("video_id", bad_videos, n_videos)):
         if bad:
             ids = filtered_ratios[column]
-            examples = example_ids(ids.filter(ids.is_null() | (ids < 0) | (ids >= n)))
+            wrong = (ids.is_null() | (ids < 0) | (ids >= n)).fill_null(True)
+            examples = example_ids(ids.filter(wrong))
+            splits = ", ".join(sorted(filtered_ratios["split"].filter(wrong).unique().to_list()))
             metadata[f"example_bad_{column}s"] = examples
-            problems.append(f"column {column}: {bad} rows outside 0..{n - 1} (e.g. ids {examples or 'null'})")
+            problems.append(f"column {column}: {bad} rows outside 0..{n - 1} (e.g. ids {examples or 'null'}; "
+                            f"split {splits}: {SPLIT_SOURCE_FILES}")
     return CheckOutcome(False, "; ".join(problems), metadata)
 
 
@@ -226,3 +230,16 @@ def check_side_coverage(
         + (f", above the {max_share:.0%} tolerated" if share > max_share else "")
     )
     return CheckOutcome(share <= max_share, description, metadata)
+
+
+def check_splits_not_empty(filtered_ratios: pl.DataFrame) -> CheckOutcome:
+    """Train and val hold rows and test holds rows passing the outlier filter: every later step needs all three
+    (training, early stopping / blend weights / model choice, pointwise test metrics)."""
+    counts = {name: _split(filtered_ratios, name).height for name in (SPLIT_TRAIN, SPLIT_VAL)}
+    counts[f"{SPLIT_TEST}_passing_filter"] = _split(filtered_ratios, SPLIT_TEST).filter(pl.col("passes_filter")).height
+    empty = [name for name, count in counts.items() if count == 0]
+    metadata: dict[str, int | float | str] = {f"{name}_rows": count for name, count in counts.items()}
+    if empty:
+        return CheckOutcome(False, f"column split: no {', no '.join(empty)} rows (the filter and validation "
+                                   "settings leave nothing for the steps that need them)", metadata)
+    return CheckOutcome(True, ", ".join(f"{count} {name} rows" for name, count in counts.items()), metadata)

@@ -3,14 +3,17 @@
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, asset
 from pydantic import Field
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.models.data import build_training_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.orchestration.lineage import require_same_tables
 from kuairec_pipeline.orchestration.metadata import png_markdown
+from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
@@ -22,7 +25,8 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
             for name, bundle in bundles.items()]
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("metrics"), 
+       automation_condition=AutomationCondition.eager(), kinds={"polars", "parquet"})
 def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
             video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
@@ -30,6 +34,9 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
     path recommendations use. Long form: model, metric, value, split (``test`` per DESIGN.md; ``val`` pointwise
     rows serve model choice)."""
+    require_same_tables({"linear_baseline": linear_baseline, "als_factors": als_factors,
+                         "two_tower_embeddings": two_tower_embeddings, "hybrid_model": hybrid_model},
+                        filtered_ratios=filtered_ratios)
     data = build_training_data(filtered_ratios, user_features, video_features)
     models = [
         *baselines.fit_baselines(data, planted_truth),
@@ -57,11 +64,12 @@ def best_model_on_validation(metrics_table: pl.DataFrame) -> str:
 
 
 class RecommendationsConfig(Config):
-    k: int = Field(default=50, description="Videos recommended per user.")
+    k: int = Field(default=50, ge=1, le=10_000, description="Videos recommended per user. Allowed: 1..10000.")
     exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in train or val.")
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("recommendations"), 
+       automation_condition=AutomationCondition.eager(), kinds={"polars", "parquet"})
 def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
                     filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
                     video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
@@ -71,9 +79,11 @@ def recommendations(context: AssetExecutionContext, config: RecommendationsConfi
     bundles = {"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
                "hybrid": hybrid_model}
     chosen = best_model_on_validation(metrics)
+    record = require_same_tables({chosen: bundles[chosen]}, filtered_ratios=filtered_ratios)[chosen]
     (model,) = _trained({chosen: bundles[chosen]})
     data = build_training_data(filtered_ratios, user_features, video_features)
     seen = seen_matrix(data) if config.exclude_seen else None
     table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
-    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique())})
+    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique()),
+                                 **({provenance.TRAINED_WITH: record.to_json()} if record is not None else {})})
     return table

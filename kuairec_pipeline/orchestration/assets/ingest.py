@@ -11,6 +11,7 @@ from pydantic import Field
 from kuairec_pipeline.dataset import loader, schema, source
 from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
+from kuairec_pipeline.orchestration.versions import code_version
 
 GROUP = "ingest"
 TRUTH_FILE = "expected_small.parquet"
@@ -35,7 +36,8 @@ def _require(source_files: pl.DataFrame, file_name: str) -> Path:
     return paths[file_name]
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("source_files"),
+       kinds={"polars", "parquet"})
 def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl.DataFrame:
     """The KuaiRec files this run reads: the synthetic twin (generated once per profile and seed), an unpacked
     folder, ``KuaiRec.zip`` (unpacked safely), or the official archive (downloaded, md5-checked)."""
@@ -70,7 +72,8 @@ def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, fi
     return lazy
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_interactions"),
+       kinds={"polars", "parquet"})
 def raw_interactions(context: AssetExecutionContext, config: IngestConfig,
                      source_files: pl.DataFrame) -> ParquetFileWriter:
     """big_matrix.csv as typed Parquet, streamed (never fully in memory) in one pass: the file is converted, then
@@ -86,7 +89,8 @@ def raw_interactions(context: AssetExecutionContext, config: IngestConfig,
     return ParquetFileWriter(write)
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_eval_interactions"),
+       kinds={"polars", "parquet"})
 def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig, source_files: pl.DataFrame,
                           raw_interactions: pl.LazyFrame) -> pl.LazyFrame:
     """small_matrix.csv (the fully observed evaluation matrix) as typed Parquet; `time`, `date`, `timestamp`
@@ -96,7 +100,8 @@ def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig, 
     return _interactions(context, source_files, schema.SMALL_MATRIX, config, known=raw_interactions)
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_users"),
+       kinds={"polars", "parquet"})
 def raw_users(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """user_features.csv typed; blank one-hot values stay null."""
     path = _require(source_files, schema.USER_FEATURES.file_name)
@@ -105,7 +110,8 @@ def raw_users(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.
     return frame
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_videos"),
+       kinds={"polars", "parquet"})
 def raw_videos(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """One row per video: parsed tags (item_categories.csv), author and duration (item_daily_features.csv, when
     present) and category (kuairec_caption_category.csv, when present)."""
@@ -131,7 +137,8 @@ PLANTED_TRUTH_SCHEMA = {
 }
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("planted_truth"),
+       kinds={"polars", "parquet"})
 def planted_truth(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """The synthetic twin's planted expected watch ratio for every test pair (the oracle); empty on real data."""
     paths = _manifest_paths(source_files)
