@@ -21,7 +21,7 @@ from torch import nn
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.models.data import Interactions, TrainingData
-from kuairec_pipeline.models.threads import resolve_thread_count
+from kuairec_pipeline.models.threads import deterministic_algorithms, resolve_thread_count
 from kuairec_pipeline.models.two_tower import (
     EMBEDDING_BATCH,
     HISTORY_COLUMNS,
@@ -371,7 +371,8 @@ def train_network(
     )
     device = trainer.strategy.root_device
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
+    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)), \
+            deterministic_algorithms():
         torch.manual_seed(config.seed)
         network = TwoTowerNetwork(architecture, config, _logit(float(data.train.target.mean())))
         network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
