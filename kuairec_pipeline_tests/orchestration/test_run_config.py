@@ -88,3 +88,28 @@ def test_metrics_and_recommendations_follow_the_models_automatically():
         condition = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == name)
                               ).automation_condition
         assert condition is not None and condition.get_label() == AutomationCondition.eager().get_label(), name
+
+
+@pytest.mark.parametrize(("values", "named"), [
+    ({"profile": "huge"}, "profile (KUAIREC_PROFILE) must be one of tiny, demo, full"),
+    ({"seed": -1}, "seed (KUAIREC_SEED) must be an integer in 0..4294967295"),
+    ({"seed": 2**32}, "seed (KUAIREC_SEED)"),
+    ({"source": "  "}, "source (KUAIREC_SOURCE)"),
+])
+def test_settings_refuse_values_outside_their_range(values, named):
+    with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        Settings(home=Path("data").absolute(), **values)
+    if "seed" in values:
+        with pytest.raises(ValueError, match="KUAIREC_SEED"):
+            Settings.from_env({"KUAIREC_SEED": str(values["seed"])})
+
+
+def test_the_resource_refuses_an_unknown_profile_or_a_negative_seed():
+    from pydantic import ValidationError
+
+    from kuairec_pipeline.orchestration.resources import KuaiRecResource
+
+    with pytest.raises(ValidationError, match="profile"):
+        KuaiRecResource(profile="huge")
+    with pytest.raises(ValidationError, match="seed"):
+        KuaiRecResource(seed=-1)

@@ -27,7 +27,8 @@ def _table_output(table: pl.DataFrame, metadata: dict[str, Any]) -> Output:
     # The content fingerprint is the data version (the UI marks what is downstream of a changed table as stale, a
     # config change included) and goes into the Parquet metadata (the CLI and the models compare it).
     fingerprint = provenance.frame_fingerprint(table)
-    return Output(table, data_version=DataVersion(fingerprint), metadata={**metadata, provenance.FINGERPRINT: fingerprint})
+    return Output(table, data_version=DataVersion(fingerprint),
+                  metadata={**metadata, provenance.FINGERPRINT: fingerprint})
 
 
 class FilteredRatiosConfig(Config):

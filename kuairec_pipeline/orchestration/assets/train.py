@@ -27,7 +27,8 @@ def _log_validation(context: AssetExecutionContext, model, data: TrainingData) -
 
 
 class LinearAssetConfig(Config):
-    l2: float = Field(default=LinearConfig.l2, ge=0.0, description="Ridge penalty on the feature weights. Allowed: >= 0.")
+    l2: float = Field(default=LinearConfig.l2, ge=0.0,
+                      description="Ridge penalty on the feature weights. Allowed: >= 0.")
 
 
 @asset(group_name=GROUP, code_version=code_version("linear_baseline"),
