@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from dagster import AssetKey, DagsterInstance
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline_tests.orchestration.conftest import REPO, assets_dir, materialize
@@ -45,6 +46,10 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
                         extra=("-c", run_config(tmp_path / "five.json", {"filtered_ratios": {"max_watch_ratio": 5.0}})))
     assert rerun.returncode == 0, output(rerun)[-6000:]
     assert digests(folder, skip=lambda p: p.suffix != ".npz") == model_files  # the models are the old ones
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:  # the UI's staleness follows the content
+        event = instance.get_latest_materialization_event(AssetKey("filtered_ratios"))
+        version = event.asset_materialization.tags["dagster/data_version"]
+    assert version == provenance.file_fingerprint(folder / "filtered_ratios.parquet") != record.inputs["filtered_ratios"]
 
     for args in (("--model", "als"), ()):
         answer = kuairec(env, "recommend", "--user", "13", "-k", "3", *args)

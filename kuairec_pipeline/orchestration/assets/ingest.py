@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, DataVersion, MetadataValue, Output, asset
 from pydantic import Field
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.dataset import loader, schema, source
 from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
@@ -38,7 +39,7 @@ def _require(source_files: pl.DataFrame, file_name: str) -> Path:
 
 @asset(group_name=GROUP, code_version=code_version("source_files"),
        kinds={"polars", "parquet"})
-def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl.DataFrame:
+def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> Output[pl.DataFrame]:
     """The KuaiRec files this run reads: the synthetic twin (generated once per profile and seed), an unpacked
     folder, ``KuaiRec.zip`` (unpacked safely), or the official archive (downloaded, md5-checked)."""
     settings = kuairec.settings
@@ -52,8 +53,13 @@ def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl
         rows.append({"file_name": TRUTH_FILE, "path": str(truth / TRUTH_FILE),
                      "size_bytes": (truth / TRUTH_FILE).stat().st_size, "role": "planted_truth"})
     context.add_output_metadata({"source": settings.source, "profile": settings.profile, "seed": settings.seed})
-    return pl.DataFrame(rows, schema={"file_name": pl.String, "path": pl.String, "size_bytes": pl.Int64,
-                                      "role": pl.String})
+    table = pl.DataFrame(rows, schema={"file_name": pl.String, "path": pl.String, "size_bytes": pl.Int64,
+                                       "role": pl.String})
+    # The files change without the code changing: their names, sizes and modification times are the data version,
+    # so the UI marks everything downstream stale when new files arrive (a code version alone would not).
+    stamps = pl.Series([Path(path).stat().st_mtime_ns for path in table["path"]], dtype=pl.Int64)
+    version = provenance.frame_fingerprint(table.with_columns(mtime_ns=stamps))
+    return Output(table, data_version=DataVersion(version))
 
 
 def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, file_schema: schema.FileSchema,
