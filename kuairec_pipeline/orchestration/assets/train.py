@@ -12,7 +12,7 @@ from kuairec_pipeline.models.data import TrainingData, build_training_data
 from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
-from kuairec_pipeline.orchestration.lineage import stamped
+from kuairec_pipeline.orchestration.lineage import require_same_tables, stamped
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.orchestration.versions import code_version
 
@@ -120,6 +120,8 @@ def hybrid_model(context: AssetExecutionContext, config: HybridAssetConfig, als_
                  two_tower_embeddings: dict[str, np.ndarray], filtered_ratios: pl.DataFrame,
                  user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
     """A blend of calibrated ALS and the two-tower network, with weights fitted on the validation split."""
+    require_same_tables({"als_factors": als_factors, "two_tower_embeddings": two_tower_embeddings},
+                        filtered_ratios=filtered_ratios)
     data = build_training_data(filtered_ratios, user_features, video_features)
     model = HybridRecommender.from_components(
         ALSRecommender.from_bundle(als_factors, "als_factors"),
