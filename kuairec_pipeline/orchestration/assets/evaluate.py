@@ -3,7 +3,7 @@
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSelection, AutomationCondition, Config, MetadataValue, asset
 from pydantic import Field
 
 from kuairec_pipeline import provenance
@@ -17,6 +17,10 @@ from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
+# Re-run by the automation sensor (when turned on) once a model was re-trained. Updates of the prepared tables alone
+# are ignored: the models trained on the old tables would be refused as stale until they are re-trained too.
+FOLLOWS_MODELS = AutomationCondition.eager().ignore(
+    AssetSelection.assets("filtered_ratios", "user_features", "video_features", "planted_truth"))
 SELECTION_METRIC = "rmse"  # on the validation split: the target every model is trained for
 
 
@@ -26,7 +30,7 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 
 
 @asset(group_name=GROUP, code_version=code_version("metrics"), 
-       automation_condition=AutomationCondition.eager(), kinds={"polars", "parquet"})
+       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
             video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
@@ -69,7 +73,7 @@ class RecommendationsConfig(Config):
 
 
 @asset(group_name=GROUP, code_version=code_version("recommendations"), 
-       automation_condition=AutomationCondition.eager(), kinds={"polars", "parquet"})
+       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
                     filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
                     video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
