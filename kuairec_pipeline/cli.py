@@ -51,13 +51,21 @@ def _capped_k(k: int, assets_dir: Path) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    import warnings
+
+    from kuairec_pipeline.provenance import ProvenanceWarning, StaleArtifactError
     from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
         k = _capped_k(args.k, settings.assets_dir)
-        print(recommend_from_artifacts(settings.assets_dir, args.user, k=k, model_name=args.model))
-    except (UnknownUserError, UnknownModelError) as error:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProvenanceWarning)
+            answer = recommend_from_artifacts(settings.assets_dir, args.user, k=k, model_name=args.model)
+        for warning in caught:
+            print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
+        print(answer)
+    except (UnknownUserError, UnknownModelError, StaleArtifactError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.progress import EpochProgress
-from kuairec_pipeline.models.threads import resolve_thread_count
+from kuairec_pipeline.models.threads import deterministic_algorithms, resolve_thread_count
 from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS, Architecture, TwoTowerConfig
 from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
 
@@ -202,7 +202,8 @@ def train_network(
     )
     device = trainer.strategy.root_device
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
+    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)), \
+            deterministic_algorithms():
         torch.manual_seed(config.seed)
         network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
         network.user_tower.set_features(data.user_categorical, data.user_numeric, None)

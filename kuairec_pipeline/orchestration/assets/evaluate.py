@@ -3,24 +3,31 @@
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetSelection, AutomationCondition, Config, MetadataValue, asset
 from pydantic import Field
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.features.scaling import SPLIT_SELECTION
 from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.orchestration.lineage import require_same_tables
 from kuairec_pipeline.orchestration.metadata import headline_metrics, png_markdown
 from kuairec_pipeline.orchestration.report_step import write_run_report
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
+from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.recommend import build_recommendations
 
 GROUP = "evaluate"
+# Re-run by the automation sensor (when turned on) once a model was re-trained. Updates of the prepared tables alone
+# are ignored: the models trained on the old tables would be refused as stale until they are re-trained too.
+FOLLOWS_MODELS = AutomationCondition.eager().ignore(
+    AssetSelection.assets("filtered_ratios", "user_features", "video_features", "planted_truth"))
 # The served model is the trained model with the best ndcg@10 on the selection slice (a slice no model fitted,
 # stopped early or blended on): it serves ranked lists, so it is chosen on how it ranks each selection user's own
-# videos; the selection rmse breaks a tie.
+# videos; the selection rmse breaks a tie (evaluation/selection.py).
 
 
 def _trained(bundles: dict[str, dict[str, np.ndarray]]):
@@ -28,7 +35,8 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
             for name, bundle in bundles.items()]
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("metrics"), 
+       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
             video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
             als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
@@ -38,6 +46,9 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     beyond-accuracy metrics of the top-10 lists; ``selection`` rows choose the served model; ``val`` pointwise
     rows are the tuning slice the models stopped early on). Also writes the HTML report
     ``$KUAIREC_HOME/reports/report.html``."""
+    require_same_tables({"linear_baseline": linear_baseline, "als_factors": als_factors,
+                         "two_tower_embeddings": two_tower_embeddings, "hybrid_model": hybrid_model},
+                        filtered_ratios=filtered_ratios)
     data = build_prepared_data(filtered_ratios, user_features, video_features)
     models = [
         *baselines.fit_baselines(data.training, planted_truth),
@@ -63,12 +74,13 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
 
 
 class RecommendationsConfig(Config):
-    k: int = Field(default=50, description="Videos recommended per user.")
+    k: int = Field(default=50, ge=1, le=10_000, description="Videos recommended per user. Allowed: 1..10000.")
     exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in big_matrix (train, "
                                "val or selection rows).")
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("recommendations"), 
+       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
                     filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
                     video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
@@ -78,9 +90,11 @@ def recommendations(context: AssetExecutionContext, config: RecommendationsConfi
     bundles = {"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
                "hybrid": hybrid_model}
     chosen = select_served_model(metrics)
+    record = require_same_tables({chosen: bundles[chosen]}, filtered_ratios=filtered_ratios)[chosen]
     (model,) = _trained({chosen: bundles[chosen]})
     data = build_prepared_data(filtered_ratios, user_features, video_features)
     seen = seen_matrix(data) if config.exclude_seen else None
     table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
-    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique())})
+    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique()),
+                                 **({provenance.TRAINED_WITH: record.to_json()} if record is not None else {})})
     return table
