@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.data import Interactions, TrainingData
 
 NUM_TAGS = 31

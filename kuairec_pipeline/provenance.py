@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 
 # Dagster metadata keys under this prefix are written into the Parquet file's key-value metadata by the IO manager.
 PARQUET_METADATA_PREFIX = "kuairec/"
@@ -64,7 +64,7 @@ class TrainedWith:
     """What a model bundle (or a table built from one) was made from.
 
     ``inputs`` maps an input asset to its fingerprint; ``scaler_min`` / ``scaler_max`` are the training watch
-    ratios that map to target 0 and 1 (:class:`~kuairec_pipeline.features.scaling.TargetScaler`);
+    ratios that map to target 0 and 1 (:class:`~kuairec_pipeline.target.TargetScaler`);
     ``ratio_config`` is the ``filtered_ratios`` config (empty when unknown).
     """
 

@@ -16,7 +16,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline import provenance
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import Recommender
 
 RECOMMENDATION_SCHEMA = {"user_id": pl.Int32, "rank": pl.Int32, "video_id": pl.Int32, "score": pl.Float32,

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.recommend import (
     RECOMMENDATION_SCHEMA,

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender

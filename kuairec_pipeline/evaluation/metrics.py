@@ -31,7 +31,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.evaluation.beyond_accuracy import beyond_accuracy_metrics, self_information
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import SCORE_BATCH_CELLS, Recommender
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData
 

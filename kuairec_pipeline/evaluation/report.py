@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from kuairec_pipeline.evaluation.metrics import COUNT_METRICS, LOWER_IS_BETTER, higher_is_better
-from kuairec_pipeline.features.scaling import SPLIT_TEST
+from kuairec_pipeline.target import SPLIT_TEST
 
 REFERENCE_MODELS = ("oracle",)  # a ceiling, not a contender: never bolded as "best"
 _FAMILY_ORDER = ("mae", "rmse", "mae_raw5", "rmse_raw5", "ndcg", "recall", "precision", "catalogue_coverage",

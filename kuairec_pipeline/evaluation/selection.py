@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION
+from kuairec_pipeline.target import SPLIT_SELECTION
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 
 SELECTION_METRIC = "ndcg@10"  # a recommender is served for its lists, so the choice is made on a ranking metric

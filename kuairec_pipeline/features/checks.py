@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ rows. The hash is Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): frac(user_id * 2
 function of the id, so the split is the same on every run and machine and needs no seed.
 
 The target is the watch ratio min-max scaled with the *training* rows' minimum and maximum
-(:class:`~kuairec_pipeline.features.scaling.TargetScaler`), clipped to [0, 1] and stored as float32.
+(:class:`~kuairec_pipeline.target.TargetScaler`), clipped to [0, 1] and stored as float32.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import polars as pl
 
 import numpy as np
 
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 SECONDS_PER_DAY = 86_400.0
 

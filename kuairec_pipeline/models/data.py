@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 
 @dataclass

@@ -20,7 +20,7 @@ _MODEL_BASE = ("models.base", "models.data", "models.threads", "provenance", "or
 ASSET_MODULES: dict[str, tuple[str, ...]] = {
     **{key: _INGEST for key in ("source_files", "raw_interactions", "raw_eval_interactions", "raw_users",
                                 "raw_videos", "planted_truth")},
-    "filtered_ratios": ("features.ratios", "features.scaling", "features.checks", "orchestration.assets.prepare"),
+    "filtered_ratios": ("features.ratios", "target", "features.checks", "orchestration.assets.prepare"),
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
     "video_features": ("features.videos", "features.users", "features.ratios", "features.checks",
                        "orchestration.assets.prepare"),

@@ -19,7 +19,7 @@ from kuairec_pipeline.evaluation.baselines import (
     fit_baselines,
     hashed_uniform,
 )
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline_tests.models.contract import (
     RecommenderContract,

@@ -20,7 +20,7 @@ from kuairec_pipeline.evaluation.beyond_accuracy import (
 )
 from kuairec_pipeline.evaluation.metrics import evaluate, top_k_test_videos
 from kuairec_pipeline.evaluation.report import metrics_markdown
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.models.contract import make_interactions, make_planted
 
 LISTS = np.array([[1, 2], [1, 3], [1, 2]])  # 3 users' top-2 lists

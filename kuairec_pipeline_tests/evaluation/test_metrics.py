@@ -27,7 +27,7 @@ from kuairec_pipeline.evaluation.metrics import (
     top_k_test_videos,
     validation_metrics,
 )
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import PreparedData, TrainingData
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender

@@ -8,7 +8,7 @@ import pytest
 from kuairec_pipeline.evaluation.baselines import BiasConfig, UserVideoBiasRecommender, fit_baselines
 from kuairec_pipeline.evaluation.metrics import evaluate
 from kuairec_pipeline.evaluation.tag_profile import TagProfileConfig, UserTagProfileRecommender, tag_weights
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.models.contract import (
     RecommenderContract,
     make_featureless_training_data,

@@ -20,7 +20,7 @@ from kuairec_pipeline.features.ratios import (
     selection_user_mask,
     train_target_features,
 )
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 
 DAY = SECONDS_PER_DAY
 T0 = 1_593_878_903.438  # 2020-07-05 00:08:23.438 Beijing time

@@ -36,10 +36,10 @@ import scipy.sparse as sp
 from scipy.stats import norm
 
 from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS
-from kuairec_pipeline.features.scaling import TargetScaler
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.base import NAME_KEY, Recommender, decode_json, encode_json
 from kuairec_pipeline.features.ratios import FILTERED_RATIOS_SCHEMA, selection_user_mask
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData, build_training_data
 
 START_EPOCH = 1_593_561_600.0  # 2020-07-01 00:00 UTC, inside KuaiRec's collection window

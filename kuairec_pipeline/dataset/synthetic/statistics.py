@@ -14,18 +14,11 @@ import polars as pl
 from kuairec_pipeline.dataset.schema import BIG_MATRIX, ITEM_CATEGORIES, SMALL_MATRIX
 from kuairec_pipeline.dataset.synthetic import reference
 from kuairec_pipeline.dataset.synthetic.generator import TRUTH_FILE, data_dir, truth_dir
+from kuairec_pipeline.target import TargetScaler
 
 __all__ = ["MAX_WATCH_RATIO", "oracle_difficulty", "reference_statistics", "small_test_pairs", "twin_statistics"]
 
 MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (docs/DESIGN.md)
-
-
-def _min_max_scale(values: np.ndarray, minimum: float, maximum: float) -> np.ndarray:
-    # The pipeline's target scaling (features.scaling.TargetScaler.transform: clip((x - min) / (max - min), 0, 1)),
-    # restated here so that dataset imports nothing from the layers above it; a test checks both agree.
-    if not np.isfinite(minimum) or not np.isfinite(maximum) or maximum <= minimum:
-        raise ValueError(f"degenerate scaling range [{minimum}, {maximum}]")
-    return np.clip((np.asarray(values, dtype=np.float64) - minimum) / (maximum - minimum), 0.0, 1.0)
 
 
 def _scan_interactions(path: Path) -> pl.LazyFrame:
@@ -91,16 +84,17 @@ def oracle_difficulty(out_dir: str | Path, max_watch_ratio: float = MAX_WATCH_RA
     )
     if train.size == 0:
         raise ValueError(f"no big_matrix row with watch_ratio <= {max_watch_ratio} to fit the target scaling on")
-    minimum, maximum = float(train.min()), float(train.max())
-    global_mean = float(_min_max_scale(train, minimum, maximum).mean())
+    scaler = TargetScaler(float(train.min()), float(train.max()))  # the pipeline's own target scaling
+    minimum, maximum = scaler.minimum, scaler.maximum
+    global_mean = float(scaler.transform(train).mean())
     truth = pl.read_parquet(truth_dir(out_dir) / TRUTH_FILE)
     test = (
         small_test_pairs(out_dir)
         .filter(pl.col("watch_ratio") <= max_watch_ratio)
         .join(truth, on=["user_id", "video_id"], how="inner")
     )
-    target = _min_max_scale(test["watch_ratio"].to_numpy(), minimum, maximum)
-    oracle = _min_max_scale(test["expected_watch_ratio_le3"].to_numpy(), minimum, maximum)
+    target = scaler.transform(test["watch_ratio"].to_numpy())
+    oracle = scaler.transform(test["expected_watch_ratio_le3"].to_numpy())
     rmse_oracle = float(np.sqrt(np.mean((target - oracle) ** 2)))
     rmse_global_mean = float(np.sqrt(np.mean((target - global_mean) ** 2)))
     return {

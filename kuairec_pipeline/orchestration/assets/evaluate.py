@@ -10,7 +10,7 @@ from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.evaluation.selection import select_served_model
-from kuairec_pipeline.features.scaling import SPLIT_SELECTION
+from kuairec_pipeline.target import SPLIT_SELECTION
 from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline.orchestration.lineage import require_same_tables

@@ -13,7 +13,7 @@ from pydantic import Field
 from kuairec_pipeline import provenance
 from kuairec_pipeline.features import checks as table_checks
 from kuairec_pipeline.features import plots, ratios, users, videos
-from kuairec_pipeline.features.scaling import SPLIT_TRAIN
+from kuairec_pipeline.target import SPLIT_TRAIN
 from kuairec_pipeline.orchestration import checks
 from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats
 from kuairec_pipeline.orchestration.versions import code_version
