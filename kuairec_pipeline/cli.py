@@ -20,11 +20,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
-        print(recommend_from_artifacts(settings.assets_dir, args.user, k=args.k, model_name=args.model))
+        assets = readable_asset_folder(settings)  # KUAIREC_ASSET_STORAGE may be s3://...: a local mirror then
+        print(recommend_from_artifacts(assets, args.user, k=args.k, model_name=args.model))
     except (UnknownUserError, UnknownModelError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
@@ -37,9 +39,14 @@ def _recommend(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.evaluation.report import metrics_markdown
 
-    path = Settings.from_env().assets_dir / "metrics.parquet"
+    try:
+        path = readable_asset_folder(Settings.from_env()) / "metrics.parquet"
+    except FileNotFoundError as error:
+        print(f"kuairec metrics: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
+        return 2
     if not path.exists():
         print(f"kuairec metrics: {path} does not exist. Materialize the pipeline first (see README).",
               file=sys.stderr)
