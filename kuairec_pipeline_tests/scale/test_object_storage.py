@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from kuairec_pipeline.asset_storage import is_remote, mirror_assets
+from kuairec_pipeline.asset_storage import is_remote, mirror_assets, readable_asset_folder
 from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.settings import Settings
 from kuairec_pipeline_tests.orchestration.conftest import REPO, materialize, pipeline_env
@@ -45,6 +45,7 @@ def test_asset_storage_setting():
     assert Settings.from_env({"KUAIREC_HOME": "/h"}).asset_location == "/h/assets"
     assert Settings.from_env({"KUAIREC_ASSET_STORAGE": "s3://b/p"}).asset_location == "s3://b/p"
     assert is_remote("s3://b/p") and not is_remote("/h/assets") and not is_remote("file:///h/assets")
+    assert readable_asset_folder(Settings.from_env({"KUAIREC_HOME": "/h"})) == Path("/h/assets")  # no mirror
     with pytest.raises(ValueError, match="KUAIREC_ASSET_STORAGE='nope://x': unknown protocol 'nope'"):
         Settings.from_env({"KUAIREC_ASSET_STORAGE": "nope://x"})
 
@@ -113,6 +114,8 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         assert answer.returncode == 0, answer.stderr
         rows = [line.split() for line in answer.stdout.splitlines() if line.strip()[:1].isdigit()]
         assert [int(row[1]) for row in rows] == expected
+        metrics = subprocess.run([KUAIREC, "metrics"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert metrics.returncode == 0 and "| hybrid |" in metrics.stdout, metrics.stderr
 
         # The secret went nowhere on disk: not into the run history, the run config, nor the mirror's files.
         secret = s3["AWS_SECRET_ACCESS_KEY"].encode()
