@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kuairec_pipeline.dataset import schema, source
+from kuairec_pipeline.dataset import loader, schema, source
 from kuairec_pipeline.errors import KuaiRecSourceError
 from kuairec_pipeline.settings import Settings
 
@@ -118,9 +118,6 @@ def test_folder_without_the_files(tmp_path: Path) -> None:
 
 def test_tiny_twin_reads_through_the_real_loader(tmp_path: Path) -> None:
     """The twin is written like the real files and read by exactly the same loader code."""
-    pytest.importorskip("kuairec_pipeline.dataset.synthetic")
-    from kuairec_pipeline.dataset import loader
-
     settings = Settings(home=tmp_path, source="synthetic", profile="tiny", seed=3)
     files = source.resolve_source(settings)
     assert source.truth_dir(files) == settings.synthetic_dir / "_truth"

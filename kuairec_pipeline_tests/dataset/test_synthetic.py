@@ -16,7 +16,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.dataset import synthetic, synthetic_interactions
 from kuairec_pipeline.dataset.schema import (
     ALL_FILES,
     BIG_MATRIX,
@@ -41,9 +40,11 @@ from kuairec_pipeline.dataset.synthetic import (
     truth_dir,
     twin_statistics,
 )
-from kuairec_pipeline.dataset.synthetic_config import DEFAULT_BEHAVIOUR
-from kuairec_pipeline.dataset.synthetic_entities import build_videos
-from kuairec_pipeline.dataset.synthetic_noise import planted_moments, sample_watch_ratio
+from kuairec_pipeline.dataset.synthetic import generator as synthetic_generator
+from kuairec_pipeline.dataset.synthetic import interactions as synthetic_interactions
+from kuairec_pipeline.dataset.synthetic.config import DEFAULT_BEHAVIOUR
+from kuairec_pipeline.dataset.synthetic.entities import build_videos
+from kuairec_pipeline.dataset.synthetic.noise import planted_moments, sample_watch_ratio
 
 SEED = 20220705
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$"
@@ -136,7 +137,7 @@ def test_complete_twin_is_reused_not_regenerated(tmp_path: Path, monkeypatch: py
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("a complete twin was regenerated")
 
-    monkeypatch.setattr(synthetic, "_write_twin", must_not_run)
+    monkeypatch.setattr(synthetic_generator, "_write_twin", must_not_run)
     assert generate_twin(out, "tiny", SEED) == out
     assert (data_dir(out) / BIG_MATRIX.file_name).stat().st_mtime_ns == stamp
 
@@ -146,7 +147,7 @@ def test_failed_generation_leaves_nothing_behind(tmp_path: Path, monkeypatch: py
         raise RuntimeError("disk full")
 
     # The side files are written by then, the matrices half-way: nothing of it may become visible.
-    monkeypatch.setattr(synthetic, "write_interactions", crash_midway)
+    monkeypatch.setattr(synthetic_generator, "write_interactions", crash_midway)
     with pytest.raises(RuntimeError, match="disk full"):
         generate_twin(tmp_path / "twin", "tiny", SEED)
     assert list(tmp_path.iterdir()) == []

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.dataset import synthetic_reference as reference
 from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS, ONEHOT_COLUMNS
-from kuairec_pipeline.dataset.synthetic_config import DAY_MS, PERIOD_DAYS, PERIOD_START_MS, TwinBehaviour, TwinProfile
+from kuairec_pipeline.dataset.synthetic import reference
+from kuairec_pipeline.dataset.synthetic.config import DAY_MS, PERIOD_DAYS, PERIOD_START_MS, TwinBehaviour, TwinProfile
 
 # One id per purpose: the stream of a purpose depends on (seed, id, chunk) only.
 STREAM_VIDEOS = 1

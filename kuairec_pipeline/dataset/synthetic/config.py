@@ -120,7 +120,7 @@ class ExposureModel:
 @dataclass(frozen=True)
 class WatchRatioModel:
     """How one view's watch ratio is drawn given eta: a four-way mixture, so that E[wr], E[wr | wr <= 3] and
-    P(wr > 2) have closed forms (see synthetic_noise).
+    P(wr > 2) have closed forms (see noise.py).
 
     - zero: the video never played (wr = 0), probability sigmoid(zero_logit - zero_slope * (eta - eta_ref))
     - swipe: left early, wr ~ Uniform(0, swipe_max), probability sigmoid(swipe_logit - swipe_slope * (...))

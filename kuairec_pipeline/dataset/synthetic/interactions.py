@@ -20,15 +20,15 @@ from typing import BinaryIO
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.dataset.synthetic_config import (
+from kuairec_pipeline.dataset.synthetic.config import (
     BEIJING_OFFSET_MS,
     DAY_MS,
     PERIOD_START_MS,
     TwinBehaviour,
     TwinProfile,
 )
-from kuairec_pipeline.dataset.synthetic_entities import STREAM_CHUNK, Users, Videos, random_stream, static_eta
-from kuairec_pipeline.dataset.synthetic_noise import planted_moments, sample_watch_ratio
+from kuairec_pipeline.dataset.synthetic.entities import STREAM_CHUNK, Users, Videos, random_stream, static_eta
+from kuairec_pipeline.dataset.synthetic.noise import planted_moments, sample_watch_ratio
 
 # Share of views per Beijing hour (0..23): quiet at night, peaks at lunch and in the evening.
 HOURLY_ACTIVITY = np.array([

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.dataset import synthetic_reference as reference
 from kuairec_pipeline.dataset.schema import (
     CAPTION_CATEGORY,
     ITEM_CATEGORIES,
@@ -22,8 +21,9 @@ from kuairec_pipeline.dataset.schema import (
     SOCIAL_NETWORK,
     USER_FEATURES,
 )
-from kuairec_pipeline.dataset.synthetic_config import PERIOD_DAYS
-from kuairec_pipeline.dataset.synthetic_entities import (
+from kuairec_pipeline.dataset.synthetic import reference
+from kuairec_pipeline.dataset.synthetic.config import PERIOD_DAYS
+from kuairec_pipeline.dataset.synthetic.entities import (
     STREAM_CAPTIONS,
     STREAM_DAILY,
     STREAM_SOCIAL,

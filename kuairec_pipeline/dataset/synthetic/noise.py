@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, ndtr
 
-from kuairec_pipeline.dataset.synthetic_config import WatchRatioModel
+from kuairec_pipeline.dataset.synthetic.config import WatchRatioModel
 
 
 @dataclass(frozen=True)
