@@ -110,19 +110,6 @@ def synthetic_training_data(sizes: Sizes | None = None, seed: int = 0, latent_di
     epoch = 1_593_000_000.0
     train = interactions(sizes.train_rows, epoch, epoch + 54 * day)
     val = interactions(sizes.val_rows, epoch + 54 * day, epoch + 61 * day)
-    test_users = rng.choice(n_users, sizes.test_users, replace=False).astype(np.int32)
-    test_videos = rng.choice(n_videos, sizes.test_videos, replace=False).astype(np.int32)
-    grid_users = np.repeat(test_users, test_videos.size)
-    grid_videos = np.tile(test_videos, test_users.size)
-    test_target = np.clip(expected(grid_users, grid_videos) + rng.normal(0, 0.12, grid_users.size), 0, 1)
-    test = Interactions(
-        user=grid_users,
-        video=grid_videos,
-        target=test_target.astype(np.float32),
-        watch_ratio=(test_target * MAX_WATCH_RATIO).astype(np.float32),
-        timestamp=np.full(grid_users.size, np.nan),
-        passes_filter=np.ones(grid_users.size, dtype=bool),
-    )
 
     # Train-only average target per video (no leakage), as the video features asset provides it.
     sums = np.bincount(train.video, weights=train.target, minlength=n_videos)
@@ -134,7 +121,6 @@ def synthetic_training_data(sizes: Sizes | None = None, seed: int = 0, latent_di
     return TrainingData(
         train=train,
         val=val,
-        test=test,
         n_users=n_users,
         n_videos=n_videos,
         scaler=TargetScaler(0.0, MAX_WATCH_RATIO),

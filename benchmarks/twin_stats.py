@@ -1,4 +1,4 @@
-"""The synthetic twin's statistics next to KuaiRec 2.0's (KUAIREC.md), as a markdown table, plus its difficulty.
+"""The synthetic twin's statistics next to KuaiRec 2.0's (docs/KUAIREC.md), as a markdown table, plus its difficulty.
 
     python benchmarks/twin_stats.py                              # demo twin (generated if missing)
     python benchmarks/twin_stats.py --profile full --out data/twin-full

@@ -33,7 +33,8 @@ from _data import Sizes, synthetic_training_data  # noqa: E402
 
 from kuairec_pipeline.models.data import Interactions  # noqa: E402
 from kuairec_pipeline.models.two_tower import Architecture, TwoTowerConfig  # noqa: E402
-from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, index_batch_loader  # noqa: E402
+from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork  # noqa: E402
+from kuairec_pipeline.models.two_tower_training import index_batch_loader  # noqa: E402
 
 TARGET_SAMPLES_PER_SECOND = 200_000
 WARMUP_BATCHES = 3

@@ -1,4 +1,5 @@
-"""The `kuairec` command: generate a synthetic twin, print recommendations or metrics from stored artifacts."""
+"""The `kuairec` command: generate a synthetic twin; print recommendations, metrics or a run summary from stored
+artifacts."""
 
 from __future__ import annotations
 
@@ -10,24 +11,63 @@ from pathlib import Path
 from kuairec_pipeline.settings import DEFAULT_SEED, PROFILES, Settings
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from kuairec_pipeline.dataset.synthetic import generate_twin
+DEFAULT_DEPTH = 50  # the recommendations asset's default k: the cap when no stored table tells another
 
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from kuairec_pipeline.dataset.synthetic import generate_twin, twin_is_complete
+
+    out_dir = Path(args.out)
+    if twin_is_complete(out_dir, args.profile, args.seed):
+        print(f"{out_dir} already holds the complete {args.profile} twin (seed {args.seed}): nothing written")
+        return 0
     started = time.perf_counter()
-    out = generate_twin(Path(args.out), profile=args.profile, seed=args.seed)
+    out = generate_twin(out_dir, profile=args.profile, seed=args.seed)
     print(f"wrote the {args.profile} twin (seed {args.seed}) to {out} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
+def _capped_k(k: int, assets_dir: Path) -> int:
+    """Every path answers at most as many videos as the stored recommendations hold per user (one rule, whether
+    the rows are read from the table or scored on the spot), with a note on stderr when ``k`` is cut."""
+    from kuairec_pipeline.summary import recommendations_depth
+
+    stored = assets_dir / "recommendations.parquet"
+    depth = (recommendations_depth(stored) if stored.exists() else None) or DEFAULT_DEPTH
+    if k > depth:
+        print(f"kuairec recommend: -k {k} capped at {depth}, the depth of the stored recommendations "
+              f"(re-materialize recommendations with a larger k for more)", file=sys.stderr)
+    return min(k, depth)
+
+
 def _recommend(args: argparse.Namespace) -> int:
+    import warnings
+
     from kuairec_pipeline.asset_storage import readable_asset_folder
+    from kuairec_pipeline.provenance import ProvenanceWarning, StaleArtifactError
     from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
         assets = readable_asset_folder(settings)  # KUAIREC_ASSET_STORAGE may be s3://...: a local mirror then
-        print(recommend_from_artifacts(assets, args.user, k=args.k, model_name=args.model))
-    except (UnknownUserError, UnknownModelError) as error:
+        k = _capped_k(args.k, assets)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProvenanceWarning)
+            answer = recommend_from_artifacts(assets, args.user, k=k, model_name=args.model)
+        for warning in caught:
+            print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
+        print(answer)
+    except (UnknownUserError, UnknownModelError, StaleArtifactError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
@@ -56,6 +96,17 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from kuairec_pipeline.summary import closing_summary
+
+    try:
+        print(closing_summary(Settings.from_env()), end="")
+    except FileNotFoundError as error:
+        print(f"kuairec summary: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuairec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,14 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="top videos for one user, from the stored artifacts")
     recommend.add_argument("--user", type=int, required=True, help="user id")
-    recommend.add_argument("-k", type=int, default=10, help="how many videos")
+    recommend.add_argument("-k", type=_positive_int, default=10,
+                           help="how many videos (>= 1; at most the depth of the stored recommendations, "
+                                "50 by default)")
     recommend.add_argument("--model", default=None,
                            help="linear, als, two_tower or hybrid (default: the model the recommendations asset chose)")
     recommend.set_defaults(handler=_recommend)
 
     metrics = commands.add_parser("metrics", help="print the stored metrics table")
-    metrics.add_argument("--split", choices=("test", "val"), default="test", help="which split's rows")
+    metrics.add_argument("--split", choices=("test", "selection", "val"), default="test",
+                         help="which split's rows: test (reported), selection (model choice), val (tuning)")
     metrics.set_defaults(handler=_metrics)
+
+    summary = commands.add_parser("summary", help="where the results and the report are, headline metrics, next steps")
+    summary.set_defaults(handler=_summary)
     return parser
 
 

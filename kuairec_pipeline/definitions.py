@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from kuairec_pipeline.orchestration import checks, jobs
+from kuairec_pipeline.orchestration import jobs
 from kuairec_pipeline.orchestration.assets import evaluate, ingest, prepare, train
 from kuairec_pipeline.orchestration.executors import build_executor
 from kuairec_pipeline.orchestration.io_managers import NumpyIOManagerFactory, ParquetIOManagerFactory
@@ -37,7 +37,6 @@ def build_definitions(settings: Settings | None = None, environ: dict[str, str] 
     assets_dir = settings.asset_location
     return Definitions(
         assets=load_assets_from_modules([ingest, prepare, train, evaluate]),
-        asset_checks=checks.ALL_CHECKS,
         jobs=[jobs.full_pipeline_job, jobs.retrain_job],
         schedules=[jobs.weekly_retraining_schedule],
         sensors=[jobs.new_source_data_sensor],

@@ -8,13 +8,15 @@ part holding one user: the CLI answers from the stored files without loading a m
 
 from __future__ import annotations
 
+import warnings as _warnings
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from kuairec_pipeline.features.scaling import SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline import provenance
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import Recommender
 
 RECOMMENDATION_SCHEMA = {"user_id": pl.Int32, "rank": pl.Int32, "video_id": pl.Int32, "score": pl.Float32,
@@ -25,7 +27,7 @@ DEFAULT_BATCH_USERS = 2048  # users per recommend() call: bounds the (users x k)
 RECOMMENDATIONS_FILE = "recommendations.parquet"
 VIDEO_FEATURES_FILE = "video_features.parquet"
 FILTERED_RATIOS_FILE = "filtered_ratios.parquet"
-SEEN_SPLITS = (SPLIT_TRAIN, SPLIT_VAL)  # what the recommendations asset excludes by default
+SEEN_SPLITS = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)  # big_matrix rows: what the recommendations asset excludes
 
 
 class UnknownUserError(LookupError):
@@ -185,13 +187,20 @@ def recommend_for_user(
     return format_recommendations(recs, user_id, k, videos, scaler)
 
 
+def load_bundle_arrays(path: Path) -> dict[str, np.ndarray]:
+    """A stored model bundle's arrays (never unpickled)."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def _stored_model_name(recommendations_path: Path) -> str | None:
     first = pl.scan_parquet(recommendations_path).select("model").head(1).collect()
     return None if first.is_empty() else first.item()
 
 
-def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: str) -> pl.DataFrame:
-    """Score one user with a stored model bundle, excluding what the user watched in train and val."""
+def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: str) -> tuple[pl.DataFrame, list[str]]:
+    """Score one user with a stored model bundle, excluding what the user watched in big_matrix (every split but
+    test)."""
     from kuairec_pipeline.models.registry import TRAINED_MODELS
 
     entry = TRAINED_MODELS.get(model_name)
@@ -200,7 +209,10 @@ def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: st
     bundle = assets_dir / f"{entry.asset_key}.npz"
     if not bundle.exists():
         raise FileNotFoundError(f"{bundle} does not exist")
-    model = entry.model_class().load(bundle)
+    arrays = load_bundle_arrays(bundle)
+    # Refuses a model trained on another filtered_ratios than the one stored (other scaling, other seen videos).
+    warnings = provenance.check_against_tables(bundle.name, provenance.trained_with_of(arrays), assets_dir)
+    model = entry.model_class().from_bundle(arrays, where=str(bundle))
     if not 0 <= user_id < model.n_users:
         raise UnknownUserError(user_id, 0, model.n_users - 1)
     seen = sp.csr_matrix((model.n_users, model.n_videos), dtype=np.float32)
@@ -211,7 +223,10 @@ def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: st
                    .select("video_id").unique().collect()["video_id"].to_numpy().astype(np.int64))
         seen = sp.csr_matrix((np.ones(watched.size, dtype=np.float32), (np.full(watched.size, user_id), watched)),
                              shape=(model.n_users, model.n_videos))
-    return build_recommendations(model, k=k, exclude_seen=seen, user_ids=np.array([user_id]))
+    record = provenance.trained_with_of(arrays)
+    table = build_recommendations(model, k=k, exclude_seen=seen, user_ids=np.array([user_id]),
+                                  scaler=record.scaler if record is not None else None)
+    return table, warnings
 
 
 def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, model_name: str | None = None
@@ -220,7 +235,8 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
 
     By default, and when ``model_name`` is the model the ``recommendations`` asset used, the user's rows are read
     from ``recommendations.parquet`` (a filtered scan). Another trained model is loaded from its ``.npz`` bundle and
-    scores the user on the spot, excluding the videos watched in train and val as the asset does.
+    scores the user on the spot, excluding the videos watched in big_matrix (train, val, selection) as the asset
+    does.
     """
     assets_dir = Path(assets_dir)
     recommendations = assets_dir / RECOMMENDATIONS_FILE
@@ -228,9 +244,13 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
     if model_name is None or model_name == stored_model:
         if not recommendations.exists():
             raise FileNotFoundError(f"{recommendations} does not exist")
+        warnings = provenance.check_against_tables(
+            recommendations.name, provenance.file_trained_with(recommendations), assets_dir)
         recs = read_user_recommendations(recommendations, user_id, k)
     else:
-        recs = _recommend_on_the_fly(assets_dir, user_id, k, model_name)
+        recs, warnings = _recommend_on_the_fly(assets_dir, user_id, k, model_name)
+    for warning in warnings:
+        _warnings.warn(warning, provenance.ProvenanceWarning, stacklevel=2)
     videos_path = assets_dir / VIDEO_FEATURES_FILE
     ratios_path = assets_dir / FILTERED_RATIOS_FILE
     videos = pl.scan_parquet(videos_path) if videos_path.exists() else None

@@ -18,15 +18,27 @@ PROFILES = ("tiny", "demo", "full")
 DEFAULT_SEED = 20220705
 
 
+MAX_SEED = 2**32 - 1  # NumPy's SeedSequence accepts any non-negative int; 32 bits is what every tool prints
+
+
 @dataclass(frozen=True)
 class Settings:
-    home: Path
-    source: str = "synthetic"
-    profile: str = "demo"
-    seed: int = DEFAULT_SEED
-    asset_storage: str = ""  # folder or fsspec URL for asset files; "" = home/assets
+    """Where data comes from and goes to. Built by :meth:`from_env`; the ranges are enforced either way."""
+
+    home: Path  # base folder for everything written (KUAIREC_HOME)
+    source: str = "synthetic"  # 'synthetic', 'download', a folder or a .zip path (KUAIREC_SOURCE); non-empty
+    profile: str = "demo"  # size of the synthetic twin: one of PROFILES (KUAIREC_PROFILE)
+    seed: int = DEFAULT_SEED  # seed of the synthetic twin, 0..MAX_SEED (KUAIREC_SEED)
+    asset_storage: str = ""  # folder or fsspec URL for asset files, "" = home/assets (KUAIREC_ASSET_STORAGE)
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile (KUAIREC_PROFILE) must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed (KUAIREC_SEED) must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
+        if not str(self.source).strip():
+            raise ValueError("source (KUAIREC_SOURCE) must be 'synthetic', 'download', a folder or a .zip path, "
+                             "got an empty value")
         if "://" in self.asset_storage:
             from fsspec.registry import known_implementations
 

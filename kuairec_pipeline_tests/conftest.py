@@ -16,11 +16,12 @@ _REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The folder of the real KuaiRec files (user_features.csv, item_categories.csv, kuairec_caption_category.csv):
-    ``<repo>/../shared/data/kuairec_real``, else $KUAIREC_REAL_DATA_DIR. Skips the test when neither exists,
-    except under CI (env CI set), where the real files must be there: the test fails instead."""
-    candidates = [_REPO.parent / "shared" / "data" / "kuairec_real"]
+    $KUAIREC_REAL_DATA_DIR when set (only there), else ``<repo>/../shared/data/kuairec_real``. Skips the test when
+    the files are missing, except under CI (env CI set), where the real files must be there: the test fails."""
     if os.environ.get(REAL_DATA_ENV):
-        candidates.append(Path(os.environ[REAL_DATA_ENV]).expanduser())
+        candidates = [Path(os.environ[REAL_DATA_ENV]).expanduser()]  # an explicit choice wins, never mixed
+    else:
+        candidates = [_REPO.parent / "shared" / "data" / "kuairec_real"]
     for folder in candidates:
         if (folder / "user_features.csv").is_file():
             return folder

@@ -1,6 +1,7 @@
 """Unpack ``KuaiRec.zip`` safely: no entry may land outside the target folder, a damaged archive is refused with a
 clear error, and the target appears whole or not at all (unpacked into a temporary folder, then renamed).
-An archive is unpacked once: a marker file records which archive a folder came from.
+An archive is unpacked once: a marker file records which archive a folder came from. An archive that holds only
+archives (a zip around ``KuaiRec.zip``) has those unpacked too, one level deep.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def extract_archive(archive: str | os.PathLike[str], target_dir: str | os.PathLi
                     staging.mkdir()
                     for info, relative in members:
                         _extract_member(bundle, info, staging / relative)
+                    _unpack_nested(archive_path, staging)
                     (staging / COMPLETE_MARKER).write_text(json.dumps(_archive_identity(archive_path)))
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
             raise KuaiRecSourceError(
@@ -106,6 +108,32 @@ def extract_archive(archive: str | os.PathLike[str], target_dir: str | os.PathLi
                 "(KUAIREC_SOURCE=download), or point KUAIREC_SOURCE at an unpacked copy"
             ) from exc
     return target
+
+
+def _unpack_nested(archive: Path, staging: Path) -> None:
+    """Unpack the archives an archive holds instead of data (a zip holding ``KuaiRec.zip``, as a re-packed download
+    or a mail attachment often is), one level deep, each into a folder named after it; the inner file is removed.
+
+    Only when the outer archive holds no CSV file: archives next to data files are left as they are. An inner
+    archive that again holds only archives is refused, naming it (no unbounded nesting).
+    """
+    if any(staging.rglob("*.csv")):
+        return
+    for inner in sorted(p for p in staging.rglob("*") if p.is_file() and p.suffix.lower() == ".zip"):
+        where = f"{archive} -> {inner.relative_to(staging)}"
+        folder = inner.with_name(f"{inner.stem}-unpacked")
+        try:
+            with zipfile.ZipFile(inner) as bundle:
+                members = [(info, _member_path(info, Path(where), folder)) for info in bundle.infolist()]
+                if not any(info.filename.lower().endswith(".csv") for info, _ in members):
+                    raise KuaiRecSourceError(
+                        f"{where} holds no CSV file ({len(members)} entries): unpack the archives yourself and "
+                        "point KUAIREC_SOURCE at the folder holding the KuaiRec CSV files")
+                for info, relative in members:
+                    _extract_member(bundle, info, folder / relative)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise KuaiRecSourceError(f"the archive inside {where} is corrupt or truncated ({exc})") from exc
+        inner.unlink()
 
 
 def _extract_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path) -> None:

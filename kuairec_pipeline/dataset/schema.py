@@ -1,6 +1,6 @@
 """Schema of every official KuaiRec 2.0 file: names, column order, and the dtypes we read them as.
 
-Dtypes follow KUAIREC.md: ``date`` is int32 (YYYYMMDD; written as a float ``20200705.0`` in small_matrix),
+Dtypes follow docs/KUAIREC.md: ``date`` is int32 (YYYYMMDD; written as a float ``20200705.0`` in small_matrix),
 ``timestamp`` float64 (never float32: precision loss creates fake duplicates), ids int32, durations int64 (ms).
 ``nullable`` lists the columns that may be blank in the real files; a blank anywhere else is an error.
 """

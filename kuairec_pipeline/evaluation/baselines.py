@@ -1,5 +1,7 @@
 """Baselines that every model must beat, behind the same Recommender contract, so one evaluation serves all.
 
+``user_tag_profile`` (``tag_profile.py``) is the personal one: biases plus a shrunken user x tag profile.
+
 All but the random and oracle baselines are additive: score(u, v) = clip(user_part[u] + video_part[v], 0, 1), so
 scoring a grid is an outer sum of two vectors.
 """
@@ -16,6 +18,7 @@ import scipy.sparse as sp
 from kuairec_pipeline.features.scaling import TargetScaler
 from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
 from kuairec_pipeline.models.data import TrainingData
 
 
@@ -254,7 +257,7 @@ class OracleRecommender(Recommender):
 BASELINES: dict[str, type[Recommender]] = {
     model.name: model
     for model in (GlobalMeanRecommender, UserMeanRecommender, VideoMeanRecommender, UserVideoBiasRecommender,
-                  PopularityRecommender, RandomRecommender)
+                  UserTagProfileRecommender, PopularityRecommender, RandomRecommender)
 }
 
 

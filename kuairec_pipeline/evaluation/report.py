@@ -12,7 +12,8 @@ from kuairec_pipeline.evaluation.metrics import COUNT_METRICS, LOWER_IS_BETTER, 
 from kuairec_pipeline.features.scaling import SPLIT_TEST
 
 REFERENCE_MODELS = ("oracle",)  # a ceiling, not a contender: never bolded as "best"
-_FAMILY_ORDER = ("mae", "rmse", "mae_raw5", "rmse_raw5", "ndcg", "recall", "precision")
+_FAMILY_ORDER = ("mae", "rmse", "mae_raw5", "rmse_raw5", "ndcg", "recall", "precision", "catalogue_coverage",
+                 "top_item_share", "novelty", "gini")
 
 
 def _column_name(split: str, metric: str) -> str:
@@ -34,8 +35,9 @@ def _escape(text: str) -> str:
 
 
 def metrics_markdown(frame: pl.DataFrame, reference_models: Sequence[str] = REFERENCE_MODELS) -> str:
-    """Markdown table: one row per model (first-seen order), one column per metric; the best value per column in
-    bold among the models not in ``reference_models``. A line under the table says how many users were ranked."""
+    """Markdown table: one row per model (first-seen order), one column per metric (``metric (split)`` for splits
+    other than test); the best value per accuracy column in bold among the models not in ``reference_models``
+    (beyond-accuracy columns are descriptive: none bolded). A line under the table says how many users were ranked."""
     scored = frame.filter(~pl.col("metric").is_in(list(COUNT_METRICS)))
     models = scored["model"].unique(maintain_order=True).to_list()
     keys = sorted({(s, m) for s, m in scored.select("split", "metric").iter_rows()}, key=lambda k: _column_order(*k))

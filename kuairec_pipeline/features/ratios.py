@@ -3,12 +3,21 @@
 Splits (docs/ARCHITECTURE.md):
 
 - ``train``: big_matrix rows up to ``max timestamp - validation_days``;
-- ``val``: big_matrix rows after that cut-off (strictly later, so every val row is later than every train row);
+- ``val``: big_matrix rows after that cut-off (strictly later, so every val row is later than every train row)
+  of the users outside the selection share: the *tuning* slice models may use for early stopping and blend fitting;
+- ``selection``: the same validation window's rows of a fixed share of users (``selection_share``), picked by a
+  hash of the user id (:func:`selection_user_mask`): the slice no model sees, on which the served model is chosen;
 - ``test``: small_matrix, one row per distinct (user, video) pair with its mean watch ratio.
 
 Rows with a watch ratio above ``max_watch_ratio`` (replays, logging glitches; NaN counts as above) are dropped from
-train and val; every test pair is kept and ``passes_filter`` says whether it survives the same filter, so that
-evaluation can report both the filtered and the published (unfiltered) protocol.
+train, val and selection; every test pair is kept and ``passes_filter`` says whether it survives the same filter, so
+that evaluation can report both the filtered and the published (unfiltered) protocol.
+
+Why users and not days for the selection slice: both slices then cover the same last days after the training cut
+(the same distance in time from training, the same weekday mix), the tuning slice keeps the whole window, and
+over-fitting the tuning users' noise (early stopping, blend weights) cannot carry over to the selection users'
+rows. The hash is Fibonacci hashing (Knuth, TAOCP vol. 3, 6.4): frac(user_id * 2654435761 / 2**32), a fixed
+function of the id, so the split is the same on every run and machine and needs no seed.
 
 The target is the watch ratio min-max scaled with the *training* rows' minimum and maximum
 (:class:`~kuairec_pipeline.features.scaling.TargetScaler`), clipped to [0, 1] and stored as float32.
@@ -20,7 +29,9 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+import numpy as np
+
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -39,12 +50,42 @@ FILTERED_RATIOS_SCHEMA = pl.Schema(
         "passes_filter": pl.Boolean(),
     }
 )
-SPLIT_ORDER = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST)
+SPLIT_ORDER = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION, SPLIT_TEST)
+VALIDATION_SPLITS = (SPLIT_VAL, SPLIT_SELECTION)  # the two slices of the validation window
+_FIBONACCI_MULTIPLIER = 2_654_435_761  # round(2**32 / golden ratio), Knuth's multiplicative hash
+_HASH_MODULUS = 2**32
+
+
+def selection_user_mask(user_ids: np.ndarray, share: float) -> np.ndarray:
+    """bool per user id: True when the user's validation rows belong to the ``selection`` slice.
+
+    Parameters
+    ----------
+    user_ids : int array, any shape
+        Non-negative user ids (KuaiRec: 0..7175).
+    share : float in [0, 1)
+        Fraction of users (by hash) whose validation rows form the selection slice.
+
+    Returns
+    -------
+    bool array, same shape: ``frac(user_id * 2654435761 / 2**32) < share`` (Fibonacci hashing, Knuth, TAOCP
+    vol. 3, 6.4). Consecutive ids spread evenly over [0, 1), so the share of users picked is close to ``share``
+    even for a few hundred users.
+    """
+    ids = np.asarray(user_ids, dtype=np.int64)
+    return (ids * _FIBONACCI_MULTIPLIER) % _HASH_MODULUS < share * _HASH_MODULUS
+
+
+def selection_user_expr(share: float, column: str = "user_id") -> pl.Expr:
+    """:func:`selection_user_mask` as a polars expression (same rule, same users)."""
+    # ids < 2**31 and the multiplier < 2**32: the product fits in Int64 without overflow.
+    hashed = (pl.col(column).cast(pl.Int64) * _FIBONACCI_MULTIPLIER) % _HASH_MODULUS
+    return hashed < share * _HASH_MODULUS
 
 
 @dataclass(frozen=True)
 class RatioConfig:
-    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (DESIGN.md)."""
+    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (docs/DESIGN.md)."""
 
     # Rows with watch_ratio above this are outliers: dropped from train/val, flagged passes_filter=False in test.
     max_watch_ratio: float = 3.0
@@ -52,8 +93,13 @@ class RatioConfig:
     validation_days: float = 7.0
     # big_matrix repeats ~7.7% of its rows byte for byte: logging duplicates, not re-watches, so drop them.
     drop_exact_duplicates: bool = True
+    # Share of users, in [0, 1), whose validation-window rows form the ``selection`` slice (model choice only); the
+    # other users' rows are the tuning ``val`` slice. 0 leaves no selection slice.
+    selection_share: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.selection_share < 1.0:
+            raise ValueError(f"selection_share must be in [0, 1), got {self.selection_share}")
         if not self.max_watch_ratio > 0:
             raise ValueError(f"max_watch_ratio must be positive, got {self.max_watch_ratio}")
         if not self.validation_days >= 0:
@@ -69,10 +115,12 @@ class RatioSummary:
     small_rows_in: int  # small_matrix rows read
     small_duplicates_dropped: int  # exact duplicate rows removed from small_matrix before averaging
     train_outliers_dropped: int  # train rows with watch_ratio > max_watch_ratio
-    val_outliers_dropped: int  # val rows with watch_ratio > max_watch_ratio
+    val_outliers_dropped: int  # validation-window rows (val and selection) with watch_ratio > max_watch_ratio
     test_pairs_failing_filter: int  # test pairs kept but flagged passes_filter=False
     train_rows: int
-    val_rows: int
+    val_rows: int  # the tuning slice
+    selection_rows: int  # the held-out slice of the validation window
+    selection_users: int  # distinct users with a selection row
     test_rows: int  # distinct (user, video) pairs of small_matrix
     scaler_min: float  # minimum training watch ratio (target 0)
     scaler_max: float  # maximum training watch ratio (target 1)
@@ -101,7 +149,7 @@ def prepare_filtered_ratios(
     raw_eval_interactions: pl.LazyFrame,
     config: RatioConfig = RatioConfig(),
 ) -> tuple[pl.DataFrame, RatioSummary]:
-    """Build the ``filtered_ratios`` table from big_matrix (train/val) and small_matrix (test).
+    """Build the ``filtered_ratios`` table from big_matrix (train/val/selection) and small_matrix (test).
 
     Duplicates and repeats:
 
@@ -115,7 +163,7 @@ def prepare_filtered_ratios(
     Only seven of the eight columns are read (``time`` is skipped) and the heavy steps run on the streaming
     engine, so the 12.5 M-row big_matrix is never held with its strings.
 
-    Returns the table (sorted by split in train/val/test order, then user, timestamp, video) and a summary.
+    Returns the table (sorted by split in train/val/selection/test order, then user, timestamp, video) and a summary.
     Raises ``ValueError`` if no training row survives, or if all training rows share one watch ratio.
     """
     max_timestamp, big_rows_in = (
@@ -128,6 +176,7 @@ def prepare_filtered_ratios(
     passes = (pl.col("watch_ratio") <= config.max_watch_ratio).fill_null(False)
     # A row without a timestamp cannot be placed in the last days, so it stays in train.
     is_val = (pl.col("timestamp") > cutoff).fill_null(False)
+    is_selection = is_val & selection_user_expr(config.selection_share)
     big = (
         _distinct_rows(raw_interactions, config)
         .select(
@@ -135,7 +184,8 @@ def prepare_filtered_ratios(
             "video_id",
             "timestamp",
             "watch_ratio",
-            split=pl.when(is_val).then(pl.lit(SPLIT_VAL)).otherwise(pl.lit(SPLIT_TRAIN)),
+            split=pl.when(is_selection).then(pl.lit(SPLIT_SELECTION))
+            .when(is_val).then(pl.lit(SPLIT_VAL)).otherwise(pl.lit(SPLIT_TRAIN)),
             passes_filter=passes,
         )
         .collect(engine="streaming")
@@ -185,10 +235,12 @@ def prepare_filtered_ratios(
         small_rows_in=small_rows_in,
         small_duplicates_dropped=small_rows_in - small_distinct_rows,
         train_outliers_dropped=count(SPLIT_TRAIN, False),
-        val_outliers_dropped=count(SPLIT_VAL, False),
+        val_outliers_dropped=count(SPLIT_VAL, False) + count(SPLIT_SELECTION, False),
         test_pairs_failing_filter=int((~test["passes_filter"]).sum()),
         train_rows=count(SPLIT_TRAIN, True),
         val_rows=count(SPLIT_VAL, True),
+        selection_rows=count(SPLIT_SELECTION, True),
+        selection_users=int(big.filter(pl.col("split") == SPLIT_SELECTION)["user_id"].n_unique()),
         test_rows=test.height,
         scaler_min=scaler.minimum,
         scaler_max=scaler.maximum,

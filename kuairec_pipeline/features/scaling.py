@@ -8,6 +8,9 @@ import numpy as np
 import polars as pl
 
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = "train", "val", "test"
+# The held-out part of the validation window: no model fits, stops early or blends on it; the served model is
+# chosen on it (features/ratios.py says which rows).
+SPLIT_SELECTION = "selection"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,11 @@ class TargetScaler:
         return np.clip((np.asarray(watch_ratio, dtype=np.float64) - self.minimum) / self.span, 0.0, 1.0)
 
     def transform_expr(self, column: str = "watch_ratio") -> pl.Expr:
-        return ((pl.col(column) - self.minimum) / self.span).clip(0.0, 1.0)
+        value = pl.col(column)
+        # The ends map to exactly 0 and 1 without dividing: polars divides by a literal through its reciprocal,
+        # which overflows for a subnormal span (0 * inf = NaN). Nulls and NaN pass through as before.
+        return (pl.when(value <= self.minimum).then(0.0).when(value >= self.maximum).then(1.0)
+                .otherwise(((value - self.minimum) / self.span).clip(0.0, 1.0)).alias(column))
 
     def inverse(self, target: np.ndarray) -> np.ndarray:
         return np.asarray(target, dtype=np.float64) * self.span + self.minimum

@@ -1,4 +1,8 @@
-"""The ``user_features`` table: one row per user of ``raw_users``, categorical ids and numbers in [0, 1].
+"""The ``user_features`` table: one row per user of ``raw_users`` or of the interactions, categorical ids and numbers
+in [0, 1].
+
+A user with interactions but no row in user_features.csv (a side file cleaned with ``dropna()``, say) still gets a
+row: its side features take the padding / unknown value and its interaction features are computed as for anyone.
 
 Conventions read by :func:`kuairec_pipeline.models.data.build_training_data`: ``cat_*`` columns are int32 ids with
 0 reserved for padding / unknown, ``num_*`` columns are float32 in [0, 1] without nulls.
@@ -49,10 +53,19 @@ def _active_degree_ids(degree: pl.Series, unknown: tuple[str, ...]) -> pl.Series
     return ids.fill_null(0).cast(pl.Int32).alias("cat_user_active_degree")
 
 
+def all_ids(side_ids: pl.Series, filtered_ratios: pl.DataFrame, id_column: str) -> pl.Series:
+    """The sorted union of the side file's ids and the ids in ``filtered_ratios`` (every split), as int32.
+
+    Features must cover every id the models index, whether or not the side file lists it.
+    """
+    ids = pl.concat([side_ids.cast(pl.Int32), filtered_ratios[id_column].cast(pl.Int32)])
+    return ids.drop_nulls().unique().sort().alias(id_column)
+
+
 def build_user_features(
     raw_users: pl.DataFrame, filtered_ratios: pl.DataFrame, config: UserFeatureConfig = UserFeatureConfig()
 ) -> pl.DataFrame:
-    """One row per user of ``raw_users``, sorted by ``user_id``.
+    """One row per user of ``raw_users`` or of ``filtered_ratios`` (any split), sorted by ``user_id``.
 
     Columns: ``user_id``; ``cat_user_active_degree`` (dense id, 0 = UNKNOWN or null); ``cat_is_lowactive_period``,
     ``cat_is_live_streamer``, ``cat_is_video_author`` and ``cat_onehot_feat0`` … ``cat_onehot_feat17`` (the given id
@@ -61,13 +74,19 @@ def build_user_features(
     :func:`~kuairec_pipeline.features.ratios.train_target_features`).
 
     Follower, following, fan and friend counts (and their ``*_range`` columns) are left out on purpose: they measure
-    popularity, and feeding them in biases the model toward already popular accounts (DESIGN.md).
+    popularity, and feeding them in biases the model toward already popular accounts (docs/DESIGN.md).
+
+    A user of ``filtered_ratios`` without a row in ``raw_users`` gets the padding id 0 in every ``cat_*`` column and
+    the median in ``num_register_days`` (the unknown value); its ``num_train_*`` columns come from its training rows,
+    never from the side file.
     """
     if raw_users["user_id"].null_count():
         raise ValueError("raw_users has null user_id values")
     if raw_users["user_id"].is_duplicated().any():
         raise ValueError("raw_users has duplicate user_id values")
-    users = raw_users.sort("user_id")
+    ids = all_ids(raw_users["user_id"], filtered_ratios, "user_id")
+    users = ids.to_frame().join(raw_users.with_columns(pl.col("user_id").cast(pl.Int32)), on="user_id", how="left",
+                                maintain_order="left")
     categorical = users.select(
         pl.col("user_id").cast(pl.Int32),
         _active_degree_ids(users["user_active_degree"], config.unknown_active_degrees),

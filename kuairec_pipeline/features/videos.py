@@ -1,4 +1,5 @@
-"""The ``video_features`` table: one row per video of ``raw_videos``, tags, author, duration and training means.
+"""The ``video_features`` table: one row per video of ``raw_videos`` or of the interactions, tags, author, duration
+and training means. A video with interactions but no side row gets the padding / unknown side values.
 
 Conventions read by :func:`kuairec_pipeline.models.data.build_training_data`: ``tag_ids`` is a fixed-length list of
 tag id + 1 with 0 as padding, ``tag_multi_hot`` a 0/1 list over all tags, ``cat_*`` int32 ids with 0 = padding /
@@ -15,6 +16,7 @@ import polars as pl
 from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS
 from kuairec_pipeline.errors import KuaiRecDataError
 from kuairec_pipeline.features.ratios import clipped_log_unit, train_target_features
+from kuairec_pipeline.features.users import all_ids
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def build_video_features(
     raw_interactions: pl.LazyFrame | None = None,
     config: VideoFeatureConfig = VideoFeatureConfig(),
 ) -> pl.DataFrame:
-    """One row per video of ``raw_videos``, sorted by ``video_id``.
+    """One row per video of ``raw_videos`` or of ``filtered_ratios`` (any split), sorted by ``video_id``.
 
     Columns: ``video_id``; ``author_id`` (raw, may be null); ``video_duration_ms`` (see :func:`resolve_durations_ms`);
     ``tag_ids`` (:func:`padded_tag_ids`); ``tag_multi_hot`` (:func:`tag_multi_hot`); ``cat_author``
@@ -121,13 +123,19 @@ def build_video_features(
     :func:`~kuairec_pipeline.features.ratios.train_target_features`).
 
     View and like counts are left out on purpose: they measure popularity, and a model fed them learns to recommend
-    what is already popular (DESIGN.md).
+    what is already popular (docs/DESIGN.md).
+
+    A video of ``filtered_ratios`` without a row in ``raw_videos`` gets no tags (all padding), a null ``author_id``
+    and ``cat_author`` 0, the duration fallback of :func:`resolve_durations_ms`; its ``num_train_*`` columns come
+    from its training rows, never from the side files.
     """
     if raw_videos["video_id"].null_count():
         raise ValueError("raw_videos has null video_id values")
     if raw_videos["video_id"].is_duplicated().any():
         raise ValueError("raw_videos has duplicate video_id values")
-    videos = raw_videos.sort("video_id")
+    ids = all_ids(raw_videos["video_id"], filtered_ratios, "video_id")
+    videos = ids.to_frame().join(raw_videos.with_columns(pl.col("video_id").cast(pl.Int32)), on="video_id",
+                                 how="left", maintain_order="left")
     durations = resolve_durations_ms(videos, raw_interactions)
     tags = _checked_tags(videos, config.num_tags)
     training = train_target_features(videos["video_id"], filtered_ratios, config.target_prior_weight)

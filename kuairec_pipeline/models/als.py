@@ -1,13 +1,14 @@
 """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) on watch-ratio confidences, calibrated to predict watch ratios.
 
-implicit factorizes a preference matrix weighted by confidence; its scores rank videos but are not on the
-target's scale. A small calibration fitted on the training rows maps them back (see :func:`fit_calibration`
-for why the factors are centred and the biases fitted first):
+implicit factorizes a preference matrix weighted by confidence; its scores rank videos by how likely they are
+*watched*, not by how much, and are not on the target's scale. The calibration, fitted on the training rows, is
+explicit feedback on top (see :func:`fit_calibration` for why):
 
-    prediction = clip(global + b_user + b_video + weight * <u - mean u, v - mean v>, 0, 1)
+    prediction = clip(global + b_user + b_video + c_user @ [taste features of v | centred video factors of v], 0, 1)
 
-Scoring folds the calibration into two augmented matrices, ``[weight * (U - mean u), b_user, 1]`` and
-``[V - mean v, 1, global + b_video]``, so :meth:`ALSRecommender.score_all` is one NumPy matrix product and a clip.
+with ``c_user`` each user's ridge coefficients. Scoring folds it into two augmented matrices,
+``[c_user, b_user, 1]`` and ``[design_v, 1, global + b_video]``, so :meth:`ALSRecommender.score_all` is one NumPy
+matrix product and a clip.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scipy.sparse.linalg import LinearOperator, cg
 
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
 
 PAIR_CHUNK_ROWS = 1_000_000  # rows per chunk when dotting factor pairs: bounds the gathered copies to ~0.5 GB
@@ -33,7 +35,7 @@ DENSE_BLOCK_CELLS = 16_000_000  # users x videos per dense block of scores: ~64 
 class ALSConfig:
     """Hyperparameters of :class:`ALSRecommender`."""
 
-    factors: int = 64  # latent dimensions per user and per video (>= 1)
+    factors: int = 16  # latent dimensions per user and per video (>= 1); each adds d^2 work to the per-user fit
     # L2 penalty on the factors in implicit's solves (>= 0). Absolute, not per row: against ~1,500 rows x confidence ~4
     # per user at full scale, 100 is moderate, and it keeps the in-sample calibration from trusting overfit scores.
     regularization: float = 100.0
@@ -46,8 +48,25 @@ class ALSConfig:
     seed: int = 0  # seeds the factors' random initialization; with one thread the fit is deterministic
     num_threads: int = 1  # implicit's OpenMP threads for fitting (0 = all cores); BLAS is kept at 1 either way
     calibration_l2: float = 25.0  # ridge on the calibration's user and video biases, in units of training rows
+    taste_l2: float = 30.0  # per-user ridge on the video taste features (tags, duration, ...), in rows (> 0)
+    factor_l2: float = 10_000.0  # per-user ridge on the unit-scaled video factors, in rows (> 0); 1,000 and 3,000
+    # lost to it on demo (validation and test): implicit's factors carry exposure, not how much is watched
     calibration_tolerance: float = 1e-8  # relative residual at which the bias fit's conjugate gradients stop (> 0)
     show_progress: bool = False  # implicit's tqdm bar over iterations
+
+    def __post_init__(self) -> None:
+        checks = {
+            "factors": self.factors >= 1, "regularization": self.regularization >= 0, "alpha": self.alpha >= 0,
+            "iterations": self.iterations >= 1, "num_threads": self.num_threads >= 0,
+            "calibration_l2": self.calibration_l2 >= 0, "calibration_tolerance": self.calibration_tolerance > 0,
+            "taste_l2": self.taste_l2 > 0, "factor_l2": self.factor_l2 > 0,
+        }
+        allowed = {"factors": ">= 1", "regularization": ">= 0", "alpha": ">= 0", "iterations": ">= 1",
+                   "num_threads": ">= 0", "calibration_l2": ">= 0", "calibration_tolerance": "> 0",
+                   "taste_l2": "> 0", "factor_l2": "> 0"}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"ALSConfig.{name} must be {allowed[name]}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -129,14 +148,13 @@ def observed_pair_dot(user_factors: np.ndarray, video_factors: np.ndarray, pairs
 
 @dataclass(frozen=True)
 class Calibration:
-    """prediction = global + user_bias[u] + video_bias[v] + weight * <u - user_mean, v - video_mean> (clipped)."""
+    """prediction = global + user_bias[u] + video_bias[v] + user_coefficients[u] @ video_design[v] (clipped)."""
 
     global_bias: float
-    weight: float
     user_bias: np.ndarray  # float32 (n_users,)
     video_bias: np.ndarray  # float32 (n_videos,)
-    user_factor_mean: np.ndarray  # float32 (factors,): the mean user factor over all users
-    video_factor_mean: np.ndarray  # float32 (factors,): the mean video factor over all videos
+    user_coefficients: np.ndarray  # float32 (n_users, d): each user's ridge fit of the bias residual
+    video_design: np.ndarray  # float32 (n_videos, d): [video taste features | centred, unit-scaled video factors]
 
 
 def fit_biases(
@@ -183,34 +201,42 @@ def fit_biases(
     return float(solution[0]), solution[1:1 + n_users], solution[1 + n_users:]
 
 
-def fit_calibration(
-    user_factors: np.ndarray, video_factors: np.ndarray, pairs: Pairs, bias_l2: float, tolerance: float = 1e-8
-) -> Calibration:
-    """Map implicit's scores to the scaled watch ratio on the training pairs.
+def factor_design(video_factors: np.ndarray) -> np.ndarray:
+    """Video factors centred (no video-level exposure effect: the biases model that) and scaled to unit overall
+    standard deviation, so one ridge penalty means the same whatever implicit's regularization; float64."""
+    centred = np.asarray(video_factors, dtype=np.float64) - video_factors.mean(axis=0)
+    spread = centred.std()
+    return centred / spread if spread > 0 else centred
 
-    implicit's score mostly says whether a pair was *watched*: observed pairs score high, the rest near zero, so
-    on the training pairs (all observed) its level is far above that of an arbitrary pair. Fitted naively, the
-    calibration learns that level and mispredicts every pair outside the training set. Two guards: the score is
-    double-centred, ``<u - mean user factor, v - mean video factor>``, so it carries relative taste only (no
-    user- or video-level exposure effect, which the biases model); and the biases are fitted first, without
-    the score, so they cannot absorb its level. The weight is then the least-squares slope of the biases'
-    residual on the centred score.
+
+def fit_calibration(
+    video_factors: np.ndarray, taste_features: np.ndarray, pairs: Pairs, config: ALSConfig
+) -> Calibration:
+    """Map implicit's factors to the scaled watch ratio on the training pairs: explicit feedback on top.
+
+    implicit's score mostly says whether a pair was *watched* (exposure), not how much of it: on the demo twin the
+    centred dot product correlates -0.01 with the planted taste on the test grid, and the former calibration (one
+    least-squares weight on it) set that weight to 0.006, discarding it. So the watch ratios are fitted directly:
+    exact ridge biases first (:func:`fit_biases`), then each user's own ridge regression of the bias residual on the
+    video side ``[taste features | video factors]`` (:func:`kuairec_pipeline.models.taste.per_user_ridge`): the
+    user step of explicit-feedback ALS (Koren, Bell & Volinsky 2009) with implicit's video factors held fixed.
+    ``taste_l2`` and ``factor_l2`` shrink the two blocks separately.
     """
-    user_mean = user_factors.mean(axis=0)
-    video_mean = video_factors.mean(axis=0)
-    score = observed_pair_dot(user_factors - user_mean, video_factors - video_mean, pairs)
-    target, row_weight = pairs.mean_target, pairs.count
-    global_bias, user_bias, video_bias = fit_biases(pairs, video_factors.shape[0], bias_l2, tolerance)
-    residual = target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
-    spread = np.dot(row_weight, score * score)
-    weight = float(np.dot(row_weight, score * residual) / spread) if spread > 0 else 0.0
+    global_bias, user_bias, video_bias = fit_biases(
+        pairs, video_factors.shape[0], config.calibration_l2, config.calibration_tolerance)
+    design = np.hstack([np.asarray(taste_features, dtype=np.float64), factor_design(video_factors)])
+    residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
+    penalty = np.concatenate([np.full(taste_features.shape[1], config.taste_l2),
+                              np.full(video_factors.shape[1], config.factor_l2)])
+    n_videos = video_factors.shape[0]
+    coefficients = per_user_ridge(pairs.matrix(pairs.count, n_videos),
+                                  pairs.matrix(pairs.count * residual, n_videos), design, penalty)
     return Calibration(
         global_bias,
-        weight,
         user_bias.astype(np.float32),
         video_bias.astype(np.float32),
-        user_mean.astype(np.float32),
-        video_mean.astype(np.float32),
+        coefficients.astype(np.float32),
+        design.astype(np.float32),
     )
 
 
@@ -253,8 +279,7 @@ class ALSRecommender(Recommender):
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.video_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.calibration = fit_calibration(
-            self.user_factors, self.video_factors, pairs, config.calibration_l2, config.calibration_tolerance
-        )
+            self.video_factors, video_taste_features(data.video_tag_multi_hot, data.video_numeric), pairs, config)
         self._build_augmented()
         return self
 
@@ -262,13 +287,11 @@ class ALSRecommender(Recommender):
         calibration = self._fitted_calibration()
         ones_users = np.ones((self.n_users, 1), dtype=np.float32)
         ones_videos = np.ones((self.n_videos, 1), dtype=np.float32)
-        centred_users = self.user_factors - calibration.user_factor_mean
-        centred_videos = self.video_factors - calibration.video_factor_mean
         self._user_augmented = np.hstack(
-            [calibration.weight * centred_users, calibration.user_bias[:, None], ones_users]
+            [calibration.user_coefficients, calibration.user_bias[:, None], ones_users]
         ).astype(np.float32)
         self._video_augmented = np.hstack(
-            [centred_videos, ones_videos, calibration.global_bias + calibration.video_bias[:, None]]
+            [calibration.video_design, ones_videos, calibration.global_bias + calibration.video_bias[:, None]]
         ).astype(np.float32)
 
     def _fitted_calibration(self) -> Calibration:
@@ -298,11 +321,10 @@ class ALSRecommender(Recommender):
             "user_factors": self.user_factors,
             "video_factors": self.video_factors,
             "calibration_global": np.array(calibration.global_bias, dtype=np.float64),
-            "calibration_weight": np.array(calibration.weight, dtype=np.float64),
             "calibration_user_bias": calibration.user_bias,
             "calibration_video_bias": calibration.video_bias,
-            "calibration_user_factor_mean": calibration.user_factor_mean,
-            "calibration_video_factor_mean": calibration.video_factor_mean,
+            "calibration_user_coefficients": calibration.user_coefficients,
+            "calibration_video_design": calibration.video_design,
         }
 
     @classmethod
@@ -315,11 +337,10 @@ class ALSRecommender(Recommender):
         model.n_users, model.n_videos = model.user_factors.shape[0], model.video_factors.shape[0]
         model.calibration = Calibration(
             global_bias=float(arrays["calibration_global"]),
-            weight=float(arrays["calibration_weight"]),
             user_bias=np.asarray(arrays["calibration_user_bias"], dtype=np.float32),
             video_bias=np.asarray(arrays["calibration_video_bias"], dtype=np.float32),
-            user_factor_mean=np.asarray(arrays["calibration_user_factor_mean"], dtype=np.float32),
-            video_factor_mean=np.asarray(arrays["calibration_video_factor_mean"], dtype=np.float32),
+            user_coefficients=np.asarray(arrays["calibration_user_coefficients"], dtype=np.float32),
+            video_design=np.asarray(arrays["calibration_video_design"], dtype=np.float32),
         )
         model._build_augmented()
         return model

@@ -1,5 +1,12 @@
 """The arrays every model trains and is evaluated on, built once from the prepared-data assets.
 
+Two types keep what a model may learn from apart from what it is judged on (a type boundary, not a convention):
+
+- :class:`TrainingData` is all that ``Recommender.fit`` receives: the ``train`` rows, the tuning ``val`` rows (early
+  stopping, blend weights) and the side features. It holds no test and no selection row.
+- :class:`PreparedData` composes it with the ``selection`` slice (model choice) and the ``test`` split (reported
+  metrics); evaluation, the recommendations asset and the CLI use it.
+
 Ids are used as row indices: KuaiRec's user ids 0..7175 and video ids 0..10727 are dense, so
 ``n_users = max user id + 1`` (from ``user_features``) and likewise for videos.
 """
@@ -11,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from kuairec_pipeline.features.scaling import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 
 @dataclass
@@ -42,9 +49,10 @@ class Interactions:
 
 @dataclass
 class TrainingData:
+    """What a model may learn from: training rows, the tuning validation slice and the side features."""
+
     train: Interactions
-    val: Interactions
-    test: Interactions
+    val: Interactions  # the tuning slice: early stopping and blend fitting only
     n_users: int
     n_videos: int
     scaler: TargetScaler
@@ -62,12 +70,39 @@ class TrainingData:
     video_categorical_names: list[str] = field(default_factory=list)
     video_numeric_names: list[str] = field(default_factory=list)
 
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The training data plus the two slices no model sees: ``selection`` (choose the served model) and ``test``.
+
+    ``selection`` holds one row per validation-window interaction of the selection users (repeated views stay
+    separate rows, as in ``val``); ``test`` one row per distinct small_matrix pair.
+    """
+
+    training: TrainingData
+    selection: Interactions
+    test: Interactions
+
+    @property
+    def n_users(self) -> int:
+        return self.training.n_users
+
+    @property
+    def n_videos(self) -> int:
+        return self.training.n_videos
+
+    @property
+    def scaler(self) -> TargetScaler:
+        return self.training.scaler
+
     @property
     def test_users(self) -> np.ndarray:
+        """Sorted distinct test user ids."""
         return np.unique(self.test.user)
 
     @property
     def test_videos(self) -> np.ndarray:
+        """Sorted distinct test video ids."""
         return np.unique(self.test.video)
 
 
@@ -83,17 +118,29 @@ def _dense_by_id(frame: pl.DataFrame, id_column: str, n: int, columns: list[str]
     return out
 
 
+def _split_rows(filtered_ratios: pl.DataFrame, split: str) -> Interactions:
+    return Interactions.from_frame(filtered_ratios.filter(pl.col("split") == split))
+
+
 def build_training_data(
     filtered_ratios: pl.DataFrame, user_features: pl.DataFrame, video_features: pl.DataFrame
 ) -> TrainingData:
-    """Turn the three prepared-data tables into arrays.
+    """Turn the three prepared-data tables into what ``Recommender.fit`` receives (no selection or test row).
 
-    Reads the conventions the feature assets write: ``cat_*`` columns are categorical ids (0 = padding),
-    ``num_*`` columns are floats in [0, 1], ``tag_ids`` a fixed-length padded list, ``tag_multi_hot`` a 0/1 list.
+    Parameters
+    ----------
+    filtered_ratios : the ``filtered_ratios`` table (``split`` in train / val / selection / test); only the train
+        and val rows are read, and the scaler from the train rows.
+    user_features, video_features : the feature tables. Reads the conventions the feature assets write:
+        ``cat_*`` columns are categorical ids (0 = padding), ``num_*`` floats in [0, 1], ``tag_ids`` a fixed-length
+        padded list, ``tag_multi_hot`` a 0/1 list.
+
+    Returns
+    -------
+    TrainingData, ids as row indices (``n_users = max user id + 1``, likewise videos).
     """
     n_users = int(user_features["user_id"].max()) + 1
     n_videos = int(video_features["video_id"].max()) + 1
-    splits = {name: filtered_ratios.filter(pl.col("split") == name) for name in (SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST)}
     user_cat = _prefixed(user_features, "cat_")
     user_num = _prefixed(user_features, "num_")
     video_cat = _prefixed(video_features, "cat_")
@@ -108,9 +155,8 @@ def build_training_data(
     video_multi_hot = np.zeros((n_videos, multi_hot.shape[1]), dtype=np.float32)
     video_multi_hot[video_ids] = multi_hot
     return TrainingData(
-        train=Interactions.from_frame(splits[SPLIT_TRAIN]),
-        val=Interactions.from_frame(splits[SPLIT_VAL]),
-        test=Interactions.from_frame(splits[SPLIT_TEST]),
+        train=_split_rows(filtered_ratios, SPLIT_TRAIN),
+        val=_split_rows(filtered_ratios, SPLIT_VAL),
         n_users=n_users,
         n_videos=n_videos,
         scaler=TargetScaler.from_filtered_ratios(filtered_ratios),
@@ -126,4 +172,20 @@ def build_training_data(
         user_numeric_names=user_num,
         video_categorical_names=video_cat,
         video_numeric_names=video_num,
+    )
+
+
+def build_prepared_data(
+    filtered_ratios: pl.DataFrame, user_features: pl.DataFrame, video_features: pl.DataFrame
+) -> PreparedData:
+    """:func:`build_training_data` plus the ``selection`` and ``test`` rows of ``filtered_ratios``.
+
+    Returns
+    -------
+    PreparedData whose ``training`` is exactly ``build_training_data(...)`` of the same tables.
+    """
+    return PreparedData(
+        training=build_training_data(filtered_ratios, user_features, video_features),
+        selection=_split_rows(filtered_ratios, SPLIT_SELECTION),
+        test=_split_rows(filtered_ratios, SPLIT_TEST),
     )

@@ -1,6 +1,7 @@
-"""Ridge regression on user and video side features: the original project's pure feature baseline.
+"""Ridge regression on user and video side features (the original project's feature baseline), plus each user's
+own ridge regression of what is left on the video features: user x feature interaction terms.
 
-Design row of an interaction = [user features of its user | video features of its video | 1]. With no id features
+Stage 1, design row of an interaction = [user features of its user | video features of its video | 1]. With no id features
 the prediction splits into a user part and a video part, ``score = U[u] @ w_u + V[v] @ w_v + b``, so scoring a grid
 is an outer sum and the (pairs x features) design matrix is never built, neither to fit nor to score. The normal
 equations are solved by conjugate gradients whose products go through the per-user and per-video feature
@@ -16,8 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, cg
 
+from kuairec_pipeline.models.als import aggregate_pairs
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class LinearConfig:
     use_video_categorical: bool = True  # one-hot of each video cat_* column, e.g. the author
     use_video_tags: bool = True  # the 31-tag multi-hot
     use_video_numeric: bool = True  # video num_* columns as they are (already in [0, 1])
+    # Stage 2: ridge penalty of each user's regression of the stage-1 residual on [1, video taste features], in
+    # rows (> 0); 0 < taste_l2 turns it on, None leaves stage 1 alone (no taste). 30 won on demo (see README).
+    taste_l2: float | None = 30.0
 
     def __post_init__(self) -> None:
         if not self.l2 > 0:
@@ -38,6 +44,8 @@ class LinearConfig:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
         if not self.tol > 0:
             raise ValueError(f"tol must be > 0, got {self.tol}")
+        if self.taste_l2 is not None and not self.taste_l2 > 0:
+            raise ValueError(f"taste_l2 must be > 0 or None, got {self.taste_l2}")
 
 
 def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_matrix:
@@ -131,8 +139,15 @@ def solve_ridge(
     return theta[:d_user], theta[d_user:d_user + d_video], float(theta[-1]), iterations[0]
 
 
+def taste_design(data: TrainingData) -> np.ndarray:
+    """(n_videos, 1 + d) float64: a constant (the user's own level) and the video taste features."""
+    features = video_taste_features(data.video_tag_multi_hot, data.video_numeric)
+    return np.hstack([np.ones((features.shape[0], 1)), features])
+
+
 class LinearRecommender(Recommender):
-    """score(u, v) = clip(user_part[u] + video_part[v], 0, 1); the parts are ridge-weighted side features."""
+    """score(u, v) = clip(user_part[u] + video_part[v] + taste[u] @ taste_features[v], 0, 1): stage 1 ridge-weighted
+    side features, stage 2 each user's coefficients on the video's taste features."""
 
     name = "linear"
 
@@ -145,6 +160,8 @@ class LinearRecommender(Recommender):
         self.intercept = 0.0
         self.user_part: np.ndarray | None = None  # float32 (n_users,): U @ w_u
         self.video_part: np.ndarray | None = None  # float32 (n_videos,): V @ w_v + b
+        self.user_taste: np.ndarray | None = None  # float32 (n_users, t): stage-2 coefficients (t = 0 without)
+        self.video_taste: np.ndarray | None = None  # float32 (n_videos, t): [1, taste features]
         self.iterations = 0
 
     def fit(self, data: TrainingData) -> Self:
@@ -157,24 +174,44 @@ class LinearRecommender(Recommender):
         self.n_users, self.n_videos = data.n_users, data.n_videos
         self.user_part = (users_x @ self.user_weights).astype(np.float32)
         self.video_part = (videos_x @ self.video_weights + self.intercept).astype(np.float32)
+        if self.config.taste_l2 is None:
+            self.user_taste = np.zeros((data.n_users, 0), dtype=np.float32)
+            self.video_taste = np.zeros((data.n_videos, 0), dtype=np.float32)
+            return self
+        pairs = aggregate_pairs(train, data.n_users, data.n_videos)
+        residual = pairs.mean_target - self.user_part[pairs.user] - self.video_part[pairs.video]
+        design = taste_design(data)
+        coefficients = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
+                                      pairs.matrix(pairs.count * residual, data.n_videos), design,
+                                      self.config.taste_l2)
+        self.user_taste = coefficients.astype(np.float32)
+        self.video_taste = design.astype(np.float32)
         return self
 
-    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        if self.user_part is None or self.video_part is None:
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.user_part is None or self.video_part is None or self.user_taste is None or self.video_taste is None:
             raise RuntimeError("LinearRecommender is not fitted")
-        videos = self.video_part if video_ids is None else self.video_part[np.asarray(video_ids, dtype=np.int64)]
-        scores = self.user_part[np.asarray(user_ids, dtype=np.int64)][:, None] + videos[None, :]
+        return self.user_part, self.video_part, self.user_taste, self.video_taste
+
+    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
+        user_part, video_part, user_taste, video_taste = self._fitted()
+        users = np.asarray(user_ids, dtype=np.int64)
+        videos = slice(None) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
+        scores = user_part[users][:, None] + video_part[videos][None, :]
+        if user_taste.shape[1]:
+            scores += user_taste[users] @ video_taste[videos].T
         return np.clip(scores, 0.0, 1.0, out=scores)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        if self.user_part is None or self.video_part is None:
-            raise RuntimeError("LinearRecommender is not fitted")
+        user_part, video_part, user_taste, video_taste = self._fitted()
         return {
             "user_weights": self.user_weights,
             "video_weights": self.video_weights,
             "intercept": np.array(self.intercept),
-            "user_part": self.user_part,
-            "video_part": self.video_part,
+            "user_part": user_part,
+            "video_part": video_part,
+            "user_taste": user_taste,
+            "video_taste": video_taste,
         }
 
     @classmethod
@@ -186,4 +223,6 @@ class LinearRecommender(Recommender):
         model.user_part = np.asarray(arrays["user_part"], dtype=np.float32)
         model.video_part = np.asarray(arrays["video_part"], dtype=np.float32)
         model.n_users, model.n_videos = model.user_part.size, model.video_part.size
+        model.user_taste = np.asarray(arrays.get("user_taste", np.zeros((model.n_users, 0))), dtype=np.float32)
+        model.video_taste = np.asarray(arrays.get("video_taste", np.zeros((model.n_videos, 0))), dtype=np.float32)
         return model

@@ -50,3 +50,24 @@ def limited_blas_threads(threads: int = 1) -> Iterator[None]:
     """
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
         yield
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Make torch pick deterministic kernels for the block and restore the previous setting after (process-wide).
+
+    Without it two CPU fits with the same seed and two threads differed by ~2e-7 in the scores (a parallel
+    reduction whose order varies between runs), which early stopping can amplify into different metrics; with it
+    they were bit-identical. Results still depend on the thread count (another summation order): the same seed,
+    data and ``num_threads`` give the same model. ``warn_only``: an op without a deterministic kernel warns instead
+    of failing (CUDA also needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for deterministic cuBLAS).
+    """
+    import torch  # here, not at the top: this module must stay importable before torch (see above)
+
+    previous, previous_warn = torch.are_deterministic_algorithms_enabled(), \
+        torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)

@@ -2,9 +2,15 @@
 
 Each tower maps an id and its side features to a vector and a bias. The prediction is
 
-    sigmoid(<u, v> + b_user + b_video + b_global) = sigmoid(<[u, b_user, 1], [v, 1, b_video + b_global]>)
+    link(<u, v> + b_user + b_video + b_global) = link(<[u, b_user, 1], [v, 1, b_video + b_global]>)
 
-so after training each tower runs once over all ids, and the augmented vectors are all that scoring needs
+with ``link`` the identity clipped to [0, 1] (default) or the sigmoid. With ``fixed_biases`` (default) each bias
+starts from the exact ridge user and video biases (:func:`kuairec_pipeline.models.als.fit_biases`), held fixed, and
+the towers learn only what those leave: the user x video part that makes lists personal. Trained end to end on MSE
+with a sigmoid and free biases, the towers spent their capacity and the early stopping on validation MSE on the
+biases (which dominate that MSE) and ranked no better than the bias baseline (issue 7).
+
+After training each tower runs once over all ids, and the augmented vectors are all that scoring needs
 (cornac-style: torch only where training happens). The learned weights are kept too, as a flat state dict, so the
 towers can be rebuilt, inspected or trained further.
 
@@ -16,96 +22,29 @@ each step gathers a whole batch by a slice of a shuffled index permutation. The 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.threads import resolve_thread_count
+from kuairec_pipeline.models.two_tower_config import (  # noqa: F401  (re-exported: the model's public names)
+    EMBEDDING_BATCH,
+    HISTORY_COLUMNS,
+    LINKS,
+    Architecture,
+    TwoTowerConfig,
+    config_from_dict,
+)
 
 if TYPE_CHECKING:  # torch and Lightning load only where training or weight files need them
     from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork
 
 WEIGHTS_PREFIX = "weights."
 ARCHITECTURE_KEY = "architecture"
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_mse", "val_mae")
-EMBEDDING_BATCH = 65_536  # ids per forward pass when computing the final embeddings
 LOGIT_CLIP = 30.0  # |logit| beyond this is 0 or 1 in float32 anyway; clipping keeps np.exp from overflowing
-
-
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Hyperparameters of :class:`TwoTowerRecommender`; nothing here depends on the device."""
-
-    # Width of the user and video vectors whose dot product scores a pair (>= 1). With explicit_features it holds
-    # the explicit part (one slot per tag and per video numeric column: 34 on KuaiRec) and the free, learned rest:
-    # 42 leaves 8 free dimensions, which beat 32 on demo's validation rows (MAE 0.1447 vs 0.1453 over 5 seeds).
-    embedding_dim: int = 42
-    id_embedding_dim: int = 32  # size of the learned per-id embedding fed to each tower (>= 1)
-    # Size of each categorical feature's and the tag bag's embedding (>= 1). KuaiRec users have 22 categorical
-    # columns: at 4 the user MLP input stays ~120 wide (with 32-dim ids), a CPU step ~40 ms at batch 8,192.
-    feature_embedding_dim: int = 4
-    # Explicit interactions: the user tower also emits one coefficient per video side feature (each tag's weight,
-    # each numeric column), dotted with the video's own features: per-user tag affinities, learned directly.
-    # Used only when embedding_dim exceeds that feature count (else the whole vector is free, as without it).
-    explicit_features: bool = True
-    hidden_sizes: tuple[int, ...] = (128,)  # hidden layers of each tower's MLP (ReLU), () for a linear tower
-    dropout: float = 0.0  # dropout after each hidden layer, in [0, 1); CPU dropout masks cost ~20% of a step
-    learning_rate: float = 3e-3  # AdamW step size (> 0)
-    weight_decay: float = 1e-6  # AdamW decoupled weight decay on all weights (>= 0)
-    id_l2: float = 1e-4  # L2 penalty on the id embeddings and id biases of each batch, per row (>= 0)
-    batch_size: int = 8_192  # training rows per step (>= 1)
-    max_epochs: int = 20  # upper bound on passes over the training rows (>= 1)
-    early_stopping_patience: int = 2  # epochs without a validation MSE improvement before stopping (>= 1)
-    early_stopping_min_delta: float = 1e-6  # smallest validation MSE decrease that counts as improvement (>= 0)
-    seed: int = 0  # seeds initialization, dropout and shuffling; on CPU the fit is deterministic for a seed
-    # torch intra-op threads during training (0 = all cores): the pipeline runs one step at a time, so the whole
-    # machine is free; benchmarks/two_tower_throughput.py measured 331k samples/s on 2 threads vs 193k on 1.
-    num_threads: int = 0
-    accelerator: str = "auto"  # Lightning accelerator: "auto" takes a GPU when present, else the CPU
-    precision: str = "32-true"  # Lightning precision, e.g. "bf16-mixed" on a recent GPU
-    show_progress: bool = True  # Lightning's progress bar and model summary
-    log_dir: str | None = None  # write Lightning's CSV metrics (train_loss, val_mse, val_mae) here when set
-
-
-def config_from_dict(values: dict[str, Any]) -> TwoTowerConfig:
-    """Inverse of ``dataclasses.asdict`` after a JSON round trip (lists back to tuples, unknown keys dropped)."""
-    known = {f.name for f in dataclasses.fields(TwoTowerConfig)}
-    values = {key: value for key, value in values.items() if key in known}
-    if "hidden_sizes" in values:
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return TwoTowerConfig(**values)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """The shapes a network is built from: read from TrainingData at fit, stored so a load can rebuild it."""
-
-    n_users: int
-    n_videos: int
-    user_categorical_cardinality: list[int]
-    user_numeric_columns: int
-    video_categorical_cardinality: list[int]
-    video_numeric_columns: int
-    tag_ids: int  # distinct tag ids including the padding id 0 (0 = no tag input)
-    tag_slots: int
-
-    @classmethod
-    def from_data(cls, data: TrainingData) -> Architecture:
-        tags = data.video_tags
-        return cls(
-            n_users=data.n_users,
-            n_videos=data.n_videos,
-            user_categorical_cardinality=[max(1, int(c)) for c in data.user_categorical_cardinality],
-            user_numeric_columns=int(data.user_numeric.shape[1]),
-            video_categorical_cardinality=[max(1, int(c)) for c in data.video_categorical_cardinality],
-            video_numeric_columns=int(data.video_numeric.shape[1]),
-            tag_ids=int(tags.max()) + 1 if tags.size else 0,
-            tag_slots=int(tags.shape[1]),
-        )
 
 
 def _sigmoid_inplace(logits: np.ndarray) -> np.ndarray:
@@ -135,11 +74,11 @@ class TwoTowerRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
-        from kuairec_pipeline.models import two_tower_network
+        from kuairec_pipeline.models import two_tower_training
 
         self.architecture = Architecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
-        self._network, self.best_epoch, self.history = two_tower_network.train_network(
+        self._network, self.best_epoch, self.history = two_tower_training.train_network(
             self.architecture, self.config, data)
         self._weights = None
         self._refresh_embeddings()
@@ -149,6 +88,11 @@ class TwoTowerRecommender(Recommender):
     def network(self) -> TwoTowerNetwork:
         """The torch network, rebuilt from the stored weights on first use after a load (imports torch)."""
         return self._fitted_network()
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether early stopping ended the last fit before ``max_epochs`` (False: it used every allowed epoch)."""
+        return self.epochs_trained < self.config.max_epochs
 
     @property
     def epochs_trained(self) -> int:
@@ -177,7 +121,10 @@ class TwoTowerRecommender(Recommender):
             raise RuntimeError("TwoTowerRecommender is not fitted: call fit() or from_arrays() first")
         users = self.user_embeddings[np.asarray(user_ids, dtype=np.int64)]
         videos = self.video_embeddings if video_ids is None else self.video_embeddings[np.asarray(video_ids, np.int64)]
-        return _sigmoid_inplace(users @ videos.T)
+        scores = users @ videos.T
+        if self.config.link == "sigmoid":
+            return _sigmoid_inplace(scores)
+        return np.clip(scores, 0.0, 1.0, out=scores)
 
     def torch_predict(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
         """The network's own forward pass on (user, video) pairs (eval mode, CPU): a check on :meth:`score_all`."""

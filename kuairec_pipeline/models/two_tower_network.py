@@ -1,4 +1,5 @@
-"""The torch and Lightning half of the two-tower model: towers, training loop, batch feeding, weight files.
+"""The torch and Lightning half of the two-tower model: towers, the network, weight files (training:
+:mod:`kuairec_pipeline.models.two_tower_training`).
 
 Kept apart from :mod:`kuairec_pipeline.models.two_tower` so that loading a fitted model and scoring it (the CLI,
 the metrics and recommendations assets) never imports torch or Lightning: they cost seconds to import.
@@ -7,24 +8,17 @@ the metrics and recommendations assets) never imports torch or Lightning: they c
 from __future__ import annotations
 
 import contextlib
-import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as lightning
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
 from kuairec_pipeline.atomic import atomic_path
-from kuairec_pipeline.models.data import Interactions, TrainingData
-from kuairec_pipeline.models.threads import resolve_thread_count
-from kuairec_pipeline.models.two_tower import (
+from kuairec_pipeline.models.two_tower_config import (
     EMBEDDING_BATCH,
-    HISTORY_COLUMNS,
     Architecture,
     TwoTowerConfig,
 )
@@ -58,6 +52,10 @@ class Tower(nn.Module):
         # tag weights: a video's tags as a multi-hot over tag ids 1.. scaled to sum 1 (all zero without tags)
         self.register_buffer(
             "tag_weights", torch.zeros(n_ids, max(tag_ids - 1, 0) if explicit_features else 0, dtype=torch.float32))
+        # fixed bias of each id (the exact ridge bias when config.fixed_biases, else 0): never trained
+        self.register_buffer("bias_offset", torch.zeros(n_ids, dtype=torch.float32))
+        # fixed part of the user's explicit coefficients (its ridge taste when config.taste_l2 is set): not trained
+        self.register_buffer("coefficient_offset", torch.zeros(n_ids, coefficient_width, dtype=torch.float32))
         self.id_embedding = nn.Embedding(n_ids, config.id_embedding_dim)
         self.id_bias = nn.Embedding(n_ids, 1)
         nn.init.normal_(self.id_embedding.weight, std=0.05)
@@ -87,6 +85,11 @@ class Tower(nn.Module):
         # the extra unit is a feature-based bias; the coefficients (user tower) follow it
         self.embedding_dim = config.embedding_dim if free_dim is None else free_dim
         layers.append(nn.Linear(width, self.embedding_dim + 1 + coefficient_width))
+        if config.fixed_biases:
+            # Start exactly at the fixed biases (zero vectors, zero extra bias): every step away from the
+            # user_video_bias baseline is one the training rows asked for.
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.mlp = nn.Sequential(*layers)
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
@@ -120,10 +123,10 @@ class Tower(nn.Module):
         parts.append(self.numeric[distinct])
         out = self.mlp(torch.cat(parts, dim=1))
         squared_norm = id_vector.pow(2).sum(dim=1) + id_bias.pow(2)
-        bias = out[:, self.embedding_dim] + id_bias
+        bias = out[:, self.embedding_dim] + id_bias + self.bias_offset[distinct]
         vector = out[:, : self.embedding_dim]
         if self.coefficient_width:
-            vector = torch.cat([vector, out[:, self.embedding_dim + 1:]], dim=1)
+            vector = torch.cat([vector, out[:, self.embedding_dim + 1:] + self.coefficient_offset[distinct]], dim=1)
         if self.explicit_features:
             vector = torch.cat([vector, self.tag_weights[distinct], self.numeric[distinct]], dim=1)
         return vector[per_row], bias[per_row], squared_norm[per_row]
@@ -179,12 +182,17 @@ class TwoTowerNetwork(lightning.LightningModule):
         logits = (user_vector * video_vector).sum(dim=1) + user_bias + video_bias + self.global_bias
         return logits, user_norm + video_norm
 
+    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """The link: sigmoid, or the identity (clipped to [0, 1] only where scores are served, not in the loss,
+        so that a prediction outside the range still gets a gradient back)."""
+        return torch.sigmoid(logits) if self.config.link == "sigmoid" else logits
+
     def loss(
         self, users: torch.Tensor, videos: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective to minimize, its MSE part): MSE of sigmoid(logit) on the scaled target + id L2 penalty."""
+        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty."""
         logits, penalty = self._logits_and_penalty(users, videos)
-        mse = torch.mean((torch.sigmoid(logits) - target) ** 2)
+        mse = torch.mean((self.predictions(logits) - target) ** 2)
         return mse + self.config.id_l2 * penalty.mean(), mse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -197,7 +205,10 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         users, videos, target = batch
-        error = (torch.sigmoid(self(users, videos)) - target).double()
+        prediction = self.predictions(self(users, videos))
+        if self.config.link == "identity":
+            prediction = prediction.clamp(0.0, 1.0)  # validate what is served
+        error = (prediction - target).double()
         self._val_sums[0] += error.pow(2).sum()
         self._val_sums[1] += error.abs().sum()
         self._val_sums[2] += target.shape[0]
@@ -245,78 +256,6 @@ class TwoTowerNetwork(lightning.LightningModule):
         return np.concatenate(vectors), np.concatenate(biases)
 
 
-class IndexBatches(torch.utils.data.IterableDataset):
-    """Whole batches of rows gathered from resident tensors by slices of an index permutation.
-
-    The permutation is drawn per epoch from a generator seeded with (seed, epoch), so the order is reproducible
-    and independent of any global random state. Used with ``DataLoader(batch_size=None)``.
-    """
-
-    def __init__(self, rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0) -> None:
-        super().__init__()
-        self.users = torch.from_numpy(rows.user.astype(np.int64)).to(device)
-        self.videos = torch.from_numpy(rows.video.astype(np.int64)).to(device)
-        self.target = torch.from_numpy(rows.target.astype(np.float32)).to(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return math.ceil(self.target.shape[0] / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        n_rows = self.target.shape[0]
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            self.epoch += 1
-            order = torch.randperm(n_rows, generator=generator).to(self.users.device)
-            for first in range(0, n_rows, self.batch_size):
-                index = order[first:first + self.batch_size]
-                yield self.users[index], self.videos[index], self.target[index]
-        else:
-            for first in range(0, n_rows, self.batch_size):
-                last = first + self.batch_size
-                yield self.users[first:last], self.videos[first:last], self.target[first:last]
-
-
-def index_batch_loader(
-    rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0
-) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
-
-
-class KeepBestWeights(Callback):
-    """Keeps a CPU copy of the weights with the lowest ``val_mse`` and a per-epoch metrics history."""
-
-    def __init__(self) -> None:
-        self.best_score = math.inf
-        self.best_epoch = -1
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.history: list[tuple[float, float, float, float]] = []
-
-    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        val_mse = metrics.get("val_mse")
-        self.history.append(
-            (
-                float(trainer.current_epoch),
-                float(metrics.get("train_loss_epoch", math.nan)),
-                float(val_mse) if val_mse is not None else math.nan,
-                float(metrics.get("val_mae", math.nan)),
-            )
-        )
-
-    def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        val_mse = trainer.callback_metrics.get("val_mse")
-        if val_mse is not None and float(val_mse) < self.best_score:
-            self.best_score = float(val_mse)
-            self.best_epoch = trainer.current_epoch
-            self.best_state = {name: value.detach().cpu().clone() for name, value in pl_module.state_dict().items()}
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Set torch's intra-op thread count for the block and restore it after (it is process-wide)."""
@@ -326,72 +265,6 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _logit(probability: float) -> float:
-    probability = min(max(probability, 1e-4), 1 - 1e-4)
-    return math.log(probability / (1 - probability))
-
-
-def train_network(
-    architecture: Architecture, config: TwoTowerConfig, data: TrainingData
-) -> tuple[TwoTowerNetwork, int, np.ndarray]:
-    """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
-    has_val = len(data.val) > 0
-    keep_best = KeepBestWeights()
-    callbacks: list[Callback] = [keep_best]
-    if has_val:
-        callbacks.append(
-            EarlyStopping(
-                monitor="val_mse",
-                mode="min",
-                patience=config.early_stopping_patience,
-                min_delta=config.early_stopping_min_delta,
-            )
-        )
-    logger: Any = False
-    if config.log_dir is not None:
-        from lightning.pytorch.loggers import CSVLogger
-
-        logger = CSVLogger(config.log_dir, name="two_tower")
-    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    trainer = lightning.Trainer(
-        accelerator=config.accelerator,
-        devices=1,
-        precision=config.precision,
-        max_epochs=config.max_epochs,
-        callbacks=callbacks,
-        logger=logger,
-        enable_checkpointing=False,  # the best weights are kept in memory by KeepBestWeights
-        enable_progress_bar=config.show_progress,
-        enable_model_summary=config.show_progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=None if has_val else 0,
-        log_every_n_steps=max(1, min(50, batches_per_epoch)),
-    )
-    device = trainer.strategy.root_device
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
-        torch.manual_seed(config.seed)
-        network = TwoTowerNetwork(architecture, config, _logit(float(data.train.target.mean())))
-        network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
-        network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
-        train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
-        val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
-        with warnings.catch_warnings():
-            # The rows are already resident tensors, gathered per batch in one process: worker processes would
-            # only add copies, and the length of this single-process iterable is exact.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
-            warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")  # no val rows
-            # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for us to change.
-            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-            trainer.fit(network, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    if keep_best.best_state is not None:
-        network.load_state_dict(keep_best.best_state)
-    best_epoch = keep_best.best_epoch if keep_best.best_state is not None else trainer.current_epoch - 1
-    history = np.array(keep_best.history, dtype=np.float64).reshape(-1, len(HISTORY_COLUMNS))
-    return network.cpu().eval(), best_epoch, history
 
 
 def network_from_state(architecture: Architecture, config: TwoTowerConfig,
@@ -417,7 +290,8 @@ def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_
     with torch.no_grad():
         logits = network(torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
                          torch.from_numpy(np.asarray(video_ids, dtype=np.int64)))
-    return torch.sigmoid(logits).numpy()
+    return network.predictions(logits).clamp(0.0, 1.0).numpy() if network.config.link == "identity" \
+        else torch.sigmoid(logits).numpy()
 
 
 def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:

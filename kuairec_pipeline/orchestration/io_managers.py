@@ -2,6 +2,12 @@
 
 Every local write goes to a temporary sibling and is renamed into place, so a crash, a kill -9 or a concurrent run
 never leaves a half-written file where the previous good one was. Remote object stores write whole objects.
+Output metadata under ``kuairec/`` (a table's fingerprint, its config, what it was built with: see
+``kuairec_pipeline.provenance``) is also written into the Parquet file's key-value metadata, so readers without
+Dagster (the CLI) can tell which run a file came from.
+
+Both factories validate the run's whole config when the run starts (``run_config.validate_run_config``), before any
+step writes anything.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pydantic import Field
 from upath import UPath
 
 from kuairec_pipeline.atomic import atomic_path
+from kuairec_pipeline.orchestration.metadata import array_summary
+from kuairec_pipeline.provenance import PARQUET_METADATA_PREFIX
 
 PREVIEW_ROWS = 5
 # zstd level 1: about lz4's write speed on this data with smaller files; one setting for local and remote writes.
@@ -66,6 +74,16 @@ def markdown_table(frame: pl.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def provenance_entries(context: OutputContext) -> dict[str, str]:
+    """The output's ``kuairec/*`` metadata as text, for the Parquet file's key-value metadata."""
+    entries = {}
+    for key, value in (context.output_metadata or {}).items():
+        if key.startswith(PARQUET_METADATA_PREFIX):
+            raw = getattr(value, "value", value)
+            entries[key] = raw if isinstance(raw, str) else str(raw)
+    return entries
+
+
 @dataclass(frozen=True)
 class ParquetFileWriter:
     """An asset output that writes its own Parquet file to the path the IO manager hands it.
@@ -94,16 +112,17 @@ class PolarsParquetIOManager(UPathIOManager):
         if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame or LazyFrame, "
                             f"got {type(obj).__name__}")
+        options = {**PARQUET_WRITE_OPTIONS, "metadata": provenance_entries(context) or None}
         if _is_local(path):
             with atomic_path(_local(path)) as tmp:
                 if isinstance(obj, pl.LazyFrame):
-                    obj.sink_parquet(tmp, **PARQUET_WRITE_OPTIONS)
+                    obj.sink_parquet(tmp, **options)
                 else:
-                    obj.write_parquet(tmp, **PARQUET_WRITE_OPTIONS)
+                    obj.write_parquet(tmp, **options)
         else:
             frame = obj.collect(engine="streaming") if isinstance(obj, pl.LazyFrame) else obj
             with path.open("wb") as handle:
-                frame.write_parquet(handle, **PARQUET_WRITE_OPTIONS)
+                frame.write_parquet(handle, **options)
         context.add_output_metadata(self._metadata(path))
 
     def _dump_with_writer(self, context: OutputContext, writer: ParquetFileWriter, path: UPath) -> None:
@@ -152,10 +171,7 @@ class NumpyIOManager(UPathIOManager):
             buffer = io.BytesIO()
             np.savez(buffer, **arrays)
             path.write_bytes(buffer.getvalue())
-        context.add_output_metadata({
-            **{f"shape/{name}": MetadataValue.text(str(tuple(array.shape))) for name, array in arrays.items()},
-            "size_bytes": MetadataValue.int(int(sum(a.nbytes for a in arrays.values()))),
-        })
+        context.add_output_metadata(array_summary(arrays))  # one line, not a row per array
 
     def load_from_path(self, context: InputContext, path: UPath) -> dict[str, np.ndarray]:
         return load_arrays(_local(path) if _is_local(path) else io.BytesIO(path.read_bytes()))
@@ -181,6 +197,7 @@ class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
     base_path: str = Field(default="data/assets", description="Folder or fsspec URL where asset files are written.")
 
     def create_io_manager(self, context) -> PolarsParquetIOManager:
+        _validate_run(context, self.base_path)
         return PolarsParquetIOManager(base_path=UPath(self.base_path))
 
 
@@ -190,4 +207,16 @@ class NumpyIOManagerFactory(ConfigurableIOManagerFactory):
     base_path: str = Field(default="data/assets", description="Folder or fsspec URL where asset files are written.")
 
     def create_io_manager(self, context) -> NumpyIOManager:
+        _validate_run(context, self.base_path)
         return NumpyIOManager(base_path=UPath(self.base_path))
+
+
+def _validate_run(context: Any, base_path: str) -> None:
+    # IO managers are set up when a run starts, before its first step: the one place every run passes through
+    # before anything is written. Imported here: run_config imports the asset modules, which import this one.
+    from kuairec_pipeline.orchestration.run_config import validate_run_config
+
+    run = getattr(context, "dagster_run", None)
+    if run is not None:
+        base = UPath(base_path)
+        validate_run_config(run.run_config or {}, _local(base) if _is_local(base) else None)

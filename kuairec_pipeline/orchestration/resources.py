@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kuairec_pipeline.settings import DEFAULT_SEED, Settings
+from kuairec_pipeline.settings import DEFAULT_SEED, MAX_SEED, Settings
 
 
 class KuaiRecResource(ConfigurableResource):
@@ -18,8 +19,9 @@ class KuaiRecResource(ConfigurableResource):
         default="synthetic",
         description="'synthetic', a path to the unpacked KuaiRec folder or to KuaiRec.zip, or 'download'.",
     )
-    profile: str = Field(default="demo", description="Size of the synthetic twin: tiny, demo or full.")
-    seed: int = Field(default=DEFAULT_SEED, description="Seed of the synthetic twin.")
+    profile: Literal["tiny", "demo", "full"] = Field(default="demo",
+                                                     description="Size of the synthetic twin: tiny, demo or full.")
+    seed: int = Field(default=DEFAULT_SEED, ge=0, le=MAX_SEED, description="Seed of the synthetic twin: 0..2**32-1.")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "KuaiRecResource":

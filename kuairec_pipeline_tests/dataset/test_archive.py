@@ -132,3 +132,38 @@ def test_not_a_zip_at_all(tmp_path: Path) -> None:
 def test_missing_archive(tmp_path: Path) -> None:
     with pytest.raises(KuaiRecSourceError, match="does not exist"):
         archive.extract_archive(tmp_path / "KuaiRec.zip", tmp_path / "out")
+
+
+def test_a_zip_holding_kuairec_zip_is_unpacked_one_level_deep(tmp_path: Path) -> None:
+    inner = make_zip(tmp_path / "KuaiRec.zip", OFFICIAL_FILES)
+    outer = tmp_path / "download.zip"
+    with zipfile.ZipFile(outer, "w") as bundle:
+        bundle.write(inner, "KuaiRec.zip")
+    target = archive.extract_archive(outer, tmp_path / "out")
+    files = loader.find_kuairec_files(target)
+    assert files["big_matrix.csv"].read_text() == OFFICIAL_FILES["KuaiRec 2.0/data/big_matrix.csv"]
+    assert not list(target.rglob("*.zip"))  # the inner archive is replaced by its contents
+
+
+def test_a_zip_of_zips_without_data_is_refused_naming_the_inner_archive(tmp_path: Path) -> None:
+    innermost = make_zip(tmp_path / "KuaiRec.zip", OFFICIAL_FILES)
+    middle = tmp_path / "middle.zip"
+    with zipfile.ZipFile(middle, "w") as bundle:
+        bundle.write(innermost, "KuaiRec.zip")
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as bundle:
+        bundle.write(middle, "nested/middle.zip")
+    with pytest.raises(KuaiRecSourceError) as caught:
+        archive.extract_archive(outer, tmp_path / "out")
+    assert "nested/middle.zip" in str(caught.value) and str(outer) in str(caught.value)
+    assert not (tmp_path / "out").exists()  # nothing half-unpacked is left behind
+
+
+def test_an_inner_archive_with_an_unsafe_entry_is_refused_by_name(tmp_path: Path) -> None:
+    inner = make_zip(tmp_path / "KuaiRec.zip", {**OFFICIAL_FILES, "../evil.csv": "x"})
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as bundle:
+        bundle.write(inner, "KuaiRec.zip")
+    with pytest.raises(KuaiRecSourceError, match="KuaiRec.zip"):
+        archive.extract_archive(outer, tmp_path / "out")
+    assert not (tmp_path / "evil.csv").exists() and not (tmp_path / "out").exists()

@@ -357,7 +357,7 @@ def test_sequential_signal_follows_recent_tags() -> None:
 
 # --- calibration (demo: small enough to run in seconds, large enough to be stable) ---------------------------
 
-# (statistic, tolerance): KUAIREC.md's number must be within the tolerance of the twin's.
+# (statistic, tolerance): docs/KUAIREC.md's number must be within the tolerance of the twin's.
 BIG_TOLERANCES = {
     "watch_ratio_mean": 0.04, "watch_ratio_median": 0.04, "watch_ratio_q25": 0.04, "watch_ratio_q75": 0.06,
     "share_ge_1": 0.025, "share_gt_3": 0.006, "share_gt_5": 0.003, "share_zero": 0.006,

@@ -146,19 +146,19 @@ def test_oracle_scores_the_scaled_truth_and_zero_elsewhere() -> None:
     expected = data.scaler.transform(truth["expected_watch_ratio_le3"].to_numpy())
     np.testing.assert_allclose(oracle.predict(truth["user_id"].to_numpy(), truth["video_id"].to_numpy()), expected,
                                atol=1e-6)
-    outside = np.setdiff1d(np.arange(data.n_videos), data.test_videos)
-    assert (oracle.score_all(data.test_users, outside) == 0).all()
+    outside = np.setdiff1d(np.arange(data.n_videos), planted.prepared.test_videos)
+    assert (oracle.score_all(planted.prepared.test_users, outside) == 0).all()
 
 
 def test_oracle_beats_the_global_mean_on_the_planted_test() -> None:
     planted = make_planted()
-    data = planted.data
-    rows = data.test.passes_filter
+    data, test = planted.data, planted.prepared.test
+    rows = test.passes_filter
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
     constant = GlobalMeanRecommender().fit(data)
 
     def rmse(model) -> float:
-        error = model.predict(data.test.user[rows], data.test.video[rows]) - data.test.target[rows]
+        error = model.predict(test.user[rows], test.video[rows]) - test.target[rows]
         return float(np.sqrt(np.mean(error.astype(np.float64) ** 2)))
 
     assert rmse(oracle) < 0.8 * rmse(constant)

@@ -29,9 +29,9 @@ from kuairec_pipeline.evaluation.metrics import (
 )
 from kuairec_pipeline.features.scaling import TargetScaler
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data import PreparedData, TrainingData
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
-from kuairec_pipeline_tests.models.contract import make_featureless_training_data, make_interactions, make_planted
+from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
 SCALER = TargetScaler(0.0, 3.0)
 
@@ -115,14 +115,14 @@ def test_ties_follow_a_fixed_order_not_the_video_id() -> None:
 
 
 # ---- evaluate on hand-made data -----------------------------------------------------------------------------------
-def hand_data() -> TrainingData:
+def hand_data() -> PreparedData:
     """3 test users x 4 test videos (user 2 lacks video 3); videos 0..3 of 5; user 1 has no positive."""
     users = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
     videos = [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]
     ratios = [2.5, 0.5, 4.0, 1.0, 1.0, 1.5, 0.2, 0.4, 0.3, 2.2, 0.9]
     test = make_interactions(users, videos, ratios, SCALER, passes_filter=np.array(ratios) <= 3)
     train = make_interactions([0, 1], [4, 4], [1.0, 1.0], SCALER)
-    return make_featureless_training_data(3, 5, train, test=test, scaler=SCALER)
+    return make_featureless_prepared_data(3, 5, train, test=test, scaler=SCALER)
 
 
 def metric(frame: pl.DataFrame, name: str, split: str = "test") -> float:
@@ -195,7 +195,7 @@ def test_duplicate_test_pairs_are_refused() -> None:
 
 def test_validation_split_is_reported_on_request() -> None:
     data = hand_data()
-    data.val = make_interactions([0, 2], [4, 4], [1.5, 3.0], SCALER)
+    data.training.val = make_interactions([0, 2], [4, 4], [1.5, 3.0], SCALER)
     frame = evaluate(FixedScores(np.full((3, 5), 0.5)), data, include_val=True, label="half")
     assert set(frame["model"]) == {"half"}
     assert metric(frame, "mae", "val") == pytest.approx(0.25)
@@ -204,8 +204,8 @@ def test_validation_split_is_reported_on_request() -> None:
 
 def test_validation_metrics_and_seen_matrix() -> None:
     data = hand_data()
-    data.val = make_interactions([0, 2, 2], [4, 4, 4], [1.5, 3.0, 3.0], SCALER)
-    scores = validation_metrics(FixedScores(np.full((3, 5), 0.5)), data)
+    data.training.val = make_interactions([0, 2, 2], [4, 4, 4], [1.5, 3.0, 3.0], SCALER)
+    scores = validation_metrics(FixedScores(np.full((3, 5), 0.5)), data.training)
     assert scores == {"mae": pytest.approx(1 / 3), "rmse": pytest.approx(math.sqrt(0.5 / 3))}
     seen = seen_matrix(data)
     assert seen.dtype == np.float32 and seen.shape == (3, 5)
@@ -215,8 +215,8 @@ def test_validation_metrics_and_seen_matrix() -> None:
 
 # ---- evaluate on the planted data ---------------------------------------------------------------------------------
 def test_evaluation_ranking_is_what_recommend_serves() -> None:
-    data = make_planted().data
-    model = LinearRecommender(LinearConfig(l2=1.0)).fit(data)
+    data = make_planted().prepared
+    model = LinearRecommender(LinearConfig(l2=1.0)).fit(data.training)
     users, evaluated = top_k_test_videos(model, data, k=10, batch_users=7)
     served, _ = model.recommend(users, k=10, video_ids=data.test_videos)
     np.testing.assert_array_equal(evaluated, served)
@@ -233,8 +233,9 @@ def test_oracle_and_models_beat_random_and_constant_on_planted_data() -> None:
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
     models = [oracle, LinearRecommender(LinearConfig(l2=1.0)).fit(data), GlobalMeanRecommender().fit(data),
               RandomRecommender().fit(data)]
-    frame = evaluate_models(models, data)
+    frame = evaluate_models(models, planted.prepared)
     assert set(frame.filter(pl.col("split") == "val")["model"]) == {"linear", "global_mean", "random"}
+    assert set(frame.filter(pl.col("split") == "selection")["model"]) == {"linear", "global_mean", "random"}
     assert frame["model"].unique(maintain_order=True).to_list() == ["oracle", "linear", "global_mean", "random"]
     ndcg = {m: metric(frame.filter(pl.col("model") == m), "ndcg@10") for m in ("oracle", "linear", "random")}
     rmse = {m: metric(frame.filter(pl.col("model") == m), "rmse") for m in ("oracle", "linear", "global_mean")}
@@ -250,7 +251,7 @@ def planted_metrics() -> pl.DataFrame:
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
     models = [LinearRecommender(LinearConfig(l2=1.0)).fit(data), GlobalMeanRecommender().fit(data),
               RandomRecommender().fit(data), oracle]
-    return evaluate_models(models, data, include_val=True)
+    return evaluate_models(models, planted.prepared, include_val=True)
 
 
 def test_markdown_table_has_every_model_and_bolds_the_best(planted_metrics: pl.DataFrame) -> None:

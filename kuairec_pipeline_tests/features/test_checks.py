@@ -43,7 +43,7 @@ def replaced(frame: pl.DataFrame, row: int, **values) -> pl.DataFrame:
 def assert_outcome(outcome: CheckOutcome, passed: bool) -> None:
     assert outcome.passed is passed, outcome.description
     assert outcome.description
-    assert all(isinstance(value, (int, float)) for value in outcome.metadata.values())
+    assert all(isinstance(value, (int, float, str)) for value in outcome.metadata.values())
 
 
 def test_all_checks_pass_on_good_data():
@@ -129,3 +129,25 @@ def test_feature_table_check_fails_on_bad_columns(column, values):
     outcome = check_feature_table(broken, "user_id")
     assert_outcome(outcome, False)
     assert column in outcome.description
+
+
+def test_ids_check_names_the_column_and_example_ids():
+    outcome = check_ids_in_range(replaced(GOOD, 1, video_id=99), n_users=2, n_videos=5)
+    assert not outcome.passed
+    assert "column video_id" in outcome.description and "99" in outcome.description
+    assert outcome.metadata["example_bad_video_ids"] == "99"
+
+
+def test_side_coverage_counts_ids_without_a_side_row_and_warns_above_the_share():
+    from kuairec_pipeline.features.checks import check_side_coverage
+
+    full = check_side_coverage(pl.Series([0, 1, 2]), GOOD, "user_id", "user_features.csv")
+    assert_outcome(full, True)
+    assert full.metadata["ids_without_side_row"] == 0
+    missing = check_side_coverage(pl.Series([1]), GOOD, "user_id", "user_features.csv", max_share=0.4)
+    assert_outcome(missing, False)  # user 0 of 2 (50 %) lacks a row: above 40 %
+    assert missing.metadata["ids_without_side_row"] == 1 and missing.metadata["share_without_side_row"] == 0.5
+    assert "user_features.csv" in missing.description and missing.metadata["example_ids_without_side_row"] == "0"
+    assert check_side_coverage(pl.Series([1]), GOOD, "user_id", "f.csv", max_share=0.5).passed
+    with pytest.raises(ValueError, match="max_share"):
+        check_side_coverage(pl.Series([1]), GOOD, "user_id", "f.csv", max_share=1.5)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kuairec_pipeline.features.ratios import SECONDS_PER_DAY, RatioConfig, prepare_filtered_ratios
+from kuairec_pipeline.features.ratios import SECONDS_PER_DAY, RatioConfig, prepare_filtered_ratios, selection_user_mask
 from kuairec_pipeline.features.scaling import TargetScaler
 from kuairec_pipeline.features.videos import padded_tag_ids, tag_multi_hot
 from kuairec_pipeline_tests.features.test_ratios import T0, raw_interactions
@@ -106,10 +106,13 @@ def test_splits_partition_the_rows_and_val_follows_train(big_rows, small_rows):
     table, summary = prepared
     train, val = expected_train_val(big_rows)
     assert as_rows(table.filter(pl.col("split") == "train")) == train
-    assert as_rows(table.filter(pl.col("split") == "val")) == val
+    window = table.filter(pl.col("split").is_in(["val", "selection"]))
+    assert as_rows(window) == val  # the validation window, split by user into the tuning and selection slices
+    picked = selection_user_mask(window["user_id"].to_numpy(), CONFIG.selection_share)
+    assert ((window["split"] == "selection").to_numpy() == picked).all()
     test = table.filter(pl.col("split") == "test")
     assert sorted(test.select("user_id", "video_id").rows()) == sorted({(u, v) for u, v, _, _ in small_rows})
-    assert summary.train_rows + summary.val_rows + summary.test_rows == table.height
+    assert summary.train_rows + summary.val_rows + summary.selection_rows + summary.test_rows == table.height
     if val:
         assert min(row[2] for row in val) > max(row[2] for row in train)
     train_pairs = {(u, v) for u, v, _, _ in train}

@@ -16,9 +16,10 @@ from kuairec_pipeline.features.ratios import (
     clipped_log_unit,
     min_max_unit,
     prepare_filtered_ratios,
+    selection_user_expr,
+    selection_user_mask,
     train_target_features,
 )
-from kuairec_pipeline.features.plots import watch_ratio_histogram_png
 from kuairec_pipeline.features.scaling import TargetScaler
 
 DAY = SECONDS_PER_DAY
@@ -126,8 +127,34 @@ def test_validation_cutoff_is_the_last_days_counted_from_the_latest_row():
     assert summary.max_timestamp == last
     assert summary.validation_cutoff_timestamp == pytest.approx(last - 7 * DAY)
     user_2 = table.filter(pl.col("user_id") == 2).sort("timestamp")
-    assert user_2["split"].to_list() == ["train", "val"]  # exactly at the cut-off is train
-    assert by_split(table, "val")["timestamp"].min() > by_split(table, "train")["timestamp"].max()
+    # Exactly at the cut-off is train; user 2's validation rows are in the selection slice (hash 0.236 < 0.5).
+    assert user_2["split"].to_list() == ["train", "selection"]
+    window = table.filter(pl.col("split").is_in(["val", "selection"]))
+    assert window["timestamp"].min() > by_split(table, "train")["timestamp"].max()
+
+
+def test_selection_slice_is_the_validation_rows_of_a_hashed_share_of_users():
+    # Users 0..5 each watch one video in the validation window; Fibonacci hashes: 0, .618, .236, .854, .472, .090
+    window = [(user, 30 + user, T0 + 10 * DAY, 0.5) for user in range(6)]
+    table, summary = prepare(BIG[:4] + window, SMALL)
+    late = table.filter(pl.col("timestamp") > T0 + 3 * DAY)
+    assert set(by_split(late, "selection")["user_id"]) == {0, 2, 4, 5}
+    assert set(by_split(late, "val")["user_id"]) == {1, 3}
+    assert (summary.val_rows, summary.selection_rows, summary.selection_users) == (2, 4, 4)
+    table, summary = prepare(BIG[:4] + window, SMALL, selection_share=0.0)
+    assert by_split(table, "selection").is_empty() and summary.val_rows == 6
+    table, _ = prepare(BIG[:4] + window, SMALL, selection_share=0.3)
+    assert set(by_split(table, "selection")["user_id"]) == {0, 2, 5}
+
+
+def test_selection_hash_picks_the_share_evenly_and_polars_agrees_with_numpy():
+    ids = np.arange(7_176)
+    mask = selection_user_mask(ids, 0.5)
+    assert abs(mask.mean() - 0.5) < 0.002
+    assert abs(mask[:200].mean() - 0.5) < 0.02  # even on a few hundred consecutive ids
+    via_polars = pl.DataFrame({"user_id": ids.astype(np.int32)}).select(selection_user_expr(0.5))
+    np.testing.assert_array_equal(via_polars.to_series().to_numpy(), mask)
+    assert not selection_user_mask(ids, 0.0).any()
 
 
 def test_validation_days_is_configurable():
@@ -189,6 +216,7 @@ def test_summary_metadata_is_flat_numbers():
     _, summary = prepare(BIG, SMALL)
     metadata = summary.as_metadata()
     assert metadata["train_rows"] == 4 and metadata["val_rows"] == 1 and metadata["test_rows"] == 2
+    assert metadata["selection_rows"] == 0 and metadata["selection_users"] == 0  # user 1 is a tuning user
     assert all(isinstance(value, (int, float)) for value in metadata.values())
 
 
@@ -209,7 +237,8 @@ def test_empty_interactions_raise():
         prepare([], SMALL)
 
 
-@pytest.mark.parametrize("config", [{"max_watch_ratio": 0.0}, {"validation_days": -1.0}])
+@pytest.mark.parametrize("config", [{"max_watch_ratio": 0.0}, {"validation_days": -1.0}, {"selection_share": 1.0},
+                                    {"selection_share": -0.1}])
 def test_config_rejects_nonsense(config):
     with pytest.raises(ValueError):
         RatioConfig(**config)
@@ -248,10 +277,12 @@ def test_train_target_features_shrinks_toward_the_global_training_mean():
     assert unshrunk["num_train_mean_target"].to_list() == pytest.approx([0.5, 0.0, 1.0])
 
 
-def test_filter_histogram_is_a_small_png_even_for_large_or_odd_inputs():
-    before = np.random.default_rng(0).lognormal(-0.3, 0.9, 300_000)
-    before[:10] = [np.nan, np.inf, 573.0, 0.0, 3.0, 3.0, 5.0, 5.1, 1.0, 2.0]
-    png = watch_ratio_histogram_png(before, before[before <= 3.0], 3.0)
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(png) < 100_000
-    assert watch_ratio_histogram_png(np.array([]), np.array([]), 3.0).startswith(b"\x89PNG")
+
+def test_scaler_expression_maps_the_ends_exactly_even_for_a_subnormal_span():
+    # Found by hypothesis (test_properties): polars divides by a literal through its reciprocal, 0 * inf = NaN.
+    values = pl.DataFrame({"watch_ratio": [0.0, 5e-324, None]})
+    scaled = values.select(TargetScaler(0.0, 5e-324).transform_expr())["watch_ratio"].to_list()
+    assert scaled == [0.0, 1.0, None]
+    ordinary = pl.DataFrame({"watch_ratio": [-1.0, 0.5, 1.0, 2.0, 9.0]})
+    assert ordinary.select(TargetScaler(0.5, 2.0).transform_expr())["watch_ratio"].to_list() == pytest.approx(
+        [0.0, 0.0, 1 / 3, 1.0, 1.0])

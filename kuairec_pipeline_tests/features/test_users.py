@@ -136,3 +136,55 @@ def test_duplicate_or_null_user_ids_raise():
 def test_config_rejects_nonsense(config):
     with pytest.raises(ValueError):
         UserFeatureConfig(**config)
+
+
+def test_a_user_without_a_side_row_keeps_its_interaction_features_and_gets_padding():
+    with_row = build_user_features(raw_users(), RATIOS)
+    without = build_user_features(raw_users().filter(pl.col("user_id") != 0), RATIOS)  # user 0 has 2 train rows
+    assert without["user_id"].to_list() == [0, 1, 2]
+    lost = without.filter(pl.col("user_id") == 0)
+    assert all(lost[c].item() == 0 for c in lost.columns if c.startswith("cat_"))
+    for column in ("num_train_mean_target", "num_train_log_count"):
+        assert without[column].to_list() == with_row[column].to_list(), column
+    assert 0.0 <= lost["num_register_days"].item() <= 1.0  # the median of the known users: the unknown value
+
+
+def test_side_file_cleaned_with_dropna_loses_no_user_features(tmp_path):
+    """The issue's case: user_features.csv cleaned with pandas ``dropna()`` and written back loses users that have
+    interactions; their interaction features must not change and the coverage check must say so."""
+    import pandas as pd
+
+    from kuairec_pipeline.dataset import loader, schema
+    from kuairec_pipeline.dataset.synthetic import generate_twin
+    from kuairec_pipeline.features.checks import MAX_MISSING_SIDE_SHARE, check_side_coverage
+    from kuairec_pipeline.features.ratios import prepare_filtered_ratios
+
+    files = loader.find_kuairec_files(generate_twin(tmp_path / "twin", "tiny", 20220705))
+    big, _ = loader.scan_interactions(files[schema.BIG_MATRIX.file_name], schema.BIG_MATRIX)
+    small, _ = loader.scan_interactions(files[schema.SMALL_MATRIX.file_name], schema.SMALL_MATRIX)
+    ratios_table, _ = prepare_filtered_ratios(big, small)
+    side = files[schema.USER_FEATURES.file_name]
+    full_users = loader.read_user_features(side)
+    cleaned = tmp_path / "user_features.csv"
+    pd.read_csv(side).dropna().to_csv(cleaned, index=False)
+    kept_users = loader.read_user_features(cleaned)
+    lost = sorted(set(full_users["user_id"]) - set(kept_users["user_id"]))
+    assert lost, "dropna() should drop the users with a blank one-hot in the tiny twin"
+
+    reference = build_user_features(full_users, ratios_table)
+    features = build_user_features(kept_users, ratios_table)
+    assert features["user_id"].to_list() == reference["user_id"].to_list()
+    for column in ("num_train_mean_target", "num_train_log_count"):
+        assert features[column].to_list() == reference[column].to_list(), column
+    train_counts = ratios_table.filter(pl.col("split") == "train").group_by("user_id").len()
+    busiest_lost = train_counts.filter(pl.col("user_id").is_in(lost)).sort("len", descending=True).row(0)
+    assert busiest_lost[1] > 0  # a lost user with training rows ...
+    row = features.filter(pl.col("user_id") == busiest_lost[0])
+    assert row["num_train_mean_target"].item() > 0.0  # ... keeps its own mean target (was 0.000 in the issue)
+    assert all(row[c].item() == 0 for c in features.columns if c.startswith("cat_"))
+
+    outcome = check_side_coverage(kept_users["user_id"], ratios_table, "user_id", "user_features.csv")
+    with_interactions = set(ratios_table["user_id"].to_list())
+    assert outcome.metadata["ids_without_side_row"] == len(set(lost) & with_interactions)
+    assert outcome.passed is (outcome.metadata["share_without_side_row"] <= MAX_MISSING_SIDE_SHARE)
+    assert str(lost[0]) in outcome.description and "user_features.csv" in outcome.description

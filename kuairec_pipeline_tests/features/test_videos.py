@@ -176,3 +176,15 @@ def test_duplicate_video_ids_raise():
 def test_config_rejects_nonsense(config):
     with pytest.raises(ValueError):
         VideoFeatureConfig(**config)
+
+
+def test_a_video_without_a_side_row_keeps_its_interaction_features_and_gets_padding():
+    with_row = build_video_features(raw_videos(), RATIOS)
+    without = build_video_features(raw_videos().filter(pl.col("video_id") != 0), RATIOS)  # video 0: 3 train rows
+    assert without["video_id"].to_list() == [0, 1, 2, 3]
+    for column in ("num_train_mean_target", "num_train_log_count"):
+        assert without[column].to_list() == with_row[column].to_list(), column
+    lost = without.filter(pl.col("video_id") == 0).row(0, named=True)
+    assert lost["tag_ids"] == [0] * len(lost["tag_ids"]) and sum(lost["tag_multi_hot"]) == 0.0
+    assert lost["cat_author"] == 0 and lost["author_id"] is None
+    assert lost["video_duration_ms"] > 0  # the median fallback, never null

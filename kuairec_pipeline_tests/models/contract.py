@@ -38,7 +38,9 @@ from scipy.stats import norm
 from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS
 from kuairec_pipeline.features.scaling import TargetScaler
 from kuairec_pipeline.models.base import NAME_KEY, Recommender, decode_json, encode_json
-from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.features.ratios import FILTERED_RATIOS_SCHEMA, selection_user_mask
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData, build_training_data
 
 START_EPOCH = 1_593_561_600.0  # 2020-07-01 00:00 UTC, inside KuaiRec's collection window
 DAY = 86_400.0
@@ -50,13 +52,14 @@ NOISE_SD = 0.2
 REPLAY_PROBABILITY, REPLAY_SHIFT = 0.05, 2.0  # heavy tail: an occasional replay pushes the ratio past 3
 MAX_WATCH_RATIO = 3.0  # the outlier filter of the pipeline
 POSITIVE_WATCH_RATIO = 2.0
+SELECTION_SHARE = 0.5  # RatioConfig's default: half of the users' validation-window rows form the selection slice
 
 
 @dataclass(frozen=True)
 class PlantedData:
-    """A tiny TrainingData plus what was planted in it."""
+    """A tiny PreparedData plus what was planted in it."""
 
-    data: TrainingData
+    prepared: PreparedData  # .training is ``data``; .selection and .test are what no model may see
     truth: pl.DataFrame  # the planted_truth asset's columns, one row per test pair
     expected_watch_ratio: np.ndarray  # float64 (n_users, n_videos): the noiseless planted mean
     user_group: np.ndarray  # int64 (n_users,)
@@ -65,6 +68,11 @@ class PlantedData:
     withheld_users: np.ndarray  # int64: some test users
     withheld_videos: np.ndarray  # int64: the star of that user's group, never shown to the user in the big matrix
     shown: sp.csr_matrix  # (n_users, n_videos) pairs shown in the big matrix: train, val, or dropped as outliers
+
+    @property
+    def data(self) -> TrainingData:
+        """What a model is fitted on."""
+        return self.prepared.training
 
     @property
     def train_seen(self) -> sp.csr_matrix:
@@ -144,8 +152,12 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
     big_time = START_EPOCH + rng.uniform(0.0, TRAIN_DAYS * DAY, big_user.size)
     kept = big_ratio <= MAX_WATCH_RATIO
     big_user, big_video, big_ratio, big_time = big_user[kept], big_video[kept], big_ratio[kept], big_time[kept]
-    is_val = big_time >= START_EPOCH + (TRAIN_DAYS - VALIDATION_DAYS) * DAY
-    scaler = TargetScaler.fit(big_ratio[~is_val])
+    in_window = big_time >= START_EPOCH + (TRAIN_DAYS - VALIDATION_DAYS) * DAY
+    # The validation window splits by user as filtered_ratios does: the tuning slice and the selection slice.
+    is_selection = in_window & selection_user_mask(big_user, SELECTION_SHARE)
+    is_val = in_window & ~is_selection
+    is_train = ~in_window
+    scaler = TargetScaler.fit(big_ratio[is_train])
 
     test_user, test_video = np.nonzero(is_test_user[:, None] & is_test_video[None, :])
     test_ratio = _sample_watch_ratio(rng, expected[test_user, test_video])
@@ -160,10 +172,9 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
             passes_filter=passes.astype(bool),
         )
 
-    train = interactions(big_user[~is_val], big_video[~is_val], big_ratio[~is_val], big_time[~is_val],
-                         np.ones((~is_val).sum(), bool))
-    val = interactions(big_user[is_val], big_video[is_val], big_ratio[is_val], big_time[is_val],
-                       np.ones(is_val.sum(), bool))
+    train, val, selection = (
+        interactions(big_user[mask], big_video[mask], big_ratio[mask], big_time[mask], np.ones(mask.sum(), bool))
+        for mask in (is_train, is_val, is_selection))
     test = interactions(test_user, test_video, test_ratio, np.full(test_user.size, np.nan),
                         test_ratio <= MAX_WATCH_RATIO)
 
@@ -190,7 +201,6 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
     data = TrainingData(
         train=train,
         val=val,
-        test=test,
         n_users=n_users,
         n_videos=n_videos,
         scaler=scaler,
@@ -223,7 +233,7 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
     remaining = np.where(exposed[withheld_users], -np.inf, expected[withheld_users])
     best = np.argmax(remaining, axis=1)
     assert np.array_equal(best, withheld_videos), "planted data: withheld star is not the best remaining video"
-    return PlantedData(data, truth, expected, user_group, video_group, star_videos, withheld_users.astype(np.int64),
+    return PlantedData(PreparedData(data, selection, test), truth, expected, user_group, video_group, star_videos, withheld_users.astype(np.int64),
                        withheld_videos.astype(np.int64), shown)
 
 
@@ -241,14 +251,66 @@ def make_interactions(users, videos, watch_ratio, scaler: TargetScaler, passes_f
     )
 
 
-def make_featureless_training_data(n_users: int, n_videos: int, train: Interactions,
+def empty_like(rows: Interactions) -> Interactions:
+    return Interactions(*(getattr(rows, name)[:0] for name in
+                          ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")))
+
+
+def _split_frame(rows: Interactions, split: str) -> pl.DataFrame:
+    return pl.DataFrame({
+        "user_id": rows.user.astype(np.int32), "video_id": rows.video.astype(np.int32),
+        "timestamp": rows.timestamp.astype(np.float64), "watch_ratio": rows.watch_ratio.astype(np.float64),
+        "target": rows.target.astype(np.float32), "split": [split] * len(rows),
+        "passes_filter": rows.passes_filter.astype(bool),
+    }, schema=dict(FILTERED_RATIOS_SCHEMA))
+
+
+def planted_tables(planted: PlantedData) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The planted data as the three prepared tables (``filtered_ratios``, ``user_features``, ``video_features``)
+    from which ``build_prepared_data`` rebuilds ``planted.prepared``."""
+    data, prepared = planted.data, planted.prepared
+    ratios = pl.concat([_split_frame(data.train, SPLIT_TRAIN), _split_frame(data.val, SPLIT_VAL),
+                        _split_frame(prepared.selection, SPLIT_SELECTION), _split_frame(prepared.test, SPLIT_TEST)])
+    users = pl.DataFrame({"user_id": np.arange(data.n_users, dtype=np.int32),
+                          **{name: data.user_categorical[:, i] for i, name in enumerate(data.user_categorical_names)},
+                          **{name: data.user_numeric[:, i] for i, name in enumerate(data.user_numeric_names)}})
+    videos = pl.DataFrame({
+        "video_id": np.arange(data.n_videos, dtype=np.int32),
+        "tag_ids": pl.Series(data.video_tags.tolist(), dtype=pl.List(pl.Int32)),
+        "tag_multi_hot": pl.Series(data.video_tag_multi_hot.tolist(), dtype=pl.List(pl.Float32)),
+        **{name: data.video_categorical[:, i] for i, name in enumerate(data.video_categorical_names)},
+        **{name: data.video_numeric[:, i] for i, name in enumerate(data.video_numeric_names)}})
+    return ratios, users, videos
+
+
+def scramble_held_out_targets(filtered_ratios: pl.DataFrame, seed: int = 0) -> pl.DataFrame:
+    """The table with every selection and test row's watch ratio (and so target) replaced by a random draw."""
+    held_out = pl.col("split").is_in([SPLIT_SELECTION, SPLIT_TEST])
+    rng = np.random.default_rng(seed)
+    fresh = pl.Series(rng.uniform(0.0, MAX_WATCH_RATIO, filtered_ratios.height))
+    scaler = TargetScaler.from_filtered_ratios(filtered_ratios)
+    return filtered_ratios.with_columns(
+        watch_ratio=pl.when(held_out).then(fresh).otherwise(pl.col("watch_ratio"))
+    ).with_columns(
+        target=pl.when(held_out).then(scaler.transform_expr().cast(pl.Float32)).otherwise(pl.col("target")))
+
+
+def make_featureless_prepared_data(n_users: int, n_videos: int, train: Interactions,
                                    test: Interactions | None = None, val: Interactions | None = None,
+                                   selection: Interactions | None = None,
+                                   scaler: TargetScaler | None = None) -> PreparedData:
+    """:func:`make_featureless_training_data` with the selection and test slices (empty unless given)."""
+    return PreparedData(make_featureless_training_data(n_users, n_videos, train, val, scaler),
+                        selection if selection is not None else empty_like(train),
+                        test if test is not None else empty_like(train))
+
+
+def make_featureless_training_data(n_users: int, n_videos: int, train: Interactions,
+                                   val: Interactions | None = None,
                                    scaler: TargetScaler | None = None) -> TrainingData:
     """A hand-made TrainingData with no side features (and the 4-slot / 31-tag shapes), for exact unit tests."""
-    empty = Interactions(*(getattr(train, name)[:0] for name in
-                           ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")))
     return TrainingData(
-        train=train, val=val if val is not None else empty, test=test if test is not None else empty,
+        train=train, val=val if val is not None else empty_like(train),
         n_users=n_users, n_videos=n_videos, scaler=scaler or TargetScaler(0.0, 3.0),
         user_categorical=np.zeros((n_users, 0), np.int32), user_categorical_cardinality=[],
         user_numeric=np.zeros((n_users, 0), np.float32),
@@ -312,7 +374,7 @@ class RecommenderContract:
         assert (fitted.n_users, fitted.n_videos) == (planted.data.n_users, planted.data.n_videos)
 
     def test_score_all_shape_dtype_range(self, fitted: Recommender, planted: PlantedData) -> None:
-        data = planted.data
+        data = planted.prepared
         every = fitted.score_all(np.arange(data.n_users))
         assert every.shape == (data.n_users, data.n_videos)
         subset = fitted.score_all(data.test_users, data.test_videos)
@@ -325,7 +387,7 @@ class RecommenderContract:
                                    atol=self.cell_atol)
 
     def test_predict_agrees_with_score_all(self, fitted: Recommender, planted: PlantedData) -> None:
-        data = planted.data
+        data = planted.prepared
         shuffled = np.random.default_rng(1).permutation(len(data.test))
         users, videos = data.test.user[shuffled], data.test.video[shuffled]
         predicted = fitted.predict(users, videos)
@@ -347,7 +409,7 @@ class RecommenderContract:
         assert first.mean() >= self.withheld_min_first_rate, f"first for only {first.mean():.0%} of users"
 
     def test_seen_videos_are_excluded(self, fitted: Recommender, planted: PlantedData) -> None:
-        data = planted.data
+        data = planted.prepared
         seen = planted.train_seen
         users = np.arange(data.n_users)
         k = data.n_videos - int(seen.sum(axis=1).max())  # every user has at least k unseen videos
@@ -363,7 +425,7 @@ class RecommenderContract:
         assert not seen[np.repeat(data.test_users, 5), restricted.ravel()].any()
 
     def test_explicit_zeros_in_exclude_are_not_seen(self, fitted: Recommender, planted: PlantedData) -> None:
-        users = planted.data.test_users[:3]
+        users = planted.prepared.test_users[:3]
         best, _ = fitted.recommend(users, k=1)
         stored_zeros = sp.csr_matrix((np.zeros(users.size), (users, best[:, 0])),
                                      shape=(planted.data.n_users, planted.data.n_videos))
@@ -372,13 +434,27 @@ class RecommenderContract:
         np.testing.assert_array_equal(again, best)
 
     def test_recommend_scores_are_score_all_scores(self, fitted: Recommender, planted: PlantedData) -> None:
-        users = planted.data.test_users[:5]
+        users = planted.prepared.test_users[:5]
         ids, scores = fitted.recommend(users, k=10)
         grid = fitted.score_all(users)
         np.testing.assert_allclose(scores, np.take_along_axis(grid, ids.astype(np.int64), axis=1), rtol=0,
                                    atol=self.cell_atol)
         # Best first: nothing outside the top 10 scores above the 10th.
         assert (grid.max(axis=1) <= scores[:, 0] + self.cell_atol).all()
+
+    # ---- the type boundary: what fit receives ------------------------------------------------------------------
+    def test_scrambled_test_and_selection_targets_change_no_fitted_model(self, planted: PlantedData) -> None:
+        tables = planted_tables(planted)
+        scrambled = scramble_held_out_targets(tables[0])
+        held_out = pl.col("split").is_in([SPLIT_SELECTION, SPLIT_TEST])
+        changed = (tables[0].filter(held_out)["target"] != scrambled.filter(held_out)["target"]).mean()
+        assert changed > 0.9, "the scramble must change the held-out targets for this test to mean anything"
+        assert tables[0].filter(~held_out).equals(scrambled.filter(~held_out))
+        original = self.fit_model(build_training_data(*tables)).bundle()
+        again = self.fit_model(build_training_data(scrambled, *tables[1:])).bundle()
+        assert original.keys() == again.keys()
+        for key in original:
+            np.testing.assert_array_equal(again[key], original[key], err_msg=f"bundle array {key!r} changed")
 
     # ---- determinism and persistence ----------------------------------------------------------------------------
     def test_same_seed_same_scores(self, fitted: Recommender, planted: PlantedData) -> None:

@@ -16,6 +16,7 @@ from kuairec_pipeline.models.als import (
     pair_dot,
 )
 from kuairec_pipeline.models.data import Interactions
+from kuairec_pipeline.models.taste import video_taste_features
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
 
 # Few factors, firm regularization: 60 users x 80 videos would be memorized by 64 free factors.
@@ -61,38 +62,54 @@ def test_observed_pair_dot_matches_the_per_pair_dot() -> None:
                                pair_dot(user_factors, video_factors, pairs.user, pairs.video), rtol=1e-12)
 
 
-def test_calibration_recovers_planted_biases_and_weight_on_a_full_grid() -> None:
-    # On a complete grid the double-centred score sums to zero along every user's row and every video's column,
-    # so fitting the biases first loses nothing: biases and weight come back exactly.
+def test_calibration_recovers_each_users_planted_taste_on_a_full_grid() -> None:
+    # target = biases + a per-user taste on the video's tags. The biases are fitted first; what they leave is
+    # still linear in the tags (tags scaled to sum 1 span the constant), so each user's ridge recovers the rest.
     rng = np.random.default_rng(0)
-    n_users, n_videos, factors = 30, 40, 4
-    user_factors, video_factors = rng.normal(0, 1, (n_users, factors)), rng.normal(0, 1, (n_videos, factors))
+    n_users, n_videos, n_tags = 30, 40, 3
+    tags = (rng.random((n_videos, n_tags)) < 0.5).astype(np.float32)
+    tags[tags.sum(axis=1) == 0, 0] = 1.0
+    features = video_taste_features(tags, np.zeros((n_videos, 0)))
+    taste = rng.normal(0, 0.1, (n_users, n_tags))
     pair_user, pair_video = (grid.ravel() for grid in np.meshgrid(np.arange(n_users), np.arange(n_videos),
                                                                    indexing="ij"))
     user_bias, video_bias = rng.normal(0, 0.05, n_users), rng.normal(0, 0.05, n_videos)
-    centred = (user_factors - user_factors.mean(0)) @ (video_factors - video_factors.mean(0)).T
-    target = 0.3 + user_bias[pair_user] + video_bias[pair_video] + 0.01 * centred.ravel()
+    target = 0.3 + user_bias[pair_user] + video_bias[pair_video] + (taste @ features.T).ravel()
     pairs = aggregate_pairs(_rows(pair_user.tolist(), pair_video.tolist(), target.tolist()), n_users, n_videos)
-    calibration = fit_calibration(user_factors, video_factors, pairs, bias_l2=0.0, tolerance=1e-12)
-    assert calibration.weight == pytest.approx(0.01, rel=1e-4)  # targets pass through float32 rows
-    fitted = calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
-    np.testing.assert_allclose(fitted + 0.01 * centred.ravel(), target, atol=1e-5)
+    video_factors = rng.normal(size=(n_videos, 2))
+    config = ALSConfig(calibration_l2=0.0, calibration_tolerance=1e-12, taste_l2=1e-6, factor_l2=1e6)
+    calibration = fit_calibration(video_factors, features, pairs, config)
+    fitted = (calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
+              + np.einsum("ij,ij->i", calibration.user_coefficients[pair_user].astype(np.float64),
+                          calibration.video_design[pair_video].astype(np.float64)))
+    np.testing.assert_allclose(fitted, target, atol=1e-4)  # float32 rows and stored arrays
+    # without the per-user taste, biases alone leave an error the size of the planted taste
+    biases_only = calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
+    assert np.abs(biases_only - target).mean() > 0.02
 
 
-def test_calibration_ignores_the_score_level_of_observed_pairs() -> None:
-    # An implicit model scores watched pairs high: a score that is merely high on every training pair must not
-    # shift the biases (they are fitted first) or earn a weight (centring removes a level shared by all pairs).
+def test_calibration_gives_a_factor_shared_by_all_videos_no_weight() -> None:
+    # An implicit model scores watched pairs high: a factor that merely has one level on every video must not
+    # shift the biases (they are fitted first) or earn a coefficient (centring removes a shared level).
     rng = np.random.default_rng(1)
     n_users, n_videos = 20, 25
-    user_factors, video_factors = np.ones((n_users, 2)), np.ones((n_videos, 2))  # every pair scores 2
+    video_factors = np.ones((n_videos, 2))
     pairs = aggregate_pairs(_rows(rng.integers(0, n_users, 300).tolist(), rng.integers(0, n_videos, 300).tolist(),
                                   rng.uniform(0.2, 0.4, 300).tolist()), n_users, n_videos)
-    calibration = fit_calibration(user_factors, video_factors, pairs, bias_l2=1.0)
+    config = ALSConfig(calibration_l2=1.0)
+    calibration = fit_calibration(video_factors, np.zeros((n_videos, 1)), pairs, config)
     global_bias, user_bias, video_bias = fit_biases(pairs, n_videos, bias_l2=1.0)
-    assert calibration.weight == 0.0
+    np.testing.assert_array_equal(calibration.user_coefficients, 0.0)
     assert calibration.global_bias == pytest.approx(global_bias)
     np.testing.assert_allclose(calibration.user_bias, user_bias, atol=1e-7)
     np.testing.assert_allclose(calibration.video_bias, video_bias, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [{"factors": 0}, {"alpha": -1.0}, {"taste_l2": 0.0}, {"factor_l2": 0.0},
+                                 {"iterations": 0}, {"calibration_tolerance": 0.0}])
+def test_config_rejects_out_of_range_values(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ALSConfig(**bad)
 
 
 def test_calibrated_predictions_beat_the_raw_dot_product_on_train() -> None:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
-from kuairec_pipeline.models.two_tower_network import IndexBatches
+from kuairec_pipeline.models.two_tower_training import IndexBatches
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
 
 # Small enough to train in about a second on one thread, on CPU whatever the machine has.
@@ -48,7 +50,7 @@ def fitted(data: TrainingData) -> TwoTowerRecommender:
 
 
 def test_numpy_scoring_equals_the_torch_forward(fitted: TwoTowerRecommender, data: TrainingData) -> None:
-    users, videos = data.test.user, data.test.video
+    users, videos = data.train.user, data.train.video
     np.testing.assert_allclose(fitted.predict(users, videos), fitted.torch_predict(users, videos), atol=1e-5, rtol=0)
 
 
@@ -66,7 +68,7 @@ def test_weights_round_trip_through_a_weights_only_file(
     path = fitted.save_weights(tmp_path / "two_tower.pt")
     state = torch.load(path, weights_only=True)
     assert set(state) == set(fitted.network.state_dict())
-    other = TwoTowerRecommender(dataclasses.replace(SMALL, seed=99, max_epochs=1)).fit(data)
+    other = TwoTowerRecommender(dataclasses.replace(SMALL, seed=99, max_epochs=1)).fit(_without_val(data))
     users = np.arange(data.n_users)
     assert not np.allclose(other.score_all(users), fitted.score_all(users))
     other.load_weights(path)
@@ -79,11 +81,19 @@ def test_bundle_holds_the_weights_under_a_prefix(fitted: TwoTowerRecommender) ->
         np.testing.assert_array_equal(arrays["weights." + name], value.numpy())
 
 
+def _without_val(data: TrainingData) -> TrainingData:
+    return dataclasses.replace(data, val=dataclasses.replace(data.val, **{
+        name: getattr(data.val, name)[:0] for name in ("user", "video", "target", "watch_ratio", "timestamp",
+                                                        "passes_filter")}))
+
+
 def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: TrainingData) -> None:
     # Validation targets unrelated to anything learnable: validation MSE stops improving within a few epochs.
+    # Free biases and a random start (the former default): every kept state is a trained epoch.
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
-    config = dataclasses.replace(SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05)
+    config = dataclasses.replace(SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05,
+                                 fixed_biases=False, link="sigmoid")
     model = TwoTowerRecommender(config).fit(unlearnable)
     epochs_run = model.history.shape[0]
     assert epochs_run < config.max_epochs
@@ -93,6 +103,41 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: T
     # The weights kept are the best epoch's, not the last one's.
     kept = np.mean((model.predict(unlearnable.val.user, unlearnable.val.video) - noise) ** 2)
     assert kept == pytest.approx(val_mse.min(), rel=1e-5)
+    assert model.stopped_early
+
+
+def test_it_starts_from_the_exact_biases_plus_each_users_ridge_taste(data: TrainingData) -> None:
+    # With validation targets nothing can learn, no epoch beats the start: the fit keeps the fixed start, which is
+    # global + b_user + b_video (exact ridge) + each user's ridge taste on [1, tags scaled to sum 1, numeric]
+    # (the tower's own tag weights: built from the padded tag ids, which may hold fewer tags than the multi-hot).
+    # Validation = every training pair with noise targets: many rows, so no epoch beats the start by chance
+    # (the tuning slice alone is small once the selection slice is held out).
+    noise = np.random.default_rng(0).random(len(data.train)).astype(np.float32)
+    unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.train, target=noise))
+    config = dataclasses.replace(SMALL, embedding_dim=48, max_epochs=10, early_stopping_patience=1)
+    model = TwoTowerRecommender(config).fit(unlearnable)
+    assert model.best_epoch == -1 and model.stopped_early
+    global_bias, user_bias, video_bias = fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos),
+                                                   data.n_videos, config.bias_l2)
+    pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
+    tower = model.network.video_tower
+    tags = tower.tag_weights.numpy()
+    np.testing.assert_allclose(tags.sum(axis=1)[tags.sum(axis=1) > 0], 1.0, atol=1e-6)
+    design = np.hstack([np.ones((data.n_videos, 1)), video_taste_features(tags, tower.numeric.numpy())])
+    residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
+    taste = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
+                           pairs.matrix(pairs.count * residual, data.n_videos), design, config.taste_l2)
+    expected = global_bias + user_bias[:, None] + video_bias[None, :] + taste @ design.T
+    np.testing.assert_allclose(model.score_all(np.arange(data.n_users)), np.clip(expected, 0, 1), atol=1e-4)
+
+
+def test_identity_link_needs_no_sigmoid_and_fixed_biases_need_it() -> None:
+    with pytest.raises(ValueError, match="fixed_biases"):
+        TwoTowerConfig(link="sigmoid", fixed_biases=True)
+    with pytest.raises(ValueError, match="link"):
+        TwoTowerConfig(link="tanh")
+    with pytest.raises(ValueError, match="taste_l2"):
+        TwoTowerConfig(taste_l2=0.0)
 
 
 def test_beats_the_global_mean_on_validation(fitted: TwoTowerRecommender, data: TrainingData) -> None:
@@ -111,11 +156,13 @@ def test_index_batches_cover_every_row_once_per_epoch_in_a_new_order(data: Train
 
 
 def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weights(data: TrainingData) -> None:
-    no_val = dataclasses.replace(data, val=dataclasses.replace(data.val, **{
-        name: getattr(data.val, name)[:0] for name in ("user", "video", "target", "watch_ratio", "timestamp",
-                                                        "passes_filter")}))
-    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(no_val)
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(_without_val(data))
     assert model.epochs_trained == 3 and model.best_epoch == 2
+    assert not model.stopped_early  # it used every allowed epoch: the asset metadata says so
+    from kuairec_pipeline.orchestration.assets.train import two_tower_training_metadata
+
+    assert two_tower_training_metadata(model) == {"epochs_trained": 3, "best_epoch": 2, "stopped_early": False,
+                                                  "stop_reason": "max_epochs"}
     assert np.isnan(model.history[:, 2]).all()
     assert np.isfinite(model.score_all(np.arange(data.n_users))).all()
 
@@ -124,7 +171,7 @@ def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weight
 def test_trains_on_a_gpu_and_scores_like_its_own_forward(data: TrainingData) -> None:
     model = TwoTowerRecommender(dataclasses.replace(SMALL, accelerator="gpu")).fit(data)
     assert next(model.network.parameters()).device.type == "cpu"  # moved back for storage and checks
-    users, videos = data.test.user, data.test.video
+    users, videos = data.train.user, data.train.video
     np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
     model_mse = np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)
     assert model_mse < 0.8 * np.mean((data.train.target.mean() - data.val.target) ** 2)
@@ -141,7 +188,7 @@ def test_explicit_tag_and_numeric_slots_score_like_the_torch_forward(data: Train
     assert 0 < explicit < config.embedding_dim  # the path under test is really on
     model = TwoTowerRecommender(config).fit(data)
     assert model.user_embeddings.shape[1] == config.embedding_dim + 2
-    users, videos = data.test.user[:300], data.test.video[:300]
+    users, videos = data.train.user[:300], data.train.video[:300]
     np.testing.assert_allclose(model.predict(users, videos), model.torch_predict(users, videos), atol=1e-5, rtol=0)
     again = TwoTowerRecommender.from_bundle(model.bundle())
     np.testing.assert_array_equal(again.score_all(users[:5]), model.score_all(users[:5]))

@@ -11,6 +11,7 @@ import pytest
 from dagster import DagsterInstance, Definitions
 
 from kuairec_pipeline.definitions import defs
+from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline_tests.orchestration.conftest import assets_dir, materialize
 
 pytestmark = pytest.mark.slow
@@ -40,12 +41,14 @@ def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
             assert len(bundle.files) > 0, key
     metrics = pl.read_parquet(folder / "metrics.parquet")
     assert {"model", "metric", "value", "split"} <= set(metrics.columns)
-    for model in ["global_mean", "user_mean", "video_mean", "user_video_bias", "popularity", "random", "oracle",
-                  "linear", "als", "two_tower", "hybrid"]:
+    for model in ["global_mean", "user_mean", "video_mean", "user_video_bias", "user_tag_profile", "popularity",
+                  "random", "oracle", "linear", "als", "two_tower", "hybrid"]:
         assert model in metrics["model"].to_list(), model
     recs = pl.read_parquet(folder / "recommendations.parquet")
     assert {"user_id", "rank", "video_id", "score", "model"} <= set(recs.columns)
     assert recs.group_by("user_id").len()["len"].max() == 50
+    assert {"test", "selection", "val"} <= set(metrics["split"])
+    assert recs["model"][0] == select_served_model(metrics)  # chosen on the selection slice
 
 
 def test_run_history_persists_in_the_instance(materialized_pipeline):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
+import polars as pl
 import pytest
 
 from kuairec_pipeline_tests.orchestration.conftest import LOOPBACK_HEX, REPO, dagster_dev, free_port, listening_addresses
@@ -12,6 +14,7 @@ from kuairec_pipeline_tests.orchestration.conftest import LOOPBACK_HEX, REPO, da
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT_DIR = REPO / "data" / "screenshots"  # git-ignored; kept after the run for a person to look at
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -20,11 +23,11 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 def web_ui(materialized_pipeline):
     port = free_port()
     with dagster_dev(["-h", "127.0.0.1"], materialized_pipeline, REPO, port) as url:
-        yield url, port
+        yield url, port, materialized_pipeline
 
 
 def test_ui_binds_to_loopback_only(web_ui):
-    _, port = web_ui
+    _, port, _ = web_ui
     addresses = listening_addresses(port)
     assert addresses, "nothing listens on the UI port"
     # anything but 127.0.0.1 (0.0.0.0, ::) would be reachable from outside the machine
@@ -42,7 +45,8 @@ def _open_markdown(page, metadata_key: str) -> None:
 def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    url, _ = web_ui
+    url, _, env = web_ui
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -59,9 +63,30 @@ def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
         assert histogram.evaluate("img => img.complete && img.naturalWidth") > 100
         page.screenshot(path=str(tmp_path / "filtered_ratios.png"))
         page.goto(f"{url}/assets/metrics", wait_until="domcontentloaded")
+        # headline metrics are plain rounded numbers: on the page itself, no dialog to open
+        stored = pl.read_parquet(Path(env["KUAIREC_HOME"]) / "assets" / "metrics.parquet")
+        rmse = stored.filter((pl.col("split") == "test") & (pl.col("metric") == "rmse")
+                             & (pl.col("model") == "two_tower"))["value"].item()
+        row = page.locator("tr", has_text="rmse two_tower").first
+        row.wait_for(timeout=60000)
+        assert f"{rmse:.4f}".rstrip("0") in row.inner_text(), row.inner_text()
+        row.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOT_DIR / "ui_metrics.png"))
         _open_markdown(page, "metrics_table")
         dialog = page.get_by_role("dialog")
         for model in ("two_tower", "als", "hybrid", "popularity", "oracle (reference)"):
             dialog.get_by_text(model, exact=True).first.wait_for(timeout=20000)
         page.screenshot(path=str(tmp_path / "metrics.png"))
+
+        page.goto(f"{url}/assets/two_tower_embeddings", wait_until="domcontentloaded")
+        page.locator("tr", has_text="kept_epoch").first.wait_for(timeout=60000)
+        content = page.content()
+        assert "shape/" not in content  # one summary line, not a row per array
+        assert "user_embeddings (" in content and "weights.*:" in content
+        _open_markdown(page, "training_curve")
+        curve = page.locator("img[src^='data:image/png']").first
+        curve.wait_for(timeout=20000)
+        assert curve.evaluate("img => img.complete && img.naturalWidth") > 100
+        page.wait_for_timeout(500)  # let the dialog finish fading in before the screenshot
+        page.screenshot(path=str(SCREENSHOT_DIR / "ui_two_tower.png"))
         browser.close()

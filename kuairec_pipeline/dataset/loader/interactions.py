@@ -273,7 +273,7 @@ def require_known_ids(
     known_file: str = BIG_MATRIX.file_name,
     on_invalid: OnInvalid = "error",
 ) -> tuple[pl.LazyFrame, dict[str, int]]:
-    """small_matrix's users and videos are subsets of big_matrix's (KUAIREC.md): check ``lazy`` (the rows of
+    """small_matrix's users and videos are subsets of big_matrix's (docs/KUAIREC.md): check ``lazy`` (the rows of
     ``path``, as returned by :func:`scan_interactions`) against the ids of ``known`` (big_matrix's rows).
 
     ``"error"``: raise KuaiRecDataError at the first row holding an id ``known`` never has, naming the file,

@@ -1,7 +1,7 @@
 """The synthetic twin of KuaiRec 2.0: the pipeline's default data source.
 
 ``generate_twin(out_dir, profile, seed)`` writes the official file set, with the official names, headers,
-column order, formats and traps (KUAIREC.md), into ``out_dir/KuaiRec 2.0/data/``, and the planted truth into
+column order, formats and traps (docs/KUAIREC.md), into ``out_dir/KuaiRec 2.0/data/``, and the planted truth into
 ``out_dir/_truth/``:
 - ``expected_small.parquet``: for every distinct small_matrix (user_id, video_id) pair, the exact
   ``expected_watch_ratio`` (E[wr]), ``expected_watch_ratio_le3`` (E[wr | wr <= 3]) and ``prob_watch_ratio_gt2``
@@ -24,7 +24,7 @@ Credit: KuaiRec, Gao et al., CIKM 2022 (CC BY-SA 4.0); only the schema and summa
 
 Modules: ``config`` (profiles and behaviour parameters), ``entities`` (users, videos, random streams),
 ``interactions`` (big_matrix and small_matrix rows, the planted truth), ``noise`` (the watch-ratio mixture and
-its closed-form moments), ``side_files`` (the small official files), ``reference`` (KUAIREC.md's published
+its closed-form moments), ``side_files`` (the small official files), ``reference`` (docs/KUAIREC.md's published
 statistics), ``generator`` (``generate_twin`` and the folder layout), ``statistics`` (the twin measured against
 the reference, and its difficulty).
 """

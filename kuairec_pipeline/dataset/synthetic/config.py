@@ -4,7 +4,7 @@ Two kinds of settings, kept apart on purpose:
 - ``TwinProfile``: how big the twin is (users, videos, rows). ``tiny`` / ``demo`` / ``full``.
 - ``TwinBehaviour``: how people watch (preferences, exposure, noise, file traps). Shared by every profile, so a
   small twin is a scaled-down copy of the full one, not a different world. Its noise parameters were fitted
-  (analytically, with Gauss-Hermite quadrature over the planted signal) to the statistics table of KUAIREC.md;
+  (analytically, with Gauss-Hermite quadrature over the planted signal) to the statistics table of docs/KUAIREC.md;
   the signal strengths were then tuned on ``demo`` until the oracle's RMSE is 0.75-0.85 of a constant's.
 
 Calendar facts (Beijing time, the files' convention) are constants at the bottom.
@@ -50,7 +50,7 @@ PROFILES: dict[str, TwinProfile] = {
         name="demo", n_users=1_500, n_videos=2_500, big_rows=500_000, n_small_users=300, n_small_videos=600,
         min_rows_per_user=20, n_social_users=100, n_authors=1_700, users_per_chunk=300,
     ),
-    # Real scale (KUAIREC.md): 7,176 x 10,728, 12.5 M rows in big, 1,411 x 3,327 dense small (~4.68 M rows).
+    # Real scale (docs/KUAIREC.md): 7,176 x 10,728, 12.5 M rows in big, 1,411 x 3,327 dense small (~4.68 M rows).
     "full": TwinProfile(
         name="full", n_users=7_176, n_videos=10_728, big_rows=12_530_806, n_small_users=1_411,
         n_small_videos=3_327, min_rows_per_user=100, n_social_users=472, n_authors=7_300, users_per_chunk=192,
@@ -85,7 +85,7 @@ class PreferenceModel:
     sequence_decay: float = 0.7  # weight of the j-th previous view is decay**(j-1)
     sequence_effect_mean: float = 0.9  # eta change per unit of recent-tag overlap beyond the user's usual mix
     sequence_effect_std: float = 0.3  # users differ in how strongly they binge on a topic (clipped at 0)
-    # --- offsets: mean eta of big_matrix rows and of small_matrix rows (fitted to KUAIREC.md's two columns)
+    # --- offsets: mean eta of big_matrix rows and of small_matrix rows (fitted to docs/KUAIREC.md's two columns)
     big_mean_eta: float = -0.124  # mean eta over big_matrix views
     small_mean_eta: float = -0.186  # mean eta over small_matrix views (forced exposure: no taste selection)
 
@@ -155,7 +155,7 @@ class TwinBehaviour:
     preference: PreferenceModel = field(default_factory=PreferenceModel)
     exposure: ExposureModel = field(default_factory=ExposureModel)
     watch_ratio: WatchRatioModel = field(default_factory=WatchRatioModel)
-    # Video durations (ms): log-normal, median and spread fitted to KUAIREC.md (median 9.6 s, mean 14.6 s).
+    # Video durations (ms): log-normal, median and spread fitted to docs/KUAIREC.md (median 9.6 s, mean 14.6 s).
     duration_median_ms: float = 10_100.0
     duration_log_std: float = 0.92
     duration_min_ms: int = 1_500
@@ -167,7 +167,7 @@ class TwinBehaviour:
 
 DEFAULT_BEHAVIOUR = TwinBehaviour()
 
-# --- calendar (KUAIREC.md): the log covers 2020-07-05 .. 2020-09-05, Beijing time (UTC+8)
+# --- calendar (docs/KUAIREC.md): the log covers 2020-07-05 .. 2020-09-05, Beijing time (UTC+8)
 BEIJING_OFFSET_MS = 8 * 3_600_000
 PERIOD_START_MS = 1_593_878_400_000  # 2020-07-05 00:00:00 Beijing, in epoch ms
 PERIOD_DAYS = 63  # through 2020-09-05 inclusive

@@ -1,5 +1,5 @@
 """Facts about the real KuaiRec 2.0 that the twin copies: marginals read off the three real files in
-``shared/data/kuairec_real/`` (user_features, item_categories) and the statistics table of KUAIREC.md.
+``shared/data/kuairec_real/`` (user_features, item_categories) and the statistics table of docs/KUAIREC.md.
 
 Only frequencies and summary numbers live here, never rows: the twin's rows are all synthetic.
 """
@@ -79,7 +79,7 @@ DAILY_DURATION_BLANK_SHARE = 10_598 / 343_341
 DAILY_TAG_NAME_BLANK_SHARE = 32_434 / 343_341
 DAILY_SHOW_CNT_MEDIAN = 1_328
 
-# --- KUAIREC.md's statistics table (second-hand, from runs on the real interaction files).
+# --- docs/KUAIREC.md's statistics table (second-hand, from runs on the real interaction files).
 REFERENCE_STATISTICS: dict[str, dict[str, float]] = {
     "big_matrix": {
         "rows": 12_530_806, "watch_ratio_mean": 0.944, "watch_ratio_median": 0.723, "watch_ratio_q25": 0.315,

@@ -56,7 +56,7 @@ CATEGORY_NAMES = (
 UPLOAD_TYPES = {"ShortImport": 46, "LongImport": 17, "ShortCamera": 12, "LongCamera": 6, "Web": 5,
                 "PictureSet": 5, "FollowShoot": 3, "Kmovie": 3, "LongPicture": 2, UNKNOWN: 1}
 RESOLUTIONS = ((720, 1280, 62), (1080, 1920, 14), (540, 960, 10), (368, 640, 6), (1280, 720, 5), (720, 720, 3))
-# collect_* counters did not exist before this day of the log (KUAIREC.md: blank on early dates).
+# collect_* counters did not exist before this day of the log (docs/KUAIREC.md: blank on early dates).
 COLLECT_FIRST_DAY = 10
 
 

@@ -1,4 +1,4 @@
-"""How the twin compares with the real files: the statistics KUAIREC.md tabulates, and the twin's difficulty.
+"""How the twin compares with the real files: the statistics docs/KUAIREC.md tabulates, and the twin's difficulty.
 
 These read a written twin back (plain polars scans, not the project's loader) and serve its calibration:
 ``benchmarks/twin_stats.py`` prints them beside ``reference.REFERENCE_STATISTICS``, and the twin's tests bound them.
@@ -17,7 +17,7 @@ from kuairec_pipeline.dataset.synthetic.generator import TRUTH_FILE, data_dir, t
 
 __all__ = ["MAX_WATCH_RATIO", "oracle_difficulty", "reference_statistics", "small_test_pairs", "twin_statistics"]
 
-MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (DESIGN.md)
+MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (docs/DESIGN.md)
 
 
 def _min_max_scale(values: np.ndarray, minimum: float, maximum: float) -> np.ndarray:
@@ -138,7 +138,7 @@ def _watch_ratio_statistics(lazy: pl.LazyFrame) -> dict[str, float]:
 
 
 def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
-    """The statistics KUAIREC.md tabulates for the real files, measured on the twin.
+    """The statistics docs/KUAIREC.md tabulates for the real files, measured on the twin.
 
     Parameters
     ----------
@@ -182,7 +182,7 @@ def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
 
 
 def reference_statistics() -> dict[str, dict[str, float]]:
-    """KUAIREC.md's numbers for the real files, in the layout of :func:`twin_statistics` (no ``difficulty``).
+    """docs/KUAIREC.md's numbers for the real files, in the layout of :func:`twin_statistics` (no ``difficulty``).
 
     Returns
     -------

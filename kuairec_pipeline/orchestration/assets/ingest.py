@@ -5,12 +5,14 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, DataVersion, MetadataValue, Output, asset
 from pydantic import Field
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.dataset import loader, schema, source
 from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
+from kuairec_pipeline.orchestration.versions import code_version
 
 GROUP = "ingest"
 TRUTH_FILE = "expected_small.parquet"
@@ -35,8 +37,9 @@ def _require(source_files: pl.DataFrame, file_name: str) -> Path:
     return paths[file_name]
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
-def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl.DataFrame:
+@asset(group_name=GROUP, code_version=code_version("source_files"),
+       kinds={"polars", "parquet"})
+def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> Output[pl.DataFrame]:
     """The KuaiRec files this run reads: the synthetic twin (generated once per profile and seed), an unpacked
     folder, ``KuaiRec.zip`` (unpacked safely), or the official archive (downloaded, md5-checked)."""
     settings = kuairec.settings
@@ -50,8 +53,13 @@ def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> pl
         rows.append({"file_name": TRUTH_FILE, "path": str(truth / TRUTH_FILE),
                      "size_bytes": (truth / TRUTH_FILE).stat().st_size, "role": "planted_truth"})
     context.add_output_metadata({"source": settings.source, "profile": settings.profile, "seed": settings.seed})
-    return pl.DataFrame(rows, schema={"file_name": pl.String, "path": pl.String, "size_bytes": pl.Int64,
-                                      "role": pl.String})
+    table = pl.DataFrame(rows, schema={"file_name": pl.String, "path": pl.String, "size_bytes": pl.Int64,
+                                       "role": pl.String})
+    # The files change without the code changing: their names, sizes and modification times are the data version,
+    # so the UI marks everything downstream stale when new files arrive (a code version alone would not).
+    stamps = pl.Series([Path(path).stat().st_mtime_ns for path in table["path"]], dtype=pl.Int64)
+    version = provenance.frame_fingerprint(table.with_columns(mtime_ns=stamps))
+    return Output(table, data_version=DataVersion(version))
 
 
 def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, file_schema: schema.FileSchema,
@@ -70,7 +78,8 @@ def _interactions(context: AssetExecutionContext, source_files: pl.DataFrame, fi
     return lazy
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_interactions"),
+       kinds={"polars", "parquet"})
 def raw_interactions(context: AssetExecutionContext, config: IngestConfig,
                      source_files: pl.DataFrame) -> ParquetFileWriter:
     """big_matrix.csv as typed Parquet, streamed (never fully in memory) in one pass: the file is converted, then
@@ -86,7 +95,8 @@ def raw_interactions(context: AssetExecutionContext, config: IngestConfig,
     return ParquetFileWriter(write)
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_eval_interactions"),
+       kinds={"polars", "parquet"})
 def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig, source_files: pl.DataFrame,
                           raw_interactions: pl.LazyFrame) -> pl.LazyFrame:
     """small_matrix.csv (the fully observed evaluation matrix) as typed Parquet; `time`, `date`, `timestamp`
@@ -96,7 +106,8 @@ def raw_eval_interactions(context: AssetExecutionContext, config: IngestConfig, 
     return _interactions(context, source_files, schema.SMALL_MATRIX, config, known=raw_interactions)
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_users"),
+       kinds={"polars", "parquet"})
 def raw_users(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """user_features.csv typed; blank one-hot values stay null."""
     path = _require(source_files, schema.USER_FEATURES.file_name)
@@ -105,7 +116,8 @@ def raw_users(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.
     return frame
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("raw_videos"),
+       kinds={"polars", "parquet"})
 def raw_videos(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """One row per video: parsed tags (item_categories.csv), author and duration (item_daily_features.csv, when
     present) and category (kuairec_caption_category.csv, when present)."""
@@ -131,7 +143,8 @@ PLANTED_TRUTH_SCHEMA = {
 }
 
 
-@asset(group_name=GROUP, kinds={"polars", "parquet"})
+@asset(group_name=GROUP, code_version=code_version("planted_truth"),
+       kinds={"polars", "parquet"})
 def planted_truth(context: AssetExecutionContext, source_files: pl.DataFrame) -> pl.DataFrame:
     """The synthetic twin's planted expected watch ratio for every test pair (the oracle); empty on real data."""
     paths = _manifest_paths(source_files)

@@ -1,0 +1,79 @@
+"""PNG charts of the HTML report and of asset metadata: training curves and catalogue coverage."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import polars as pl
+
+LOSS_COLUMNS = ("train_loss",)  # plotted on the left panel; every other non-epoch column is a validation metric
+
+
+def _figure(width: float, height: float, dpi: int):
+    # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | None = None, dpi: int = 80) -> bytes:
+    """Per-epoch training loss (left) and validation metrics (right) of one trained model.
+
+    Parameters
+    ----------
+    history : polars.DataFrame
+        One row per epoch: an ``epoch`` column (0-based) and any float columns (``train_loss``, ``val_mse``,
+        ``val_mae`` for the two-tower; other models may add theirs). NaN values are not drawn.
+    title : str
+        Figure title (the model name).
+    best_epoch : int, optional
+        Marked with a dotted line: the epoch whose weights were kept.
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
+    figure = _figure(8.0, 3.0, dpi)
+    loss_axis, val_axis = figure.subplots(1, 2)
+    epochs = (history["epoch"] + 1).to_list() if "epoch" in history.columns else list(range(1, history.height + 1))
+    metrics = [c for c in history.columns if c != "epoch"]
+    for axis, names, label in ((loss_axis, [c for c in metrics if c in LOSS_COLUMNS], "training"),
+                               (val_axis, [c for c in metrics if c not in LOSS_COLUMNS], "validation")):
+        for name in names:
+            values = [math.nan if v is None else float(v) for v in history[name].to_list()]
+            axis.plot(epochs, values, marker="o", markersize=3, label=name)
+        if best_epoch is not None and best_epoch >= 0:
+            axis.axvline(best_epoch + 1, color="grey", linestyle=":", linewidth=1, label="kept epoch")
+        axis.set_xlabel("epoch")
+        axis.set_title(f"{title}: {label}", fontsize=10)
+        if names:
+            axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes:
+    """Horizontal bars: share of the catalogue appearing in at least one top-``k`` list, per model (0..1)."""
+    models = list(coverage)
+    figure = _figure(6.0, 0.4 * len(models) + 1.2, dpi)
+    axis = figure.subplots()
+    positions = list(range(len(models)))
+    axis.barh(positions, [coverage[m] for m in models], color="#55A868")
+    axis.set_yticks(positions, labels=models)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_title(f"catalogue coverage@{k} (higher is more diverse)", fontsize=10)
+    for position, model in zip(positions, models):
+        axis.annotate(f"{coverage[model]:.1%}", (coverage[model], position), xytext=(3, 0),
+                      textcoords="offset points", va="center", fontsize=8)
+    return _png(figure)

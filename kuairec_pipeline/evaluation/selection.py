@@ -1,0 +1,44 @@
+"""Which trained model is served: the one that ranks best on the selection slice, which no model saw.
+
+The validation window is split by user into a tuning slice (``val``: early stopping, blend fitting) and a
+selection slice (``selection``); see docs/DESIGN.md, "Model choice". Choosing on the tuning slice would favour
+the models that fitted it (the hybrid's blend weights are fitted there).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from kuairec_pipeline.features.scaling import SPLIT_SELECTION
+from kuairec_pipeline.models.registry import TRAINED_MODELS
+
+SELECTION_METRIC = "ndcg@10"  # a recommender is served for its lists, so the choice is made on a ranking metric
+SELECTION_TIE_BREAK = "rmse"
+
+
+def select_served_model(metrics_table: pl.DataFrame) -> str:
+    """The trained model with the highest selection-slice ndcg@10 (lower selection rmse, then name, on a tie).
+
+    Parameters
+    ----------
+    metrics_table : polars.DataFrame
+        The long ``metrics`` table (``model``, ``split``, ``metric``, ``value``, ``count``).
+
+    Returns
+    -------
+    str
+        A name from :data:`~kuairec_pipeline.models.registry.TRAINED_MODELS`.
+
+    Raises
+    ------
+    ValueError
+        When no trained model has a selection ndcg@10 (e.g. the selection slice is empty).
+    """
+    selection = metrics_table.filter((pl.col("split") == SPLIT_SELECTION) & pl.col("model").is_in(list(TRAINED_MODELS)))
+    candidates = (selection.filter(pl.col("metric") == SELECTION_METRIC).select("model", ndcg="value")
+                  .join(selection.filter(pl.col("metric") == SELECTION_TIE_BREAK).select("model", rmse="value"),
+                        on="model", how="left")
+                  .filter(pl.col("ndcg").is_not_nan()))
+    if candidates.is_empty():
+        raise ValueError(f"metrics has no {SPLIT_SELECTION} {SELECTION_METRIC} for any trained model")
+    return candidates.sort(["ndcg", "rmse", "model"], descending=[True, False, False]).row(0, named=True)["model"]

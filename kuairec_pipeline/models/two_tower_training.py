@@ -1,0 +1,230 @@
+"""Training of the two-tower network: batch feeding, the fixed start (exact biases and ridge taste), early stopping
+that keeps the best epoch, and the Lightning fit. Split from :mod:`kuairec_pipeline.models.two_tower_network` (the
+modules and weight files), which scoring-side code may load without this.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import lightning.pytorch as lightning
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.progress import EpochProgress
+from kuairec_pipeline.models.threads import deterministic_algorithms, resolve_thread_count
+from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS, Architecture, TwoTowerConfig
+from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
+
+class IndexBatches(torch.utils.data.IterableDataset):
+    """Whole batches of rows gathered from resident tensors by slices of an index permutation.
+
+    The permutation is drawn per epoch from a generator seeded with (seed, epoch), so the order is reproducible
+    and independent of any global random state. Used with ``DataLoader(batch_size=None)``.
+    """
+
+    def __init__(self, rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0) -> None:
+        super().__init__()
+        self.users = torch.from_numpy(rows.user.astype(np.int64)).to(device)
+        self.videos = torch.from_numpy(rows.video.astype(np.int64)).to(device)
+        self.target = torch.from_numpy(rows.target.astype(np.float32)).to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.target.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        n_rows = self.target.shape[0]
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self.epoch += 1
+            order = torch.randperm(n_rows, generator=generator).to(self.users.device)
+            for first in range(0, n_rows, self.batch_size):
+                index = order[first:first + self.batch_size]
+                yield self.users[index], self.videos[index], self.target[index]
+        else:
+            for first in range(0, n_rows, self.batch_size):
+                last = first + self.batch_size
+                yield self.users[first:last], self.videos[first:last], self.target[first:last]
+
+
+def index_batch_loader(
+    rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0
+) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
+
+
+class KeepBestWeights(Callback):
+    """Keeps a CPU copy of the weights with the lowest ``val_mse`` and a per-epoch metrics history."""
+
+    def __init__(self) -> None:
+        self.best_score = math.inf
+        self.best_epoch = -1
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.initial_score = math.nan  # validation MSE of the fixed starting point, when counted
+        self.history: list[tuple[float, float, float, float]] = []
+
+    def start_from(self, network: lightning.LightningModule, val_mse: float) -> None:
+        """Count the untrained network as a candidate (epoch -1): when no epoch beats the fixed starting point on
+        validation, that starting point is what the fit keeps."""
+        self.best_score = val_mse
+        self.initial_score = val_mse
+        self.best_epoch = -1
+        self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
+
+    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        val_mse = metrics.get("val_mse")
+        self.history.append(
+            (
+                float(trainer.current_epoch),
+                float(metrics.get("train_loss_epoch", math.nan)),
+                float(val_mse) if val_mse is not None else math.nan,
+                float(metrics.get("val_mae", math.nan)),
+            )
+        )
+
+    def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        val_mse = trainer.callback_metrics.get("val_mse")
+        if val_mse is not None and float(val_mse) < self.best_score:
+            self.best_score = float(val_mse)
+            self.best_epoch = trainer.current_epoch
+            self.best_state = {name: value.detach().cpu().clone() for name, value in pl_module.state_dict().items()}
+
+
+def _logit(probability: float) -> float:
+    probability = min(max(probability, 1e-4), 1 - 1e-4)
+    return math.log(probability / (1 - probability))
+
+
+def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """(global, user biases, video biases): the exact ridge solve of the user_video_bias baseline."""
+    from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
+
+    return fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, bias_l2)
+
+
+def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: TrainingData) -> None:
+    """Fixed starting point: the exact ridge biases and, with ``taste_l2``, each user's ridge taste on the video's
+    explicit features (:func:`kuairec_pipeline.models.taste.per_user_ridge` on the bias residual, with a constant
+    that goes into the user's bias): the linear model's taste stage, which the towers then refine."""
+    from kuairec_pipeline.models.als import aggregate_pairs
+    from kuairec_pipeline.models.taste import per_user_ridge
+
+    global_bias, user_bias, video_bias = exact_biases(data, config.bias_l2)
+    width = network.user_tower.coefficient_width
+    if config.taste_l2 is not None and width:
+        pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
+        video = network.video_tower
+        explicit = torch.cat([video.tag_weights, video.numeric], dim=1).cpu().numpy().astype(np.float64)
+        design = np.hstack([np.ones((explicit.shape[0], 1)), explicit])
+        residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
+        taste = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
+                               pairs.matrix(pairs.count * residual, data.n_videos), design, config.taste_l2)
+        user_bias = user_bias + taste[:, 0]
+        network.user_tower.coefficient_offset.copy_(torch.from_numpy(taste[:, 1:].astype(np.float32)))
+    network.user_tower.bias_offset.copy_(torch.from_numpy(user_bias.astype(np.float32)))
+    network.video_tower.bias_offset.copy_(torch.from_numpy(video_bias.astype(np.float32)))
+
+
+@torch.no_grad()
+def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int = 65_536) -> float:
+    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it."""
+    was_training = network.training
+    network.eval()
+    squared = 0.0
+    for first in range(0, len(rows), batch_size):
+        users = torch.from_numpy(rows.user[first:first + batch_size].astype(np.int64))
+        videos = torch.from_numpy(rows.video[first:first + batch_size].astype(np.int64))
+        prediction = network.predictions(network(users, videos))
+        if network.config.link == "identity":
+            prediction = prediction.clamp(0.0, 1.0)
+        target = torch.from_numpy(rows.target[first:first + batch_size].astype(np.float32))
+        squared += float(((prediction - target).double() ** 2).sum())
+    network.train(was_training)
+    return squared / max(len(rows), 1)
+
+
+def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
+    """The global bias the network starts from: the ridge global with fixed biases, else the mean target (through
+    the inverse link)."""
+    if config.fixed_biases:
+        return exact_biases(data, config.bias_l2)[0]
+    mean = float(data.train.target.mean())
+    return _logit(mean) if config.link == "sigmoid" else mean
+
+
+def train_network(
+    architecture: Architecture, config: TwoTowerConfig, data: TrainingData
+) -> tuple[TwoTowerNetwork, int, np.ndarray]:
+    """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
+    has_val = len(data.val) > 0
+    keep_best = KeepBestWeights()
+    callbacks: list[Callback] = [keep_best, EpochProgress("two_tower")]
+    if has_val:
+        callbacks.append(
+            EarlyStopping(
+                monitor="val_mse",
+                mode="min",
+                patience=config.early_stopping_patience,
+                min_delta=config.early_stopping_min_delta,
+            )
+        )
+    logger: Any = False
+    if config.log_dir is not None:
+        from lightning.pytorch.loggers import CSVLogger
+
+        logger = CSVLogger(config.log_dir, name="two_tower")
+    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    trainer = lightning.Trainer(
+        accelerator=config.accelerator,
+        devices=1,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=callbacks,
+        logger=logger,
+        enable_checkpointing=False,  # the best weights are kept in memory by KeepBestWeights
+        enable_progress_bar=config.show_progress,
+        enable_model_summary=config.show_progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=None if has_val else 0,
+        log_every_n_steps=max(1, min(50, batches_per_epoch)),
+    )
+    device = trainer.strategy.root_device
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)), \
+            deterministic_algorithms():
+        torch.manual_seed(config.seed)
+        network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
+        network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
+        network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
+        if config.fixed_biases:
+            set_fixed_offsets(network, config, data)
+        if has_val and config.fixed_biases:  # a meaningful start (a random one is no candidate)
+            keep_best.start_from(network, validation_mse(network, data.val))
+        train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
+        val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
+        with warnings.catch_warnings():
+            # The rows are already resident tensors, gathered per batch in one process: worker processes would
+            # only add copies, and the length of this single-process iterable is exact.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")  # no val rows
+            # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for us to change.
+            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+            trainer.fit(network, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    if keep_best.best_state is not None:
+        network.load_state_dict(keep_best.best_state)
+    best_epoch = keep_best.best_epoch if keep_best.best_state is not None else trainer.current_epoch - 1
+    history = np.array(keep_best.history, dtype=np.float64).reshape(-1, len(HISTORY_COLUMNS))
+    return network.cpu().eval(), best_epoch, history

@@ -1,0 +1,75 @@
+"""Gathers the HTML report's inputs around the metrics step and writes it (the asset calls one function)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey
+
+from kuairec_pipeline.evaluation import report_inputs
+from kuairec_pipeline.evaluation.html_report import RatioDistribution, write_html_report
+from kuairec_pipeline.evaluation.selection import select_served_model
+from kuairec_pipeline.features.plots import histogram_counts
+from kuairec_pipeline.models.base import Recommender
+from kuairec_pipeline.models.data import PreparedData
+from kuairec_pipeline.settings import Settings
+
+COVERAGE_K = 10
+EXAMPLE_USERS = 3
+ITEM_DAILY_FEATURES = "item_daily_features.csv"
+
+
+def _max_watch_ratio(context: AssetExecutionContext) -> float | None:
+    """The outlier threshold the stored filtered_ratios was built with (its run's config, else the default)."""
+    from kuairec_pipeline.orchestration.assets.prepare import FilteredRatiosConfig
+
+    event = context.instance.get_latest_materialization_event(AssetKey("filtered_ratios"))
+    if event is None:
+        return None
+    run = context.instance.get_run_by_id(event.run_id)
+    ops = (run.run_config or {}).get("ops", {}) if run is not None else {}
+    configured = ops.get("filtered_ratios", {}).get("config", {}).get("max_watch_ratio")
+    return float(configured) if configured is not None else FilteredRatiosConfig().max_watch_ratio
+
+
+def _item_daily_path(assets_dir: Path) -> Path | None:
+    manifest = assets_dir / "source_files.parquet"
+    if not manifest.exists():
+        return None
+    rows = pl.read_parquet(manifest).filter(pl.col("file_name") == ITEM_DAILY_FEATURES)
+    return Path(rows["path"][0]) if rows.height else None
+
+
+def write_run_report(context: AssetExecutionContext, settings: Settings, metrics: pl.DataFrame, data: PreparedData,
+                     models: Sequence[Recommender], bundles: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
+    """Write ``$KUAIREC_HOME/reports/report.html`` for the metrics step; returns its path.
+
+    Reads the stored ``raw_interactions`` (exact counts before filtering), ``raw_videos`` and the source manifest
+    (captions and tag names) from the asset folder; examples use the trained model with the best validation RMSE,
+    the one the ``recommendations`` asset serves.
+    """
+    assets = settings.assets_dir
+    raw = assets / "raw_interactions.parquet"
+    ratios = None
+    if raw.exists():
+        ratios = RatioDistribution(histogram_counts(pl.scan_parquet(raw)), histogram_counts(data.training.train.watch_ratio),
+                                   _max_watch_ratio(context))
+    curves = [c for name, bundle in bundles.items() if (c := report_inputs.training_curve(name, dict(bundle)))]
+    videos = assets / "raw_videos.parquet"
+    labels = (report_inputs.video_labels(pl.read_parquet(videos), _item_daily_path(assets)) if videos.exists()
+              else pl.DataFrame(schema=report_inputs.LABEL_SCHEMA))
+    chosen = select_served_model(metrics)
+    model = next(m for m in models if m.name == chosen)
+    examples = report_inputs.user_examples(model, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
+    path = write_html_report(
+        settings.home / "reports", metrics, ratios=ratios, curves=curves,
+        coverage=report_inputs.catalogue_coverage(models, data, COVERAGE_K), coverage_k=COVERAGE_K,
+        examples=examples, trained_models=list(bundles),
+        context={"source": settings.source, "profile": settings.profile, "seed": str(settings.seed),
+                 "run": context.run_id, "assets": str(assets)},
+    )
+    context.log.info(f"HTML report written to {path}")
+    return path
