@@ -19,8 +19,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
 from kuairec_pipeline.models.data import Interactions, TrainingData
-from kuairec_pipeline.models.two_tower import Architecture, TwoTowerConfig
-from kuairec_pipeline.models.two_tower_network import IndexBatches, TwoTowerNetwork, _logit
+from kuairec_pipeline.models.two_tower_config import Architecture, TwoTowerConfig
+from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork
+from kuairec_pipeline.models.two_tower_training import IndexBatches, initial_global_bias, set_fixed_offsets
 
 BACKENDS = ("gloo", "nccl")
 
@@ -107,9 +108,12 @@ def fit_data_parallel(
         raise ValueError(f"process_group_backend must be one of {', '.join(BACKENDS)}, got {process_group_backend!r}")
     architecture = Architecture.from_data(data)
     torch.manual_seed(config.seed)
-    network = TwoTowerNetwork(architecture, config, _logit(float(data.train.target.mean())))
+    # The same start as the single-device fit (two_tower_training.train_network), before the ranks are spawned.
+    network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
     network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
     network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
+    if config.fixed_biases:
+        set_fixed_offsets(network, config, data)
     has_val = len(data.val) > 0
     train_loader = torch.utils.data.DataLoader(
         RankShardedBatches(data.train, config.batch_size, shuffle=True, seed=config.seed), batch_size=None)
