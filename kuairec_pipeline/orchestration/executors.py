@@ -42,7 +42,7 @@ CELERY_BACKEND_ENV = "KUAIREC_CELERY_BACKEND"
 EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_EXECUTOR = "in_process"  # a fresh process per step re-imports torch and polars: slower on 2 cores
 # Steps fork from a server that imported the project once, instead of each spawned process importing torch, polars
-# and dagster again: the tiny graph took 86 s instead of 158 s this way (benchmarks/RESULTS.md).
+# and dagster again: the tiny graph took 36 s instead of 72 s this way (benchmarks/RESULTS.md).
 MULTIPROCESS_DEFAULT: dict[str, Any] = {
     "start_method": {"forkserver": {"preload_modules": ["kuairec_pipeline.definitions"]}},
 }
