@@ -53,15 +53,17 @@ def _capped_k(k: int, assets_dir: Path) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     import warnings
 
+    from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.provenance import ProvenanceWarning, StaleArtifactError
     from kuairec_pipeline.recommend import UnknownModelError, UnknownUserError, recommend_from_artifacts
 
     settings = Settings.from_env()
     try:
-        k = _capped_k(args.k, settings.assets_dir)
+        assets = readable_asset_folder(settings)  # KUAIREC_ASSET_STORAGE may be s3://...: a local mirror then
+        k = _capped_k(args.k, assets)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ProvenanceWarning)
-            answer = recommend_from_artifacts(settings.assets_dir, args.user, k=k, model_name=args.model)
+            answer = recommend_from_artifacts(assets, args.user, k=k, model_name=args.model)
         for warning in caught:
             print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
         print(answer)
@@ -77,9 +79,14 @@ def _recommend(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.evaluation.report import metrics_markdown
 
-    path = Settings.from_env().assets_dir / "metrics.parquet"
+    try:
+        path = readable_asset_folder(Settings.from_env()) / "metrics.parquet"
+    except FileNotFoundError as error:
+        print(f"kuairec metrics: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
+        return 2
     if not path.exists():
         print(f"kuairec metrics: {path} does not exist. Materialize the pipeline first (see README).",
               file=sys.stderr)

@@ -4,6 +4,8 @@ KUAIREC_HOME    base folder for everything written (default ``data/``)
 KUAIREC_SOURCE  ``synthetic`` (default), a path to the unpacked KuaiRec folder or to ``KuaiRec.zip``, or ``download``
 KUAIREC_PROFILE size of the synthetic twin: ``tiny``, ``demo`` (default) or ``full``
 KUAIREC_SEED    seed of the synthetic twin (default 20220705)
+KUAIREC_ASSET_STORAGE  where asset files go: a folder or an fsspec URL such as ``s3://bucket/prefix`` (default
+                ``$KUAIREC_HOME/assets``); credentials come from the storage's own environment (AWS_* for S3)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Settings:
     source: str = "synthetic"  # 'synthetic', 'download', a folder or a .zip path (KUAIREC_SOURCE); non-empty
     profile: str = "demo"  # size of the synthetic twin: one of PROFILES (KUAIREC_PROFILE)
     seed: int = DEFAULT_SEED  # seed of the synthetic twin, 0..MAX_SEED (KUAIREC_SEED)
+    asset_storage: str = ""  # folder or fsspec URL for asset files, "" = home/assets (KUAIREC_ASSET_STORAGE)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -36,6 +39,13 @@ class Settings:
         if not str(self.source).strip():
             raise ValueError("source (KUAIREC_SOURCE) must be 'synthetic', 'download', a folder or a .zip path, "
                              "got an empty value")
+        if "://" in self.asset_storage:
+            from fsspec.registry import known_implementations
+
+            protocol = self.asset_storage.split("://", 1)[0]
+            if protocol not in known_implementations:
+                raise ValueError(f"KUAIREC_ASSET_STORAGE={self.asset_storage!r}: unknown protocol {protocol!r}; "
+                                 "use a folder or an fsspec URL such as s3://bucket/prefix")
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
@@ -53,12 +63,20 @@ class Settings:
             source=env.get("KUAIREC_SOURCE", "synthetic") or "synthetic",
             profile=profile,
             seed=seed,
+            asset_storage=env.get("KUAIREC_ASSET_STORAGE", "") or "",
         )
 
     # Folder layout below KUAIREC_HOME (one place, so tests and CLI agree with the assets).
     @property
     def assets_dir(self) -> Path:
         return self.home / "assets"
+
+    @property
+    def asset_location(self) -> str:
+        """Where the IO managers write asset files: ``asset_storage`` when set, else ``assets_dir``."""
+        if "://" in self.asset_storage:
+            return self.asset_storage
+        return str(Path(self.asset_storage).expanduser().absolute()) if self.asset_storage else str(self.assets_dir)
 
     @property
     def source_dir(self) -> Path:

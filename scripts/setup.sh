@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the project into it, as on a fresh machine. Idempotent: re-running is quick.
 #   bash scripts/setup.sh          runtime only
-#   bash scripts/setup.sh --dev    plus the test tools and a headless browser (Debian chromium) for UI tests
+#   bash scripts/setup.sh --dev    plus the test tools and a headless browser (Debian chromium) for UI tests,
+#                                  dagster-celery and Debian's redis-server for the Celery executor tests
+#   bash scripts/setup.sh --celery runtime plus the Celery executor and S3 storage (a Celery worker machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,8 +29,23 @@ if [ "${1:-}" = "--dev" ]; then
       echo "setup.sh: chromium not found; UI tests will be skipped (install Debian's chromium)" >&2
     fi
   fi
+elif [ "${1:-}" = "--celery" ]; then
+  "${PIP[@]}" install -e ".[celery,s3]"
 else
   "${PIP[@]}" install -e .
+fi
+if [ "${1:-}" = "--dev" ] || [ "${1:-}" = "--celery" ]; then
+  # dagster-celery 0.29.27 (the newest published) pins dagster==1.13.27; its code runs on 1.13.28, which this project
+  # pins, so it goes in without its dependencies (celery itself comes from the extra above).
+  "${PIP[@]}" install --no-deps "dagster-celery==0.29.27"
+fi
+if [ "${1:-}" = "--dev" ] && ! command -v redis-server >/dev/null 2>&1; then
+  # The Celery tests start a throwaway Redis (the broker) on a loopback port.
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "setup.sh: redis-server not found; the Celery tests will be skipped (install Debian's redis-server)" >&2
+  fi
 fi
 # implicit's wheel needs the system OpenMP runtime.
 .venv/bin/python -c "import implicit" 2>/dev/null || {

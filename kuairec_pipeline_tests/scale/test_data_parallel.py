@@ -1,0 +1,85 @@
+"""Lightning ddp_spawn on the CPU: two processes, gloo, a tiny two-tower fit; ranks partition the rows and end
+with the same weights, which come back to the calling process."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import lightning.pytorch as lightning
+import numpy as np
+import pytest
+import torch
+
+from kuairec_pipeline.models.data_parallel import RankShardedBatches, fit_data_parallel
+from kuairec_pipeline_tests.models.contract import make_planted_training_data
+from kuairec_pipeline_tests.models.test_two_tower import SMALL
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class RankFootprint(lightning.Callback):
+    """Writes, per rank, what it trained on and the weights it ended with (picklable: spawned into each rank)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.rows: list[int] = []
+        self.initial = ""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.initial = weights_digest(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.rows.append(int(batch[2].shape[0]))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        record = {"rank": trainer.global_rank, "world": trainer.world_size, "rows": sum(self.rows),
+                  "steps": len(self.rows), "initial": self.initial, "digest": weights_digest(pl_module),
+                  "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None}
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def test_rank_shards_partition_each_epoch():
+    rows = make_planted_training_data().train
+    n_rows = len(rows)
+    assert n_rows % 3 != 0  # so that the remainder is exercised
+    for epoch_seed in (3, 4):
+        seen, steps = [], []
+        for rank in range(3):
+            shard = RankShardedBatches(rows, batch_size=50, shuffle=True, seed=epoch_seed)
+            shard.users = torch.arange(n_rows)  # row positions instead of user ids: what each rank took
+            shard._rank_and_world = lambda rank=rank: (rank, 3)  # as inside a 3-process group
+            batches = [users for users, _, _ in shard]
+            steps.append(len(batches))
+            assert len(batches) == len(shard)
+            seen.append(torch.cat(batches).numpy())
+        assert len(set(steps)) == 1  # the same number of steps on every rank
+        together = np.concatenate(seen)
+        assert np.unique(together).size == together.size == n_rows - n_rows % 3  # disjoint, all but the remainder
+
+
+@pytest.mark.slow
+@pytest.mark.scale
+def test_ddp_spawn_two_cpu_processes_gloo(tmp_path):
+    data = make_planted_training_data()
+    config = dataclasses.replace(SMALL, max_epochs=3, batch_size=128)
+    torch.manual_seed(config.seed)
+    network = fit_data_parallel(config, data, devices=2, accelerator="cpu", process_group_backend="gloo",
+                                callbacks=[RankFootprint(tmp_path)])
+    records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["rank"] for r in records] == [0, 1] and {r["world"] for r in records} == {2}
+    assert {r["backend"] for r in records} == {"gloo"}
+    per_epoch = (len(data.train) - len(data.train) % 2) // 2
+    assert [r["rows"] for r in records] == [per_epoch * config.max_epochs] * 2  # each rank: half of every epoch
+    assert records[0]["steps"] == records[1]["steps"]
+    assert records[0]["digest"] == records[1]["digest"]  # gradients averaged: the ranks agree
+    assert weights_digest(network) == records[0]["digest"]  # and the caller got the trained weights back
+    assert records[0]["initial"] == records[1]["initial"] != records[0]["digest"]  # same start, and it trained
