@@ -21,6 +21,7 @@ machine that sees the same storage (see docs/BEYOND_ONE_MACHINE.md).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,7 +51,11 @@ MULTIPROCESS_DEFAULT: dict[str, Any] = {
 
 def _celery_executor() -> ExecutorDefinition | None:
     try:  # the `celery` extra; without it the selector offers in_process and multiprocess only
-        from dagster_celery import celery_executor
+        with warnings.catch_warnings():
+            # The newest dagster-celery (0.29.27) is published for dagster 1.13.27 and runs on our pinned 1.13.28
+            # (scripts/setup.sh installs it without its pins); Dagster's library check would say so on every load.
+            warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`.*dagster-celery")
+            from dagster_celery import celery_executor
     except ImportError:
         return None
     return celery_executor
