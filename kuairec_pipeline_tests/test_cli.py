@@ -61,7 +61,7 @@ def test_k_above_the_stored_depth_is_capped_the_same_on_every_path(model, capsys
     assert "-k 5000 capped at 8" in captured.err
     assert main(["recommend", "--user", "3", "-k", "5", *model]) == 0
     captured = capsys.readouterr()
-    assert _rows(captured.out) == 5 and captured.err == ""
+    assert _rows(captured.out) == 5 and "capped" not in captured.err  # (the fixture has no provenance records)
 
 
 def test_generate_says_when_it_wrote_nothing(tmp_path, capsys):
