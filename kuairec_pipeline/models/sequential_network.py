@@ -122,7 +122,14 @@ class SequentialNetwork(lightning.LightningModule):
             logits = torch.cat([logits, self.score(empty, batch["video"][first, 0])])
             targets = torch.cat([targets, batch["ratio"][first, 0]])
         mse = torch.mean((torch.sigmoid(logits) - targets) ** 2)
-        penalty = self.input_encoder.video(batch["video"]).pow(2).sum(-1).mean()
+        # L2 on the id rows this batch touched (input and candidate video ids, their biases, the users), as in
+        # the two-tower: rarely seen ids stay near zero instead of fitting their few rows.
+        candidates = batch["target_video"][keep]
+        penalty = (self.input_encoder.video(batch["video"]).pow(2).sum(-1).mean()
+                   + self.output_encoder.video(candidates).pow(2).sum(-1).mean()
+                   + self.video_bias(candidates).pow(2).mean())
+        if self.user_embedding is not None:
+            penalty = penalty + self.user_embedding(batch["user"]).pow(2).sum(-1).mean()
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=targets.shape[0])
         return mse + self.config.id_l2 * penalty
 

@@ -11,6 +11,7 @@ from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.data import TrainingData, build_training_data
 from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.sequential import SequentialConfig, SequentialRecommender, ShuffledSequentialRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 
@@ -86,6 +87,49 @@ def two_tower_embeddings(context: AssetExecutionContext, config: TwoTowerAssetCo
     context.add_output_metadata({"weights_file": str(weights), "epochs_trained": int(model.epochs_trained)})
     _log_validation(context, model, data)
     return model.bundle()
+
+
+class SequentialAssetConfig(Config):
+    max_len: int = Field(default=SequentialConfig.max_len, description="History rows the transformer attends over.")
+    hidden_dim: int = Field(default=SequentialConfig.hidden_dim, description="Width of positions and states.")
+    num_layers: int = Field(default=SequentialConfig.num_layers, description="Transformer blocks.")
+    learning_rate: float = Field(default=SequentialConfig.learning_rate, description="AdamW learning rate.")
+    max_epochs: int = Field(default=SequentialConfig.max_epochs, description="Upper bound on epochs.")
+    positions_per_epoch: int = Field(default=SequentialConfig.positions_per_epoch,
+                                     description="History positions drawn per epoch (0 = all windows).")
+    early_stopping_patience: int = Field(default=SequentialConfig.early_stopping_patience,
+                                         description="Epochs without validation improvement before stopping.")
+    seed: int = Field(default=SequentialConfig.seed, description="Seed of initialisation, order and shuffle keys.")
+    accelerator: str = Field(default=SequentialConfig.accelerator,
+                             description="Lightning accelerator: 'auto' takes a GPU when present, else the CPU.")
+
+
+def _fit_sequential(context: AssetExecutionContext, model: SequentialRecommender, filtered_ratios: pl.DataFrame,
+                    user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    data = build_training_data(filtered_ratios, user_features, video_features)
+    model.fit(data, progress=context.log.info)
+    context.add_output_metadata({"epochs_trained": int(model.history.shape[0]), "best_epoch": model.best_epoch})
+    _log_validation(context, model, data)
+    return model.bundle()
+
+
+@asset(group_name=GROUP, io_manager_key=NUMPY, kinds={"pytorch", "numpy"})
+def sequential_model(context: AssetExecutionContext, config: SequentialAssetConfig, filtered_ratios: pl.DataFrame,
+                     user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    """A SASRec-style causal transformer over each user's time-ordered history (Lightning), early stopping on
+    validation. Stores each user's state after its whole training history, the video vectors and the weights
+    (pointwise predictions re-encode the history before each row with NumPy)."""
+    model = SequentialRecommender(SequentialConfig(**config.model_dump()))
+    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
+
+
+@asset(group_name=GROUP, io_manager_key=NUMPY, kinds={"pytorch", "numpy"})
+def sequential_shuffled(context: AssetExecutionContext, config: SequentialAssetConfig, filtered_ratios: pl.DataFrame,
+                        user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The order ablation of ``sequential_model``: the same model trained and scored with the rows of every
+    history window in a fixed pseudo-random order."""
+    model = ShuffledSequentialRecommender(SequentialConfig(**config.model_dump()))
+    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
 
 
 class HybridAssetConfig(Config):
