@@ -49,13 +49,17 @@ class SequentialConfig:
     num_heads: int = 2  # attention heads (>= 1, divides hidden_dim)
     num_layers: int = 1  # transformer blocks (1..8)
     feedforward_dim: int = 64  # width of each block's ReLU feed-forward layer (>= 1)
-    dropout: float = 0.1  # dropout inside the blocks and on the inputs during training, in [0, 1)
+    # Dropout inside the blocks and on the inputs during training, in [0, 1): 0.3 beat 0.1 on demo validation
+    # (seed 11, batch 64: val MAE 0.1446 vs 0.1459); without it the model overfits after two epochs.
+    dropout: float = 0.3
     user_embedding: bool = True  # add a learned per-user vector to the state (SSE-PT); zero for unseen users
     shuffle_positions: bool = False  # the order ablation: rows of every window in a pseudo-random order
     learning_rate: float = 3e-3  # AdamW step size (> 0)
     weight_decay: float = 0.0  # AdamW decoupled weight decay (>= 0)
     id_l2: float = 1e-4  # L2 penalty on the id embeddings gathered in a batch, per prediction (>= 0)
-    batch_windows: int = 256  # windows per training step, each up to max_len positions (>= 1)
+    # Windows per training step, each up to max_len positions (>= 1): 64 beat 256 on demo validation (seed 11,
+    # val MAE 0.1459 vs 0.1464): more steps per epoch before the ids overfit.
+    batch_windows: int = 64
     max_epochs: int = 15  # upper bound on epochs (>= 1)
     # Windows drawn per epoch, as a number of history positions (0 = every window): bounds an epoch's time on the
     # full profile (11 M training rows) while demo (~0.45 M) uses all of them.
@@ -133,6 +137,11 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
 
 
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x @ weight.T + bias over the last axis, as one 2-D BLAS call (a stacked matmul loops per matrix)."""
+    return (x.reshape(-1, x.shape[-1]) @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])
+
+
 def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Scaled dot-product attention (Vaswani et al. 2017); query (B,H,Q,dh), key/value (B,H,K,dh), allowed
     broadcastable to (B,H,Q,K)."""
@@ -177,7 +186,7 @@ def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray
         p = f"encoder.layers.{layer}."
         final = layer == config.num_layers - 1
         y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
-        qkv = y @ weights[p + "self_attn.in_proj_weight"].T + weights[p + "self_attn.in_proj_bias"]
+        qkv = _linear(y, weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"])
         q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
         if final:  # only the last valid position's state is read: one query row per window
             q = q[rows, :, last][:, :, None, :]
@@ -186,10 +195,10 @@ def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray
         else:
             allowed = causal
         attended = _attention(q, k, v, allowed).transpose(0, 2, 1, 3).reshape(m, -1, d)
-        x = x + attended @ weights[p + "self_attn.out_proj.weight"].T + weights[p + "self_attn.out_proj.bias"]
+        x = x + _linear(attended, weights[p + "self_attn.out_proj.weight"], weights[p + "self_attn.out_proj.bias"])
         y = _layer_norm(x, weights[p + "norm2.weight"], weights[p + "norm2.bias"])
-        hidden = np.maximum(y @ weights[p + "linear1.weight"].T + weights[p + "linear1.bias"], 0.0)
-        x = x + hidden @ weights[p + "linear2.weight"].T + weights[p + "linear2.bias"]
+        hidden = np.maximum(_linear(y, weights[p + "linear1.weight"], weights[p + "linear1.bias"]), 0.0)
+        x = x + _linear(hidden, weights[p + "linear2.weight"], weights[p + "linear2.bias"])
     return _layer_norm(x[:, 0], weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
 
 

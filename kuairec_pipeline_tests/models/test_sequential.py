@@ -80,7 +80,8 @@ def test_numpy_states_equal_the_torch_forward(data: TrainingData, layers: int) -
     index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
     video, ratio = history.video[index], history.target[index]
     expected = sequential_network.torch_window_states(network, video, ratio, length)
-    np.testing.assert_allclose(encode_last_states(fitted.weights, fitted.input_vectors, SMALL, video, ratio, length),
+    np.testing.assert_allclose(encode_last_states(fitted.weights, fitted.input_vectors, fitted.config, video, ratio,
+                                                  length),
                                expected, atol=2e-5, rtol=0)
 
 
