@@ -32,12 +32,13 @@ import numpy as np
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
-from kuairec_pipeline.models.two_tower import LOGIT_CLIP, _sigmoid_inplace
+from kuairec_pipeline.models.two_tower import _sigmoid_inplace
 
 WEIGHTS_PREFIX = "weights."
 ARCHITECTURE_KEY = "architecture"
 ENCODE_BATCH_CELLS = 2_000_000  # windows x max_len positions per NumPy encoder batch (bounds memory)
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning precisions the network supports
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class SequentialConfig:
             "early_stopping_min_delta": self.early_stopping_min_delta >= 0,
             "num_threads": self.num_threads >= 0,
             "accelerator": self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"),
+            "precision": self.precision in PRECISIONS,
         }
         allowed = {
             "max_len": "1..512", "hidden_dim": ">= 2", "num_heads": ">= 1 and dividing hidden_dim",
@@ -97,7 +99,7 @@ class SequentialConfig:
             "weight_decay": ">= 0", "id_l2": ">= 0", "batch_windows": ">= 1", "max_epochs": ">= 1",
             "positions_per_epoch": ">= 0 (0 = all)", "early_stopping_patience": ">= 1",
             "early_stopping_min_delta": ">= 0", "num_threads": ">= 0 (0 = all cores)",
-            "accelerator": "auto, cpu, gpu, cuda or mps",
+            "accelerator": "auto, cpu, gpu, cuda or mps", "precision": " or ".join(PRECISIONS),
         }
         for name, ok in checks.items():
             if not ok:
@@ -332,5 +334,3 @@ class ShuffledSequentialRecommender(SequentialRecommender):
     def __init__(self, config: SequentialConfig | None = None) -> None:
         super().__init__(dataclasses.replace(config or SequentialConfig(), shuffle_positions=True))
 
-
-__all__ = ["LOGIT_CLIP", "SequentialConfig", "SequentialRecommender", "ShuffledSequentialRecommender"]

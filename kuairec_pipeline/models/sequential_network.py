@@ -12,8 +12,6 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
 import lightning.pytorch as lightning
 import numpy as np
 import torch
@@ -333,6 +331,3 @@ def torch_window_states(network: SequentialNetwork, video: np.ndarray, ratio: np
                                      torch.from_numpy(np.asarray(ratio, np.float32)),
                                      torch.from_numpy(np.asarray(length, np.int64))).numpy()
 
-
-__all__: list[Any] = ["SequentialNetwork", "WindowBatches", "train_network", "network_from_weights",
-                      "torch_window_states"]
