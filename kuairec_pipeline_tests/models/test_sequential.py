@@ -197,3 +197,34 @@ def test_early_stopping_keeps_the_best_epoch(data: TrainingData) -> None:
 def test_beats_the_global_mean_on_validation(fitted: SequentialRecommender, data: TrainingData) -> None:
     model_mse = np.mean((fitted.predict_rows(data.val, data.train) - data.val.target) ** 2)
     assert model_mse < 0.85 * np.mean((data.train.target.mean() - data.val.target) ** 2)
+
+
+def test_evaluation_takes_pointwise_metrics_from_the_history_before_each_row(
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions
+) -> None:
+    from kuairec_pipeline.evaluation.metrics import evaluate, pointwise_errors
+
+    timed = dataclasses.replace(data, test=timed_test)
+    table = evaluate(fitted, timed, include_val=True)
+    value = {(row["split"], row["metric"]): row["value"] for row in table.iter_rows(named=True)}
+    kept = timed_test.passes_filter
+    expected = pointwise_errors(fitted.predict_rows(timed_test, data.train)[kept], timed_test.target[kept])
+    whole = pointwise_errors(fitted.predict(timed_test.user, timed_test.video)[kept], timed_test.target[kept])
+    assert value[("test", "mae")] == pytest.approx(expected[0], abs=1e-9)
+    assert value[("test", "mae")] != pytest.approx(whole[0], abs=1e-6)  # the time-aware path was really taken
+    assert value[("val", "mae")] == pytest.approx(
+        pointwise_errors(fitted.predict_rows(data.val, data.train), data.val.target)[0], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["sequential", "sequential_shuffled"])
+def test_the_cli_serves_both_from_their_asset_files(data: TrainingData, name: str, tmp_path) -> None:
+    from kuairec_pipeline.models.registry import TRAINED_MODELS
+    from kuairec_pipeline.recommend import recommend_from_artifacts
+
+    entry = TRAINED_MODELS[name]
+    model = entry.model_class()(dataclasses.replace(SMALL, max_epochs=2)).fit(data)
+    model.save(tmp_path / f"{entry.asset_key}.npz")
+    answer = recommend_from_artifacts(tmp_path, 5, k=4, model_name=name)
+    ids, _ = model.recommend(np.array([5]), k=4)
+    ranked = [int(line.split()[1]) for line in answer.splitlines() if line.strip()[:1].isdigit()]
+    assert ranked == ids[0].tolist()
