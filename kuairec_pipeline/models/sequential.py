@@ -36,7 +36,9 @@ from kuairec_pipeline.models.two_tower import _sigmoid_inplace
 
 WEIGHTS_PREFIX = "weights."
 ARCHITECTURE_KEY = "architecture"
-ENCODE_BATCH_CELLS = 2_000_000  # windows x max_len positions per NumPy encoder batch (bounds memory)
+# windows x max_len positions per NumPy encoder batch: bounds memory (~0.5 GB of float32 intermediates at the
+# defaults, attention weights included)
+ENCODE_BATCH_CELLS = 400_000
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning precisions the network supports
 
@@ -235,7 +237,7 @@ class SequentialRecommender(Recommender):
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
         history = sequences.build_history(data.train, self.n_users, self.config.seed)
         users, end, length = sequences.final_windows(history, self.config.max_len)
-        states = self._states(history, users, end, length, users, np.arange(users.size))
+        states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
         return self
 
@@ -244,14 +246,14 @@ class SequentialRecommender(Recommender):
         table = self.weights.get("user_embedding.weight")
         return table[users] if table is not None else np.zeros((users.size, self.config.hidden_dim), np.float32)
 
-    def _states(self, history: sequences.History, window_user: np.ndarray, window_end: np.ndarray,
-                window_length: np.ndarray, query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
+    def _states(self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray,
+                query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
         """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
         states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
         batch = max(1, ENCODE_BATCH_CELLS // self.config.max_len)
         for first in range(0, window_end.size, batch):
             part = slice(first, first + batch)
-            index, valid = sequences.window_matrix(history, window_end[part], window_length[part],
+            index, _ = sequences.window_matrix(history, window_end[part], window_length[part],
                                                    self.config.max_len, self.config.shuffle_positions)
             width = int(window_length[part].max())  # trailing all-padding columns change nothing (causal)
             states[part] = encode_last_states(self.weights, self.input_vectors, self.config,
@@ -290,8 +292,8 @@ class SequentialRecommender(Recommender):
             raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
         built = sequences.build_history(history, self.n_users, self.config.seed)
         plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
-        states = self._states(built, plan.window_user, plan.window_end, plan.window_length,
-                              rows.user.astype(np.int64), plan.query_window)
+        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64),
+                              plan.query_window)
         candidates = self.video_vectors[rows.video.astype(np.int64)]
         logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]
         return _sigmoid_inplace(logits.astype(np.float32))

@@ -125,9 +125,14 @@ def test_a_prediction_never_depends_on_the_row_itself_or_anything_later(
 
 
 def test_no_history_reaches_another_users_prediction_and_batching_changes_nothing(
-    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions, monkeypatch
 ) -> None:
     together = fitted.predict_rows(timed_test, data.train)
+    from kuairec_pipeline.models import sequential
+
+    monkeypatch.setattr(sequential, "ENCODE_BATCH_CELLS", 3 * SMALL.max_len)  # three windows per encoder batch
+    np.testing.assert_allclose(fitted.predict_rows(timed_test, data.train), together, atol=1e-6, rtol=0)
+    monkeypatch.undo()
     user = int(timed_test.user[0])
     mine = np.flatnonzero(timed_test.user == user)
     alone = fitted.predict_rows(take(timed_test, mine), data.train)
