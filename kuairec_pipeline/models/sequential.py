@@ -66,7 +66,8 @@ class SequentialConfig:
     max_epochs: int = 15  # upper bound on epochs (>= 1)
     # Windows drawn per epoch (a fresh random subset each epoch), as a number of history positions (0 = every
     # window): bounds an epoch on the full profile (11 M training rows; benchmarks/sequential_throughput.py measured
-    # 14-18 k positions/s on one shared thread, so ~40 s per epoch) while demo (0.42 M) uses all of its windows.
+    # 14-46 k positions/s on one thread, busy vs quiet machine: 13-43 s per epoch) while demo (0.42 M) uses all of
+    # its windows.
     positions_per_epoch: int = 600_000
     early_stopping_patience: int = 2  # epochs without a validation MSE improvement before stopping (>= 1)
     early_stopping_min_delta: float = 1e-6  # smallest validation MSE decrease that counts (>= 0)
