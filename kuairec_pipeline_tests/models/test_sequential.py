@@ -24,6 +24,14 @@ SMALL = SequentialConfig(
     max_epochs=30, positions_per_epoch=0, learning_rate=0.01, early_stopping_patience=3, seed=3, num_threads=1,
     accelerator="cpu",
 )
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
 
 
@@ -233,3 +241,19 @@ def test_the_cli_serves_both_from_their_asset_files(data: TrainingData, name: st
     ids, _ = model.recommend(np.array([5]), k=4)
     ranked = [int(line.split()[1]) for line in answer.splitlines() if line.strip()[:1].isdigit()]
     assert ranked == ids[0].tolist()
+
+
+@pytest.mark.skipif(not torch_cuda_available(), reason="needs a CUDA device")
+def test_trains_on_a_gpu_and_scores_like_on_the_cpu(data: TrainingData) -> None:
+    model = SequentialRecommender(dataclasses.replace(SMALL, accelerator="gpu")).fit(data)
+    model_mse = np.mean((model.predict_rows(data.val, data.train) - data.val.target) ** 2)
+    assert model_mse < 0.85 * np.mean((data.train.target.mean() - data.val.target) ** 2)
+    network = sequential_network.network_from_weights(model.architecture, model.config, model.weights)
+    history = sequences.build_history(data.train, data.n_users, SMALL.seed)
+    _, end, length = sequences.final_windows(history, SMALL.max_len)
+    index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
+    np.testing.assert_allclose(
+        encode_last_states(model.weights, model.input_vectors, model.config, history.video[index],
+                           history.target[index], length),
+        sequential_network.torch_window_states(network, history.video[index], history.target[index], length),
+        atol=2e-5, rtol=0)
