@@ -5,6 +5,10 @@ Protocol (docs/DESIGN.md, "Evaluation protocol"):
 - pointwise ``mae`` / ``rmse`` on the normalized target over the test rows that pass the training outlier filter;
   ``mae_raw5`` / ``rmse_raw5`` on the raw watch ratio, truth and prediction (mapped back with the training scaler)
   clipped at 5, over all test rows, as published results report it;
+- a time-aware model (``time_aware``, the sequential ones) predicts each pointwise row from the user's *training*
+  rows strictly before the row's timestamp (``predict_rows``; a row without a timestamp reads the whole training
+  history), never from the row itself, later rows or other test rows; its ranking uses the state after the whole
+  training history, like every other model's ``score_all``;
 - ranking over all test rows: every test user ranks all test videos (full ranking, no sampled negatives; only
   cells of the test matrix are candidates), positive = raw watch ratio > 2; ``ndcg@k`` with binary gains,
   ``recall@k`` = hits / positives, ``precision@k`` = hits / k. Users without a positive are skipped and counted
@@ -233,6 +237,9 @@ def evaluate(
     ranking = rank_grid(model, grid, len(test), max_k, name, batch_users)
     predictions, hits, n_relevant = ranking.predictions, ranking.hits, ranking.n_relevant
 
+    if model.time_aware:  # from the training rows strictly before each test row (DESIGN.md, sequential models)
+        predictions = model.predict_rows(test, data.train)
+
     records: list[tuple[str, str, float, int]] = []
     kept = test.passes_filter
     mae, rmse = pointwise_errors(predictions[kept], test.target[kept])
@@ -284,7 +291,7 @@ def validation_metrics(model: Recommender, data: TrainingData) -> dict[str, floa
     early on; never the reported results nor the model choice."""
     if len(data.val) == 0:
         return {}
-    mae, rmse = pointwise_errors(model.predict(data.val.user, data.val.video), data.val.target)
+    mae, rmse = pointwise_errors(model.predict_rows(data.val, data.train), data.val.target)
     return {"mae": mae, "rmse": rmse}
 
 

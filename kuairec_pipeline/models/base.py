@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kuairec_pipeline.atomic import atomic_path
-from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data import Interactions, TrainingData
 
 CONFIG_KEY = "__config_json__"
 NAME_KEY = "__model_name__"
@@ -39,6 +39,9 @@ class Recommender(ABC):
     name: ClassVar[str]
     n_users: int
     n_videos: int
+    # True when a prediction depends on when the row happened (sequential models): evaluation then takes
+    # pointwise predictions from predict_rows(rows, training history) instead of the score_all grid.
+    time_aware: ClassVar[bool] = False
 
     # ---- what each model implements -------------------------------------------------------------------------
     @abstractmethod
@@ -79,6 +82,14 @@ class Recommender(ABC):
             local_user = np.searchsorted(unique_users[first:last], user_ids[rows])
             out[rows] = scores[local_user, video_col[rows]]
         return out
+
+    def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
+        """Pointwise predictions for ``rows``, float32 (len(rows),) in [0, 1].
+
+        ``history``: interactions a time-aware model may read, only those strictly before each row's timestamp.
+        Default (a static model): :meth:`predict` on (user, video), ``history`` unused.
+        """
+        return self.predict(rows.user, rows.video)
 
     def recommend(
         self,

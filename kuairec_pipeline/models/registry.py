@@ -26,5 +26,8 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
         ModelEntry("als", "als_factors", "kuairec_pipeline.models.als:ALSRecommender"),
         ModelEntry("two_tower", "two_tower_embeddings", "kuairec_pipeline.models.two_tower:TwoTowerRecommender"),
         ModelEntry("hybrid", "hybrid_model", "kuairec_pipeline.models.hybrid:HybridRecommender"),
+        ModelEntry("sequential", "sequential_model", "kuairec_pipeline.models.sequential:SequentialRecommender"),
+        ModelEntry("sequential_shuffled", "sequential_shuffled",
+                   "kuairec_pipeline.models.sequential:ShuffledSequentialRecommender"),
     )
 }

@@ -24,12 +24,17 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
     "video_features": ("features.videos", "features.users", "features.ratios", "features.checks",
                        "orchestration.assets.prepare"),
-    "linear_baseline": ("models.linear", *_MODEL_BASE),
-    "als_factors": ("models.als", *_MODEL_BASE),
-    "two_tower_embeddings": ("models.two_tower", "models.two_tower_network", *_MODEL_BASE),
-    "hybrid_model": ("models.hybrid", "models.als", "models.two_tower", *_MODEL_BASE),
-    "metrics": ("evaluation.metrics", "evaluation.baselines", "evaluation.report", "orchestration.assets.evaluate"),
-    "recommendations": ("recommend", "evaluation.metrics", "orchestration.assets.evaluate"),
+    "linear_baseline": ("models.linear", "models.taste", *_MODEL_BASE),
+    "als_factors": ("models.als", "models.taste", *_MODEL_BASE),
+    "two_tower_embeddings": ("models.two_tower", "models.two_tower_config", "models.two_tower_network",
+                             "models.two_tower_training", "models.taste", "models.als", *_MODEL_BASE),
+    **{key: ("models.sequential", "models.sequential_network", "models.sequences", *_MODEL_BASE)
+       for key in ("sequential_model", "sequential_shuffled")},
+    "hybrid_model": ("models.hybrid", "models.als", "models.two_tower", "models.taste", *_MODEL_BASE),
+    "metrics": ("evaluation.metrics", "evaluation.baselines", "evaluation.tag_profile", "evaluation.beyond_accuracy",
+                "evaluation.report", "evaluation.selection", "models.registry", "orchestration.assets.evaluate"),
+    "recommendations": ("recommend", "evaluation.metrics", "evaluation.selection", "models.registry",
+                        "orchestration.assets.evaluate"),
 }
 
 

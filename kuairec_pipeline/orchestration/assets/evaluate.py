@@ -3,7 +3,7 @@
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetSelection, AutomationCondition, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetSelection, AutomationCondition, Config, MetadataValue, asset
 from pydantic import Field
 
 from kuairec_pipeline import provenance
@@ -30,34 +30,35 @@ FOLLOWS_MODELS = AutomationCondition.eager().ignore(
 # videos; the selection rmse breaks a tie (evaluation/selection.py).
 
 
+# Every trained model of the registry is an input: adding a model there adds it to the metrics and to the choice.
+MODEL_INS = {entry.asset_key: AssetIn() for entry in TRAINED_MODELS.values()}
+
+
+def _by_model(bundles_by_asset: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    return {name: bundles_by_asset[entry.asset_key] for name, entry in TRAINED_MODELS.items()}
+
+
 def _trained(bundles: dict[str, dict[str, np.ndarray]]):
     return [TRAINED_MODELS[name].model_class().from_bundle(bundle, TRAINED_MODELS[name].asset_key)
             for name, bundle in bundles.items()]
 
 
-@asset(group_name=GROUP, code_version=code_version("metrics"), 
+@asset(group_name=GROUP, code_version=code_version("metrics"), ins=MODEL_INS,
        automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
-            video_features: pl.DataFrame, planted_truth: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
-            als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
-            hybrid_model: dict[str, np.ndarray], kuairec: KuaiRecResource) -> pl.DataFrame:
+            video_features: pl.DataFrame, planted_truth: pl.DataFrame, kuairec: KuaiRecResource,
+            **model_bundles: dict[str, np.ndarray]) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
     path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md, with the
     beyond-accuracy metrics of the top-10 lists; ``selection`` rows choose the served model; ``val`` pointwise
     rows are the tuning slice the models stopped early on). Also writes the HTML report
     ``$KUAIREC_HOME/reports/report.html``."""
-    require_same_tables({"linear_baseline": linear_baseline, "als_factors": als_factors,
-                         "two_tower_embeddings": two_tower_embeddings, "hybrid_model": hybrid_model},
-                        filtered_ratios=filtered_ratios)
+    require_same_tables(model_bundles, filtered_ratios=filtered_ratios)
+    bundles = _by_model(model_bundles)
     data = build_prepared_data(filtered_ratios, user_features, video_features)
-    models = [
-        *baselines.fit_baselines(data.training, planted_truth),
-        *_trained({"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
-                   "hybrid": hybrid_model}),
-    ]
+    models = [*baselines.fit_baselines(data.training, planted_truth), *_trained(bundles)]
     table = evaluate_models(models, data)
-    report_path = write_run_report(context, kuairec.settings, table, data, models, {
-        "linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings, "hybrid": hybrid_model})
+    report_path = write_run_report(context, kuairec.settings, table, data, models, bundles)
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
     has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
@@ -79,16 +80,13 @@ class RecommendationsConfig(Config):
                                "val or selection rows).")
 
 
-@asset(group_name=GROUP, code_version=code_version("recommendations"), 
+@asset(group_name=GROUP, code_version=code_version("recommendations"), ins=MODEL_INS,
        automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
 def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
-                    filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
-                    video_features: pl.DataFrame, linear_baseline: dict[str, np.ndarray],
-                    als_factors: dict[str, np.ndarray], two_tower_embeddings: dict[str, np.ndarray],
-                    hybrid_model: dict[str, np.ndarray]) -> pl.DataFrame:
+                    filtered_ratios: pl.DataFrame, user_features: pl.DataFrame, video_features: pl.DataFrame,
+                    **model_bundles: dict[str, np.ndarray]) -> pl.DataFrame:
     """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10."""
-    bundles = {"linear": linear_baseline, "als": als_factors, "two_tower": two_tower_embeddings,
-               "hybrid": hybrid_model}
+    bundles = _by_model(model_bundles)
     chosen = select_served_model(metrics)
     record = require_same_tables({chosen: bundles[chosen]}, filtered_ratios=filtered_ratios)[chosen]
     (model,) = _trained({chosen: bundles[chosen]})

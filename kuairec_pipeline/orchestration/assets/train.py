@@ -11,6 +11,7 @@ from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.data import TrainingData, build_training_data
 from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.sequential import SequentialConfig, SequentialRecommender, ShuffledSequentialRecommender
 from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, TwoTowerConfig, TwoTowerRecommender
 from kuairec_pipeline.orchestration.lineage import require_same_tables, stamped
 from kuairec_pipeline.orchestration.metadata import rounded, training_summary
@@ -135,6 +136,65 @@ def two_tower_training_metadata(model: TwoTowerRecommender) -> dict[str, object]
         "stopped_early": bool(model.stopped_early),
         "stop_reason": "early_stopping" if model.stopped_early else "max_epochs",
     }
+
+
+class SequentialAssetConfig(Config):
+    max_len: int = Field(default=SequentialConfig.max_len, ge=1, le=1024,
+                         description="History rows the transformer attends over. Allowed: 1..1024.")
+    hidden_dim: int = Field(default=SequentialConfig.hidden_dim, ge=1, le=1024,
+                            description="Width of positions and states. Allowed: 1..1024.")
+    num_layers: int = Field(default=SequentialConfig.num_layers, ge=1, le=16,
+                            description="Transformer blocks. Allowed: 1..16.")
+    learning_rate: float = Field(default=SequentialConfig.learning_rate, gt=0.0, le=1.0,
+                                 description="AdamW learning rate. Allowed: (0, 1].")
+    max_epochs: int = Field(default=SequentialConfig.max_epochs, ge=1, le=1000,
+                            description="Upper bound on epochs. Allowed: 1..1000.")
+    positions_per_epoch: int = Field(default=SequentialConfig.positions_per_epoch, ge=0,
+                                     description="History positions drawn per epoch (0 = all windows). Allowed: >= 0.")
+    early_stopping_patience: int = Field(default=SequentialConfig.early_stopping_patience, ge=1, le=1000,
+                                         description="Epochs without validation improvement before stopping. "
+                                         "Allowed: 1..1000.")
+    seed: int = Field(default=SequentialConfig.seed, ge=0, le=2**32 - 1,
+                      description="Seed of initialisation, order and shuffle keys. Allowed: 0..2**32-1.")
+    accelerator: str = Field(default=SequentialConfig.accelerator, pattern=r"^(auto|cpu|gpu|cuda|mps)$",
+                             description="Lightning accelerator: 'auto' takes a GPU when present, else the CPU. "
+                             "Allowed: auto, cpu, gpu, cuda, mps.")
+
+
+def _fit_sequential(context: AssetExecutionContext, model: SequentialRecommender, filtered_ratios: pl.DataFrame,
+                    user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    data = build_training_data(filtered_ratios, user_features, video_features)
+    model.fit(data, progress=context.log.info)
+    epochs = int(model.history.shape[0])
+    context.add_output_metadata({
+        **training_summary(model.name, model.history, HISTORY_COLUMNS, model.best_epoch),
+        "epochs_trained": epochs, "best_epoch": int(model.best_epoch),
+        # early stopping must also stop: say when every allowed epoch ran
+        "stop_reason": "max_epochs" if epochs >= model.config.max_epochs else "early_stopping"})
+    _log_validation(context, model, data)
+    return stamped(context, model.bundle(), data, filtered_ratios=filtered_ratios,
+                   user_features=user_features, video_features=video_features)
+
+
+@asset(group_name=GROUP, code_version=code_version("sequential_model"), io_manager_key=NUMPY,
+       kinds={"pytorch", "numpy"})
+def sequential_model(context: AssetExecutionContext, config: SequentialAssetConfig, filtered_ratios: pl.DataFrame,
+                     user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    """A SASRec-style causal transformer over each user's time-ordered history (Lightning), early stopping on
+    validation. Stores each user's state after its whole training history, the video vectors and the weights
+    (pointwise predictions re-encode the history before each row with NumPy)."""
+    model = SequentialRecommender(SequentialConfig(**config.model_dump()))
+    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
+
+
+@asset(group_name=GROUP, code_version=code_version("sequential_shuffled"), io_manager_key=NUMPY,
+       kinds={"pytorch", "numpy"})
+def sequential_shuffled(context: AssetExecutionContext, config: SequentialAssetConfig, filtered_ratios: pl.DataFrame,
+                        user_features: pl.DataFrame, video_features: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The order ablation of ``sequential_model``: the same model trained and scored with the rows of every
+    history window in a fixed pseudo-random order."""
+    model = ShuffledSequentialRecommender(SequentialConfig(**config.model_dump()))
+    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
 
 
 class HybridAssetConfig(Config):

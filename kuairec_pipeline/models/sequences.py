@@ -1,0 +1,192 @@
+"""Per-user viewing histories as flat arrays and offsets, and the windows a sequential model reads from them.
+
+No per-row Python and no users x max_len tensor of objects: a history is one stable ``lexsort`` of the rows by
+(user, timestamp) plus CSR-style offsets; a window is a (start, length) pair into that order, and a batch of windows
+becomes an index matrix ``start[:, None] + arange(max_len)`` only when it is consumed.
+
+Conventions shared by training, validation and scoring:
+- order: by user, then timestamp; rows without a timestamp come after every timed row of the user (the file order
+  breaks ties), which only matters for the whole-history state.
+- training windows: each user's history cut into consecutive chunks of ``max_len`` rows from its first row, so a
+  chunk's boundaries never depend on later rows; position ``j`` predicts the row after it.
+- query windows: the state for a (user, time) query is read from the last ``max_len`` history rows of the user
+  strictly before the time (all rows when the time is NaN); a user with no such row has the empty window.
+- shuffled order (the order ablation): each window's rows are reordered by a per-row pseudo-random key, a hash of
+  (user, video, timestamp, seed), so the permutation of a window depends on its own rows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kuairec_pipeline.models.data import Interactions
+
+
+@dataclass(frozen=True)
+class History:
+    """One split's rows grouped by user and ordered by time (CSR layout)."""
+
+    video: np.ndarray  # int64 (n_rows,), in (user, time) order
+    target: np.ndarray  # float32 (n_rows,), scaled watch ratio
+    timestamp: np.ndarray  # float64 (n_rows,), +inf where the source had NaN
+    key: np.ndarray  # uint64 (n_rows,): the shuffle key of each row
+    starts: np.ndarray  # int64 (n_users + 1,): rows of user u are [starts[u], starts[u + 1])
+
+    @property
+    def n_users(self) -> int:
+        return int(self.starts.shape[0] - 1)
+
+    def __len__(self) -> int:
+        return int(self.video.shape[0])
+
+    def lengths(self) -> np.ndarray:
+        """int64 (n_users,): history rows per user."""
+        return np.diff(self.starts)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele et al. 2014): a fast, well-spread hash of uint64 values."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def shuffle_keys(user: np.ndarray, video: np.ndarray, timestamp: np.ndarray, seed: int) -> np.ndarray:
+    """uint64 per row: a pseudo-random key from the row's own (user, video, timestamp) and ``seed``."""
+    time_ms = np.nan_to_num(np.asarray(timestamp, dtype=np.float64), nan=-1.0, posinf=-1.0) * 1000.0
+    with np.errstate(over="ignore"):
+        h = _mix64(np.asarray(user, dtype=np.uint64) ^ np.uint64(seed & 0xFFFFFFFF) << np.uint64(32))
+        h = _mix64(h ^ np.asarray(video, dtype=np.uint64))
+        return _mix64(h ^ np.round(time_ms).astype(np.int64).astype(np.uint64))
+
+
+def build_history(rows: Interactions, n_users: int, seed: int = 0) -> History:
+    """Group ``rows`` by user in time order (stable lexsort, O(n log n), no Python loop over rows).
+
+    Parameters
+    ----------
+    rows : Interactions
+        Any split; users must lie in ``[0, n_users)``.
+    n_users : int
+        Size of the user id space.
+    seed : int
+        Seed of the shuffle keys (used only by the order ablation).
+
+    Raises
+    ------
+    ValueError
+        If a user id is outside ``[0, n_users)``.
+    """
+    user = rows.user.astype(np.int64)
+    if user.size and (user.min() < 0 or user.max() >= n_users):
+        raise ValueError(f"history user ids must lie in [0, {n_users}), got [{user.min()}, {user.max()}]")
+    timestamp = np.where(np.isnan(rows.timestamp), np.inf, rows.timestamp)
+    order = np.lexsort((np.arange(user.size), timestamp, user))
+    starts = np.searchsorted(user[order], np.arange(n_users + 1)).astype(np.int64)
+    keys = shuffle_keys(user, rows.video, rows.timestamp, seed)
+    return History(
+        video=rows.video.astype(np.int64)[order],
+        target=rows.target.astype(np.float32)[order],
+        timestamp=timestamp[order],
+        key=keys[order],
+        starts=starts,
+    )
+
+
+def training_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive chunks of ``max_len`` rows per user from its first row: (start, length), int64 each.
+
+    Every history row is in exactly one chunk; only a user's last chunk may be shorter.
+    """
+    lengths = history.lengths()
+    n_chunks = -(-lengths // max_len)
+    user = np.repeat(np.arange(history.n_users), n_chunks)
+    first_chunk = np.cumsum(n_chunks) - n_chunks
+    within = np.arange(user.size) - np.repeat(first_chunk, n_chunks)
+    start = history.starts[user] + within * max_len
+    return start, np.minimum(max_len, history.starts[user + 1] - start)
+
+
+def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """int64 per query: the user's history rows strictly before the query's timestamp (all of them when NaN).
+
+    A merge by one lexsort of history and queries on (user, time, query-before-history), so a history row at exactly
+    the query's time is *not* counted: the state never sees the row itself.
+    """
+    user = np.asarray(user, dtype=np.int64)
+    timestamp = np.asarray(timestamp, dtype=np.float64)
+    if user.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if user.min() < 0 or user.max() >= history.n_users:
+        raise ValueError(f"query user ids must lie in [0, {history.n_users})")
+    n_hist = len(history)
+    hist_user = np.repeat(np.arange(history.n_users), history.lengths())
+    all_user = np.concatenate([hist_user, user])
+    # NaN query: after every history row of the user (whole history); +inf history rows (no timestamp) come after
+    # every timed query.
+    all_time = np.concatenate([history.timestamp, np.where(np.isnan(timestamp), np.inf, timestamp)])
+    is_history = np.concatenate([np.ones(n_hist, np.int8), np.zeros(user.size, np.int8)])
+    nan_query = np.concatenate([np.zeros(n_hist, np.int8), np.isnan(timestamp).astype(np.int8)])
+    order = np.lexsort((is_history, nan_query, all_time, all_user))
+    before = np.cumsum(is_history[order]) - is_history[order]  # history rows sorted before each position
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    counts = before[position[n_hist:]] - history.starts[user]
+    # A NaN query sorts after the user's timed and untimed history alike (nan_query breaks the +inf tie).
+    return counts.astype(np.int64)
+
+
+def window_matrix(history: History, end: np.ndarray, length: np.ndarray, max_len: int,
+                  shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(index matrix int64 (m, max_len) into the history order, valid mask bool (m, max_len)) for windows
+    ``[end - length, end)``, right-padded (padding repeats the window's first row, masked out).
+
+    With ``shuffle`` the valid rows of each window are reordered by their shuffle keys (padding stays last).
+    """
+    offsets = np.arange(max_len)
+    valid = offsets[None, :] < length[:, None]
+    index = np.where(valid, (end - length)[:, None] + offsets[None, :], (end - length)[:, None])
+    if shuffle:
+        keys = np.where(valid, history.key[index], np.iinfo(np.uint64).max)
+        order = np.argsort(keys, axis=1, kind="stable")
+        index = np.take_along_axis(index, order, axis=1)
+    return index, valid
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """Which state each query reads: the distinct (user, prefix) windows and, per query, its window."""
+
+    window_user: np.ndarray  # int64 (m,)
+    window_end: np.ndarray  # int64 (m,): exclusive end in the history order
+    window_length: np.ndarray  # int64 (m,), 1..max_len
+    query_window: np.ndarray  # int64 (n_queries,): index into the windows, -1 = no history (the empty state)
+
+
+def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_len: int) -> QueryPlan:
+    """Map each (user, timestamp) query to the window of its last ``max_len`` history rows strictly before it.
+
+    Queries sharing a user and a prefix share one window, so a state is computed once per distinct prefix.
+    """
+    user = np.asarray(user, dtype=np.int64)
+    counts = prefix_counts(history, user, timestamp)
+    has_history = counts > 0
+    end = history.starts[user] + counts
+    distinct_end, inverse = np.unique(end[has_history], return_inverse=True)
+    # end positions are global and users are contiguous, so each distinct end belongs to one user.
+    window_user = np.searchsorted(history.starts, distinct_end, side="left") - 1
+    window_length = np.minimum(max_len, distinct_end - history.starts[window_user])
+    query_window = np.full(user.size, -1, dtype=np.int64)
+    query_window[has_history] = inverse
+    return QueryPlan(window_user, distinct_end, window_length, query_window)
+
+
+def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users with history, window end, window length): each user's last ``max_len`` rows (whole history)."""
+    lengths = history.lengths()
+    users = np.flatnonzero(lengths > 0)
+    return users, history.starts[users + 1], np.minimum(max_len, lengths[users])

@@ -1,0 +1,342 @@
+"""SASRec-style sequential model (Kang & McAuley 2018, "Self-Attentive Sequential Recommendation", ICDM): a causal
+transformer over each user's time-ordered history predicts the scaled watch ratio of the next video.
+
+Each history position's input is the video's id embedding + the mean of its tag embeddings + its categorical
+(author) embeddings + a linear projection of the scaled watch ratio the user gave it + a learned position embedding.
+The state after position ``t`` (plus a per-user embedding, as in SSE-PT, Wu et al. 2020, when ``user_embedding``)
+scores a candidate video ``v`` as ``sigmoid(<s_t, c_v> + b_v + b_global)``, where ``c_v`` is the video's output
+vector (id, tags, author). Training: each position predicts the *next* row's target (MSE), early stopping on the
+validation rows predicted from the whole training history.
+
+Scoring is NumPy only (no torch): ``score_all`` uses each user's state after its whole training history (its last
+``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``. ``predict_rows`` gives the
+time-aware pointwise prediction: the state from the user's history rows strictly before the row's timestamp (a
+NumPy re-implementation of the encoder, checked against torch in the tests); a row without a timestamp reads the
+whole-history state.
+
+Fallback: a user with no history row (before the time, or at all) gets a learned *empty state* (trained on every
+user's first row) plus its user embedding, which stays exactly zero for a user absent from training (zero init,
+no gradient). Short histories need no fallback: windows of 1..max_len rows are all trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from kuairec_pipeline.models import sequences
+from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
+from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.two_tower import _sigmoid_inplace
+
+WEIGHTS_PREFIX = "weights."
+ARCHITECTURE_KEY = "architecture"
+# windows x max_len positions per NumPy encoder batch: bounds memory (~0.5 GB of float32 intermediates at the
+# defaults, attention weights included)
+ENCODE_BATCH_CELLS = 400_000
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning precisions the network supports
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Hyperparameters of :class:`SequentialRecommender`; ranges are checked on construction."""
+
+    max_len: int = 50  # history rows the transformer attends over (1..512); SASRec's default on sparse data is 50
+    hidden_dim: int = 32  # width of every position's vector and of the state (>= 2, a multiple of num_heads)
+    num_heads: int = 2  # attention heads (>= 1, divides hidden_dim)
+    num_layers: int = 1  # transformer blocks (1..8)
+    feedforward_dim: int = 64  # width of each block's ReLU feed-forward layer (>= 1)
+    # Dropout inside the blocks and on the inputs during training, in [0, 1): 0.3 beat 0.1 on demo validation
+    # (seed 11, batch 64: val MAE 0.1446 vs 0.1459); without it the model overfits after two epochs.
+    dropout: float = 0.3
+    user_embedding: bool = True  # add a learned per-user vector to the state (SSE-PT); zero for unseen users
+    shuffle_positions: bool = False  # the order ablation: rows of every window in a pseudo-random order
+    learning_rate: float = 3e-3  # AdamW step size (> 0)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay (>= 0)
+    id_l2: float = 1e-4  # L2 penalty on the id embeddings gathered in a batch, per prediction (>= 0)
+    # Windows per training step, each up to max_len positions (>= 1): 64 beat 256 on demo validation (seed 11,
+    # val MAE 0.1459 vs 0.1464): more steps per epoch before the ids overfit.
+    batch_windows: int = 64
+    # Upper bound on epochs (>= 1). Demo's best epoch was 3-4 (1-based) on every seed, so 5 changes nothing there; on
+    # the full profile (600 k sampled positions an epoch, ~12 s each) it keeps the asset near 2 minutes.
+    max_epochs: int = 5
+    # Windows drawn per epoch (a fresh random subset each epoch), as a number of history positions (0 = every
+    # window): bounds an epoch on the full profile (11 M training rows; benchmarks/sequential_throughput.py measured
+    # 14-46 k positions/s on one thread, busy vs quiet machine: 13-43 s per epoch) while demo (0.42 M) uses all of
+    # its windows.
+    positions_per_epoch: int = 600_000
+    early_stopping_patience: int = 2  # epochs without a validation MSE improvement before stopping (>= 1)
+    early_stopping_min_delta: float = 1e-6  # smallest validation MSE decrease that counts (>= 0)
+    seed: int = 0  # seeds initialization, dropout, window order and the ablation's shuffle keys
+    num_threads: int = 0  # torch intra-op threads while training (0 = all cores)
+    accelerator: str = "auto"  # Lightning accelerator: "auto" takes a GPU when present, else the CPU
+    precision: str = "32-true"  # Lightning precision, e.g. "bf16-mixed" on a recent GPU
+    show_progress: bool = False  # Lightning's progress bar (one log line per epoch is written regardless)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_len": 1 <= self.max_len <= 512,
+            "hidden_dim": self.hidden_dim >= 2,
+            "num_heads": self.num_heads >= 1 and self.hidden_dim % self.num_heads == 0,
+            "num_layers": 1 <= self.num_layers <= 8,
+            "feedforward_dim": self.feedforward_dim >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "learning_rate": self.learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "id_l2": self.id_l2 >= 0,
+            "batch_windows": self.batch_windows >= 1,
+            "max_epochs": self.max_epochs >= 1,
+            "positions_per_epoch": self.positions_per_epoch >= 0,
+            "early_stopping_patience": self.early_stopping_patience >= 1,
+            "early_stopping_min_delta": self.early_stopping_min_delta >= 0,
+            "num_threads": self.num_threads >= 0,
+            "accelerator": self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"),
+            "precision": self.precision in PRECISIONS,
+        }
+        allowed = {
+            "max_len": "1..512", "hidden_dim": ">= 2", "num_heads": ">= 1 and dividing hidden_dim",
+            "num_layers": "1..8", "feedforward_dim": ">= 1", "dropout": "[0, 1)", "learning_rate": "> 0",
+            "weight_decay": ">= 0", "id_l2": ">= 0", "batch_windows": ">= 1", "max_epochs": ">= 1",
+            "positions_per_epoch": ">= 0 (0 = all)", "early_stopping_patience": ">= 1",
+            "early_stopping_min_delta": ">= 0", "num_threads": ">= 0 (0 = all cores)",
+            "accelerator": "auto, cpu, gpu, cuda or mps", "precision": " or ".join(PRECISIONS),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"SequentialConfig.{name} must be {allowed[name]}, got {getattr(self, name)!r}")
+
+
+def config_from_dict(values: dict[str, Any]) -> SequentialConfig:
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip (unknown keys dropped)."""
+    known = {f.name for f in dataclasses.fields(SequentialConfig)}
+    return SequentialConfig(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass(frozen=True)
+class SequentialArchitecture:
+    """Shapes the network is built from (read from TrainingData at fit, stored to rebuild it)."""
+
+    n_users: int
+    n_videos: int
+    video_categorical_cardinality: list[int]
+    tag_ids: int  # distinct tag ids including the padding id 0
+    tag_slots: int
+
+    @classmethod
+    def from_data(cls, data: TrainingData) -> SequentialArchitecture:
+        return cls(
+            n_users=data.n_users,
+            n_videos=data.n_videos,
+            video_categorical_cardinality=[max(1, int(c)) for c in data.video_categorical_cardinality],
+            tag_ids=max(1, int(data.video_tags.max()) + 1 if data.video_tags.size else 1),
+            tag_slots=int(data.video_tags.shape[1]),
+        )
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x @ weight.T + bias over the last axis, as one 2-D BLAS call (a stacked matmul loops per matrix)."""
+    return (x.reshape(-1, x.shape[-1]) @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Scaled dot-product attention (Vaswani et al. 2017); query (B,H,Q,dh), key/value (B,H,K,dh), allowed
+    broadcastable to (B,H,Q,K)."""
+    logits = query @ key.swapaxes(-1, -2) / math.sqrt(query.shape[-1])
+    logits = np.where(allowed, logits, -np.inf)
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits @ value
+
+
+def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray, config: SequentialConfig,
+                       video: np.ndarray, ratio: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """NumPy forward of the pre-norm causal transformer (torch ``TransformerEncoderLayer(norm_first=True)``, ReLU,
+    eval mode): the final-norm state at each window's last valid position.
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray
+        The network's state dict as arrays (``encoder.layers.*``, ``ratio_input.*``, ``position.weight``,
+        ``final_norm.*``).
+    input_vectors : ndarray, float32 (n_videos, hidden_dim)
+        Each video's input vector (id + tag bag + categorical embeddings).
+    video, ratio : ndarray (m, max_len)
+        Video ids and scaled watch ratios of each window, right-padded.
+    length : ndarray, int64 (m,)
+        Valid positions per window (>= 1).
+
+    Returns
+    -------
+    ndarray, float32 (m, hidden_dim)
+    """
+    m, width = video.shape
+    d, heads = config.hidden_dim, config.num_heads
+    dh = d // heads
+    x = (input_vectors[video] + ratio[..., None] * weights["ratio_input.weight"][:, 0]
+         + weights["ratio_input.bias"] + weights["position.weight"][:width]).astype(np.float32)
+    causal = np.tril(np.ones((width, width), dtype=bool))
+    last = length - 1
+    rows = np.arange(m)
+    for layer in range(config.num_layers):
+        p = f"encoder.layers.{layer}."
+        final = layer == config.num_layers - 1
+        y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
+        qkv = _linear(y, weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"])
+        q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
+        if final:  # only the last valid position's state is read: one query row per window
+            q = q[rows, :, last][:, :, None, :]
+            allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
+            x = x[rows, last][:, None, :]
+        else:
+            allowed = causal
+        attended = _attention(q, k, v, allowed).transpose(0, 2, 1, 3).reshape(m, -1, d)
+        x = x + _linear(attended, weights[p + "self_attn.out_proj.weight"], weights[p + "self_attn.out_proj.bias"])
+        y = _layer_norm(x, weights[p + "norm2.weight"], weights[p + "norm2.bias"])
+        hidden = np.maximum(_linear(y, weights[p + "linear1.weight"], weights[p + "linear1.bias"]), 0.0)
+        x = x + _linear(hidden, weights[p + "linear2.weight"], weights[p + "linear2.bias"])
+    return _layer_norm(x[:, 0], weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
+
+
+class SequentialRecommender(Recommender):
+    """SASRec-style transformer over each user's history (Lightning); NumPy scoring from stored states."""
+
+    name: ClassVar[str] = "sequential"
+    time_aware: ClassVar[bool] = True  # pointwise metrics come from predict_rows (the history before each row)
+
+    def __init__(self, config: SequentialConfig | None = None) -> None:
+        self.config = config or SequentialConfig()
+        self.n_users = 0
+        self.n_videos = 0
+        self.architecture: SequentialArchitecture | None = None
+        self.weights: dict[str, np.ndarray] = {}
+        self.user_states: np.ndarray | None = None  # float32 (n_users, d + 1): [state after whole history, 1]
+        self.video_vectors: np.ndarray | None = None  # float32 (n_videos, d + 1): [c_v, b_v + b_global]
+        self.input_vectors: np.ndarray | None = None  # float32 (n_videos, d): each video's history-input vector
+        self.history = np.zeros((0, 4), dtype=np.float64)  # epoch, train_loss, val_mse, val_mae
+        self.best_epoch = -1
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def fit(self, data: TrainingData, progress: Callable[[str], None] | None = None) -> Self:
+        """Train on ``data.train`` (early stopping on ``data.val``); ``progress`` receives one line per epoch."""
+        from kuairec_pipeline.models import sequential_network
+
+        self.architecture = SequentialArchitecture.from_data(data)
+        self.n_users, self.n_videos = data.n_users, data.n_videos
+        result = sequential_network.train_network(self.architecture, self.config, data, progress)
+        self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
+        self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
+        history = sequences.build_history(data.train, self.n_users, self.config.seed)
+        users, end, length = sequences.final_windows(history, self.config.max_len)
+        states = self._states(history, end, length, users, np.arange(users.size))
+        self.user_states = self._augmented_states(users, states)
+        return self
+
+    # ---- states (NumPy) ------------------------------------------------------------------------------------
+    def _user_vectors(self, users: np.ndarray) -> np.ndarray:
+        table = self.weights.get("user_embedding.weight")
+        return table[users] if table is not None else np.zeros((users.size, self.config.hidden_dim), np.float32)
+
+    def _states(self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray,
+                query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
+        """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
+        states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
+        batch = max(1, ENCODE_BATCH_CELLS // self.config.max_len)
+        for first in range(0, window_end.size, batch):
+            part = slice(first, first + batch)
+            index, _ = sequences.window_matrix(history, window_end[part], window_length[part],
+                                                   self.config.max_len, self.config.shuffle_positions)
+            width = int(window_length[part].max())  # trailing all-padding columns change nothing (causal)
+            states[part] = encode_last_states(self.weights, self.input_vectors, self.config,
+                                              history.video[index[:, :width]], history.target[index[:, :width]],
+                                              window_length[part])
+        out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
+        has_window = query_window >= 0
+        out[has_window] = states[query_window[has_window]]
+        return (out + self._user_vectors(query_user)).astype(np.float32)
+
+    def _augmented_states(self, users: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """[state, 1] for every user: ``states`` for ``users`` (those with history), the empty state elsewhere."""
+        every = (self.weights["empty_state"][None, :] + self._user_vectors(np.arange(self.n_users))).astype(np.float32)
+        every[users] = states
+        return np.hstack([every, np.ones((self.n_users, 1), np.float32)])
+
+    # ---- scoring (NumPy only) ------------------------------------------------------------------------------
+    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
+        if self.user_states is None or self.video_vectors is None:
+            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
+        users = self.user_states[np.asarray(user_ids, dtype=np.int64)]
+        videos = self.video_vectors if video_ids is None else self.video_vectors[np.asarray(video_ids, np.int64)]
+        return _sigmoid_inplace(users @ videos.T)
+
+    def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
+        """Time-aware pointwise prediction, float32 (len(rows),) in [0, 1].
+
+        Each row is scored from the state of its user's ``history`` rows strictly before the row's timestamp (the
+        last ``max_len`` of them); a row without a timestamp reads the user's whole history; a user with none of
+        its rows before that time reads the empty state. ``history`` is normally the training split; ``None``
+        falls back to the stored whole-history states (``predict``).
+        """
+        if history is None:
+            return self.predict(rows.user, rows.video)
+        if self.user_states is None:
+            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
+        built = sequences.build_history(history, self.n_users, self.config.seed)
+        plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
+        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64),
+                              plan.query_window)
+        candidates = self.video_vectors[rows.video.astype(np.int64)]
+        logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]
+        return _sigmoid_inplace(logits.astype(np.float32))
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        if self.user_states is None:
+            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
+        arrays = {
+            "user_states": self.user_states,
+            "video_vectors": self.video_vectors,
+            "input_vectors": self.input_vectors,
+            "training_history": self.history,
+            "best_epoch": np.array(self.best_epoch, dtype=np.int64),
+            ARCHITECTURE_KEY: encode_json(dataclasses.asdict(self.architecture)),
+        }
+        arrays.update({WEIGHTS_PREFIX + name: value for name, value in self.weights.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
+        model = cls(config_from_dict(stored_config(arrays)))
+        model.architecture = SequentialArchitecture(**decode_json(arrays[ARCHITECTURE_KEY]))
+        model.n_users, model.n_videos = model.architecture.n_users, model.architecture.n_videos
+        model.weights = {name[len(WEIGHTS_PREFIX):]: np.asarray(value) for name, value in arrays.items()
+                         if name.startswith(WEIGHTS_PREFIX)}
+        model.user_states = np.ascontiguousarray(arrays["user_states"], dtype=np.float32)
+        model.video_vectors = np.ascontiguousarray(arrays["video_vectors"], dtype=np.float32)
+        model.input_vectors = np.ascontiguousarray(arrays["input_vectors"], dtype=np.float32)
+        model.history = np.asarray(arrays.get("training_history", model.history), dtype=np.float64)
+        model.best_epoch = int(arrays["best_epoch"]) if "best_epoch" in arrays else -1
+        return model
+
+
+class ShuffledSequentialRecommender(SequentialRecommender):
+    """The order ablation: the same model with ``shuffle_positions`` on (rows of each window in a fixed
+    pseudo-random order in training and scoring), under its own name."""
+
+    name: ClassVar[str] = "sequential_shuffled"
+
+    def __init__(self, config: SequentialConfig | None = None) -> None:
+        super().__init__(dataclasses.replace(config or SequentialConfig(), shuffle_positions=True))
+

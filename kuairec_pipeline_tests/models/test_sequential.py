@@ -1,0 +1,259 @@
+"""SequentialRecommender (and its order ablation): the shared contract, NumPy vs torch, time-aware pointwise
+predictions that never read the row itself or anything later, isolation between users, and the fallbacks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kuairec_pipeline.models import sequences, sequential_network
+from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.sequential import (
+    SequentialConfig,
+    SequentialRecommender,
+    ShuffledSequentialRecommender,
+    encode_last_states,
+)
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
+
+# About a second of training on one CPU thread.
+SMALL = SequentialConfig(
+    max_len=8, hidden_dim=16, num_heads=2, num_layers=1, feedforward_dim=32, dropout=0.0, batch_windows=32,
+    max_epochs=30, positions_per_epoch=0, learning_rate=0.01, early_stopping_patience=3, seed=3, num_threads=1,
+    accelerator="cpu",
+)
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
+
+
+def take(rows: Interactions, index: np.ndarray) -> Interactions:
+    return Interactions(*(getattr(rows, name)[index] for name in FIELDS))
+
+
+def concat(*parts: Interactions) -> Interactions:
+    return Interactions(*(np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS))
+
+
+class TestSequential(RecommenderContract):
+    def make_model(self) -> SequentialRecommender:
+        return SequentialRecommender(SMALL)
+
+
+class TestSequentialShuffled(RecommenderContract):
+    def make_model(self) -> ShuffledSequentialRecommender:
+        return ShuffledSequentialRecommender(SMALL)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainingData:
+    return make_planted_training_data()
+
+
+@pytest.fixture(scope="module")
+def fitted(data: TrainingData) -> SequentialRecommender:
+    return SequentialRecommender(SMALL).fit(data)
+
+
+@pytest.fixture(scope="module")
+def timed_test(data: TrainingData) -> Interactions:
+    """The planted test rows (no timestamps there) given times spread over the training period."""
+    rng = np.random.default_rng(0)
+    low, high = data.train.timestamp.min(), data.train.timestamp.max()
+    return dataclasses.replace(data.test, timestamp=rng.uniform(low - 1e5, high + 1e5, len(data.test)))
+
+
+@pytest.mark.parametrize("field, value", [("max_len", 0), ("num_heads", 3), ("dropout", 1.0), ("num_layers", 9),
+                                          ("positions_per_epoch", -1), ("accelerator", "tpu")])
+def test_config_refuses_values_out_of_range_naming_the_field(field: str, value) -> None:
+    with pytest.raises(ValueError, match=f"SequentialConfig.{field}"):
+        dataclasses.replace(SMALL, **{field: value})
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_numpy_states_equal_the_torch_forward(data: TrainingData, layers: int) -> None:
+    fitted = SequentialRecommender(dataclasses.replace(SMALL, num_layers=layers, max_epochs=2)).fit(data)
+    network = sequential_network.network_from_weights(fitted.architecture, fitted.config, fitted.weights)
+    history = sequences.build_history(data.train, data.n_users, SMALL.seed)
+    users, end, length = sequences.final_windows(history, SMALL.max_len)
+    length = np.maximum(1, length - np.arange(length.size) % 5)  # windows of mixed lengths in one batch
+    index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
+    video, ratio = history.video[index], history.target[index]
+    expected = sequential_network.torch_window_states(network, video, ratio, length)
+    np.testing.assert_allclose(encode_last_states(fitted.weights, fitted.input_vectors, fitted.config, video, ratio,
+                                                  length),
+                               expected, atol=2e-5, rtol=0)
+
+
+def test_whole_history_rows_score_like_score_all(fitted: SequentialRecommender, data: TrainingData) -> None:
+    untimed = dataclasses.replace(data.test, timestamp=np.full(len(data.test), np.nan))
+    np.testing.assert_allclose(fitted.predict_rows(untimed, data.train), fitted.predict(untimed.user, untimed.video),
+                               atol=2e-5, rtol=0)
+    # Validation rows come after every training row of their user: the same state again.
+    np.testing.assert_allclose(fitted.predict_rows(data.val, data.train), fitted.predict(data.val.user,
+                                                                                          data.val.video), atol=2e-5)
+
+
+def test_a_prediction_never_depends_on_the_row_itself_or_anything_later(
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions
+) -> None:
+    before = fitted.predict_rows(timed_test, data.train)
+    assert np.isfinite(before).all() and before.min() >= 0 and before.max() <= 1
+    rng = np.random.default_rng(1)
+    probe = rng.choice(len(timed_test), 40, replace=False)
+    for row in probe:
+        user, time = timed_test.user[row], timed_test.timestamp[row]
+        query = take(timed_test, np.array([row]))
+        mine = data.train.user == user
+        later = mine & (data.train.timestamp >= time)
+        earlier = mine & (data.train.timestamp < time)
+        # Later rows get other videos and targets, and the row itself joins the history at its own time.
+        perturbed = dataclasses.replace(
+            data.train,
+            video=np.where(later, rng.integers(0, data.n_videos, len(data.train)), data.train.video).astype(np.int32),
+            target=np.where(later, rng.random(len(data.train)), data.train.target).astype(np.float32),
+        )
+        with_itself = concat(perturbed, dataclasses.replace(query, target=np.array([1.0 - query.target[0]],
+                                                                                   np.float32)))
+        assert fitted.predict_rows(query, with_itself)[0] == pytest.approx(before[row], abs=1e-6)
+        if earlier.any():  # the check can fail: changing an earlier row does move the prediction
+            last_earlier = np.flatnonzero(earlier)[np.argmax(data.train.timestamp[earlier])]
+            moved = data.train.target.copy()
+            moved[last_earlier] = 1.0 - moved[last_earlier]
+            changed = fitted.predict_rows(query, dataclasses.replace(data.train, target=moved))[0]
+            assert abs(changed - before[row]) > 1e-7
+
+
+def test_no_history_reaches_another_users_prediction_and_batching_changes_nothing(
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions, monkeypatch
+) -> None:
+    together = fitted.predict_rows(timed_test, data.train)
+    from kuairec_pipeline.models import sequential
+
+    monkeypatch.setattr(sequential, "ENCODE_BATCH_CELLS", 3 * SMALL.max_len)  # three windows per encoder batch
+    np.testing.assert_allclose(fitted.predict_rows(timed_test, data.train), together, atol=1e-6, rtol=0)
+    monkeypatch.undo()
+    user = int(timed_test.user[0])
+    mine = np.flatnonzero(timed_test.user == user)
+    alone = fitted.predict_rows(take(timed_test, mine), data.train)
+    np.testing.assert_allclose(alone, together[mine], atol=1e-6, rtol=0)
+    one_by_one = np.array([fitted.predict_rows(take(timed_test, np.array([i])), data.train)[0] for i in mine[:10]])
+    np.testing.assert_allclose(one_by_one, together[mine[:10]], atol=1e-6, rtol=0)
+    # Every other user's history scrambled: this user's predictions do not move.
+    others = data.train.user != user
+    rng = np.random.default_rng(2)
+    scrambled = dataclasses.replace(
+        data.train,
+        video=np.where(others, rng.integers(0, data.n_videos, len(data.train)), data.train.video).astype(np.int32),
+        target=np.where(others, rng.random(len(data.train)), data.train.target).astype(np.float32),
+    )
+    np.testing.assert_allclose(fitted.predict_rows(take(timed_test, mine), scrambled), alone, atol=1e-6, rtol=0)
+
+
+def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData) -> None:
+    # Drop users 0..9 from training entirely and leave user 10 a single row.
+    train = data.train
+    keep = train.user >= 10
+    single = np.flatnonzero(train.user == 10)[:1]
+    keep &= (train.user != 10) | np.isin(np.arange(len(train)), single)
+    sparse = dataclasses.replace(data, train=take(train, np.flatnonzero(keep)))
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(sparse)
+    scores = model.score_all(np.arange(data.n_users))
+    assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
+    # Users 0..9: exactly the empty state (their user vectors stay zero), so they all score alike.
+    np.testing.assert_array_equal(scores[:10], np.broadcast_to(scores[0], (10, data.n_videos)))
+    np.testing.assert_array_equal(model.weights["user_embedding.weight"][:10], 0.0)
+    rows = take(data.test, np.flatnonzero(np.isin(data.test.user, np.arange(11))))
+    early = dataclasses.replace(rows, timestamp=np.full(len(rows), train.timestamp.min() - 1.0))
+    for query in (rows, early):
+        predicted = model.predict_rows(query, sparse.train)
+        assert np.isfinite(predicted).all() and predicted.min() >= 0 and predicted.max() <= 1
+    # Before any history row, a user reads the empty state, like a user with no rows at all.
+    cold = model.predict_rows(early, sparse.train)
+    np.testing.assert_allclose(cold, model.predict(early.user, early.video) * 0 + cold, atol=0)
+    user10 = early.user == 10
+    empty = model.weights["empty_state"] + model.weights["user_embedding.weight"][10]
+    expected = 1 / (1 + np.exp(-(model.video_vectors[early.video[user10], :-1] @ empty
+                                 + model.video_vectors[early.video[user10], -1])))
+    np.testing.assert_allclose(cold[user10], expected, atol=1e-6)
+
+
+def test_the_ablation_differs_only_in_order(data: TrainingData) -> None:
+    shuffled = ShuffledSequentialRecommender(SMALL)
+    assert shuffled.config.shuffle_positions and shuffled.name == "sequential_shuffled"
+    assert dataclasses.replace(shuffled.config, shuffle_positions=False) == SMALL
+    bundle = shuffled.fit(data).bundle()
+    assert ShuffledSequentialRecommender.from_bundle(bundle).config.shuffle_positions
+    with pytest.raises(ValueError, match="sequential_shuffled"):
+        SequentialRecommender.from_bundle(bundle)
+
+
+def test_early_stopping_keeps_the_best_epoch(data: TrainingData) -> None:
+    noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
+    unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=40, early_stopping_patience=2)).fit(
+        unlearnable)
+    epochs = model.history.shape[0]
+    assert epochs < 40 and model.best_epoch == int(np.argmin(model.history[:, 2]))
+    kept = np.mean((model.predict_rows(unlearnable.val, unlearnable.train) - noise) ** 2)
+    assert kept == pytest.approx(model.history[:, 2].min(), rel=1e-4)
+
+
+def test_beats_the_global_mean_on_validation(fitted: SequentialRecommender, data: TrainingData) -> None:
+    model_mse = np.mean((fitted.predict_rows(data.val, data.train) - data.val.target) ** 2)
+    assert model_mse < 0.85 * np.mean((data.train.target.mean() - data.val.target) ** 2)
+
+
+def test_evaluation_takes_pointwise_metrics_from_the_history_before_each_row(
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions
+) -> None:
+    from kuairec_pipeline.evaluation.metrics import evaluate, pointwise_errors
+
+    timed = dataclasses.replace(data, test=timed_test)
+    table = evaluate(fitted, timed, include_val=True)
+    value = {(row["split"], row["metric"]): row["value"] for row in table.iter_rows(named=True)}
+    kept = timed_test.passes_filter
+    expected = pointwise_errors(fitted.predict_rows(timed_test, data.train)[kept], timed_test.target[kept])
+    whole = pointwise_errors(fitted.predict(timed_test.user, timed_test.video)[kept], timed_test.target[kept])
+    assert value[("test", "mae")] == pytest.approx(expected[0], abs=1e-9)
+    assert value[("test", "mae")] != pytest.approx(whole[0], abs=1e-6)  # the time-aware path was really taken
+    assert value[("val", "mae")] == pytest.approx(
+        pointwise_errors(fitted.predict_rows(data.val, data.train), data.val.target)[0], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["sequential", "sequential_shuffled"])
+def test_the_cli_serves_both_from_their_asset_files(data: TrainingData, name: str, tmp_path) -> None:
+    from kuairec_pipeline.models.registry import TRAINED_MODELS
+    from kuairec_pipeline.recommend import recommend_from_artifacts
+
+    entry = TRAINED_MODELS[name]
+    model = entry.model_class()(dataclasses.replace(SMALL, max_epochs=2)).fit(data)
+    model.save(tmp_path / f"{entry.asset_key}.npz")
+    answer = recommend_from_artifacts(tmp_path, 5, k=4, model_name=name)
+    ids, _ = model.recommend(np.array([5]), k=4)
+    ranked = [int(line.split()[1]) for line in answer.splitlines() if line.strip()[:1].isdigit()]
+    assert ranked == ids[0].tolist()
+
+
+@pytest.mark.skipif(not torch_cuda_available(), reason="needs a CUDA device")
+def test_trains_on_a_gpu_and_scores_like_on_the_cpu(data: TrainingData) -> None:
+    model = SequentialRecommender(dataclasses.replace(SMALL, accelerator="gpu")).fit(data)
+    model_mse = np.mean((model.predict_rows(data.val, data.train) - data.val.target) ** 2)
+    assert model_mse < 0.85 * np.mean((data.train.target.mean() - data.val.target) ** 2)
+    network = sequential_network.network_from_weights(model.architecture, model.config, model.weights)
+    history = sequences.build_history(data.train, data.n_users, SMALL.seed)
+    _, end, length = sequences.final_windows(history, SMALL.max_len)
+    index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
+    np.testing.assert_allclose(
+        encode_last_states(model.weights, model.input_vectors, model.config, history.video[index],
+                           history.target[index], length),
+        sequential_network.torch_window_states(network, history.video[index], history.target[index], length),
+        atol=2e-5, rtol=0)
