@@ -9,7 +9,7 @@ plus two diagnostics: the mae from the whole-history state (``predict``), and th
 the user's earlier test rows (strictly before by timestamp; untimed test rows use the training rows only).
 """
 import os
-import sys, time, dataclasses, numpy as np, polars as pl, torch
+import sys, time, numpy as np, polars as pl
 from kuairec_pipeline.models.data import build_training_data
 from kuairec_pipeline.models.sequential import SequentialConfig, SequentialRecommender, ShuffledSequentialRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender

@@ -26,7 +26,6 @@ import dataclasses  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _data import Sizes, synthetic_training_data  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence  # noqa: E402
