@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.target import TargetScaler
 
 NUM_TAGS = 31
 MAX_TAGS = 4
@@ -81,11 +81,11 @@ def synthetic_training_data(sizes: Sizes | None = None, seed: int = 0, latent_di
     def expected(users: np.ndarray, videos: np.ndarray) -> np.ndarray:
         out = np.empty(users.size)
         for first in range(0, users.size, 1_000_000):
-            u, v = users[first:first + 1_000_000], videos[first:first + 1_000_000]
+            u, v = users[first : first + 1_000_000], videos[first : first + 1_000_000]
             taste = np.einsum("ij,ij->i", user_latent[u], video_latent[v])
             segment = (segment_tag[user_categorical[u, 0]] * multi_hot[v]).sum(axis=1)
             logit = -0.9 + user_bias[u] + video_bias[v] + 0.8 * taste + segment - 0.6 * duration[v]
-            out[first:first + 1_000_000] = 1 / (1 + np.exp(-logit))
+            out[first : first + 1_000_000] = 1 / (1 + np.exp(-logit))
         return out
 
     # Exposure: users uniform, videos popularity-skewed (log-normal weights), repeats allowed like big_matrix.

@@ -42,21 +42,31 @@ def main() -> None:
     started = time.perf_counter()
     matrix = confidence_matrix(aggregate_pairs(data.train, data.n_users, data.n_videos), config.alpha, data.n_videos)
     matrix_seconds = time.perf_counter() - started
-    print(f"confidence matrix: {matrix.shape[0]:,} x {matrix.shape[1]:,}, {matrix.nnz:,} nonzeros "
-          f"from {len(data.train):,} rows in {matrix_seconds:.1f} s")
+    print(
+        f"confidence matrix: {matrix.shape[0]:,} x {matrix.shape[1]:,}, {matrix.nnz:,} nonzeros "
+        f"from {len(data.train):,} rows in {matrix_seconds:.1f} s"
+    )
 
     started = time.perf_counter()
     model = ALSRecommender(config).fit(data)
     fit_seconds = time.perf_counter() - started
 
-    print(f"ALS fit: {args.factors} factors, {args.iterations} iterations, {threads} thread(s) "
-          f"(of {available_cores()} cores)")
-    print(f"  total fit (pairs, matrix, implicit, calibration): {fit_seconds:.1f} s   target <= {TARGET_SECONDS:.0f} s"
-          f"   {'OK' if fit_seconds <= TARGET_SECONDS else 'OVER'}")
-    print(f"  per iteration, matrix time excluded (calibration included): "
-          f"{(fit_seconds - matrix_seconds) / args.iterations:.2f} s")
+    print(
+        f"ALS fit: {args.factors} factors, {args.iterations} iterations, {threads} thread(s) "
+        f"(of {available_cores()} cores)"
+    )
+    print(
+        f"  total fit (pairs, matrix, implicit, calibration): {fit_seconds:.1f} s   target <= {TARGET_SECONDS:.0f} s"
+        f"   {'OK' if fit_seconds <= TARGET_SECONDS else 'OVER'}"
+    )
+    print(
+        f"  per iteration, matrix time excluded (calibration included): "
+        f"{(fit_seconds - matrix_seconds) / args.iterations:.2f} s"
+    )
     calibration = model.calibration
-    print(f"  calibration: global {calibration.global_bias:.3f}, per-user coefficients {calibration.user_coefficients.shape}")
+    print(
+        f"  calibration: global {calibration.global_bias:.3f}, per-user coefficients {calibration.user_coefficients.shape}"
+    )
 
 
 if __name__ == "__main__":

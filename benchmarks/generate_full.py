@@ -33,8 +33,10 @@ from kuairec_pipeline.settings import DEFAULT_SEED
 TARGET_SECONDS = 180.0
 TARGET_PEAK_BYTES = 4 * 1024**3
 
-_CHILD = "import sys; from pathlib import Path; from kuairec_pipeline.dataset.synthetic import generate_twin; " \
-         "generate_twin(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))"
+_CHILD = (
+    "import sys; from pathlib import Path; from kuairec_pipeline.dataset.synthetic import generate_twin; "
+    "generate_twin(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))"
+)
 
 
 def measure(out_dir: Path, profile: str, seed: int) -> tuple[float, int]:
@@ -67,12 +69,18 @@ def main() -> None:
         wall, peak = measure(out_dir, args.profile, args.seed)
         sizes = read_params(out_dir)["sizes"]
         total_bytes = sum(path.stat().st_size for path in data_dir(out_dir).iterdir())
-        print(f"profile {args.profile}, seed {args.seed}: big_matrix {sizes['big_rows']:,} rows, "
-              f"small_matrix {sizes['small_rows']:,} rows, {total_bytes / 1e9:.2f} GB of CSV")
-        print(f"wall time {wall:.1f} s (target < {TARGET_SECONDS:.0f} s for full): "
-              f"{'ok' if wall < TARGET_SECONDS else 'TOO SLOW'}")
-        print(f"peak RSS {peak / 1024**3:.2f} GiB (target < {TARGET_PEAK_BYTES / 1024**3:.0f} GiB): "
-              f"{'ok' if peak < TARGET_PEAK_BYTES else 'TOO MUCH'}")
+        print(
+            f"profile {args.profile}, seed {args.seed}: big_matrix {sizes['big_rows']:,} rows, "
+            f"small_matrix {sizes['small_rows']:,} rows, {total_bytes / 1e9:.2f} GB of CSV"
+        )
+        print(
+            f"wall time {wall:.1f} s (target < {TARGET_SECONDS:.0f} s for full): "
+            f"{'ok' if wall < TARGET_SECONDS else 'TOO SLOW'}"
+        )
+        print(
+            f"peak RSS {peak / 1024**3:.2f} GiB (target < {TARGET_PEAK_BYTES / 1024**3:.0f} GiB): "
+            f"{'ok' if peak < TARGET_PEAK_BYTES else 'TOO MUCH'}"
+        )
     finally:
         if scratch is not None and not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

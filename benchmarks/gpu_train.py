@@ -33,8 +33,14 @@ def prepared_tables(profile: str, seed: int, assets: Path | None) -> dict[str, p
         return {key: pl.read_parquet(assets / f"{key}.parquet") for key in PREPARED}
     workdir = Path(tempfile.mkdtemp(prefix="kuairec-gpu-"))
     try:
-        os.environ.update({"KUAIREC_HOME": str(workdir), "KUAIREC_PROFILE": profile, "KUAIREC_SEED": str(seed),
-                           "KUAIREC_SOURCE": "synthetic"})
+        os.environ.update(
+            {
+                "KUAIREC_HOME": str(workdir),
+                "KUAIREC_PROFILE": profile,
+                "KUAIREC_SEED": str(seed),
+                "KUAIREC_SOURCE": "synthetic",
+            }
+        )
         os.environ.pop("KUAIREC_ASSET_STORAGE", None)
         from dagster import AssetSelection, DagsterInstance
 
@@ -43,7 +49,8 @@ def prepared_tables(profile: str, seed: int, assets: Path | None) -> dict[str, p
         defs = build_definitions()
         selection = AssetSelection.assets(*PREPARED).upstream()
         job = defs.get_implicit_global_asset_job_def().get_subset(
-            asset_selection=set(selection.resolve(defs.resolve_asset_graph())))
+            asset_selection=set(selection.resolve(defs.resolve_asset_graph()))
+        )
         with DagsterInstance.ephemeral() as instance:
             job.execute_in_process(instance=instance, raise_on_error=True)
         return {key: pl.read_parquet(workdir / "assets" / f"{key}.parquet") for key in PREPARED}
@@ -64,22 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("gpu_train: no CUDA GPU visible to torch (torch.cuda.is_available() is False; torch "
-              f"{torch.__version__}, CUDA build {torch.version.cuda}): nothing measured. Run it on a machine with "
-              "an NVIDIA GPU and a CUDA build of torch.", file=sys.stderr)
+        print(
+            "gpu_train: no CUDA GPU visible to torch (torch.cuda.is_available() is False; torch "
+            f"{torch.__version__}, CUDA build {torch.version.cuda}): nothing measured. Run it on a machine with "
+            "an NVIDIA GPU and a CUDA build of torch.",
+            file=sys.stderr,
+        )
         return NO_GPU_EXIT
 
     from kuairec_pipeline.evaluation.metrics import evaluate
     from kuairec_pipeline.models.data import build_training_data
     from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 
-    print(f"GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, torch {torch.__version__}, "
-          f"CUDA {torch.version.cuda}; profile {args.profile}, seed {args.seed}")
+    print(
+        f"GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, torch {torch.__version__}, "
+        f"CUDA {torch.version.cuda}; profile {args.profile}, seed {args.seed}"
+    )
     started = time.perf_counter()
     tables = prepared_tables(args.profile, args.seed, args.assets)
     data = build_training_data(*(tables[key] for key in PREPARED))
-    print(f"prepared tables in {time.perf_counter() - started:.1f} s: {len(data.train):,} training rows, "
-          f"{len(data.val):,} validation, {len(data.test):,} test")
+    print(
+        f"prepared tables in {time.perf_counter() - started:.1f} s: {len(data.train):,} training rows, "
+        f"{len(data.val):,} validation, {len(data.test):,} test"
+    )
 
     base = TwoTowerConfig(accelerator="gpu", show_progress=False)
     if args.epochs is not None:
@@ -96,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         rate = len(data.train) * epochs / seconds
         metrics = evaluate(model, data)
         row = {r["metric"]: r["value"] for r in metrics.iter_rows(named=True)}
-        print(f"two_tower {precision} : {epochs} epochs in {seconds:.1f} s = "
-              f"{rate:,.0f} rows/s; test mae {row['mae']:.4f} rmse {row['rmse']:.4f} ndcg@10 {row['ndcg@10']:.4f} "
-              f"ndcg@50 {row['ndcg@50']:.4f}; peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB")
+        print(
+            f"two_tower {precision} : {epochs} epochs in {seconds:.1f} s = "
+            f"{rate:,.0f} rows/s; test mae {row['mae']:.4f} rmse {row['rmse']:.4f} ndcg@10 {row['ndcg@10']:.4f} "
+            f"ndcg@50 {row['ndcg@50']:.4f}; peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB"
+        )
         torch.cuda.reset_peak_memory_stats()
     return 0
 

@@ -131,8 +131,10 @@ def run(config: BenchConfig) -> dict[str, object]:
             out_path = config.work / f"{method}.parquet"
             measured = _measure(method, csv_path, out_path, config.threads)
             out_path.unlink()
-            print(f"  run {attempt + 1} {method:6s}: {measured.wall_s:6.2f} s wall, {measured.cpu_s:6.2f} s cpu, "
-                  f"peak {measured.peak_rss_bytes / 2**20:7.0f} MiB")
+            print(
+                f"  run {attempt + 1} {method:6s}: {measured.wall_s:6.2f} s wall, {measured.cpu_s:6.2f} s cpu, "
+                f"peak {measured.peak_rss_bytes / 2**20:7.0f} MiB"
+            )
             if method not in best or measured.wall_s < best[method].wall_s:
                 best[method] = measured
     ours, pandas = best["ours"], best["pandas"]
@@ -148,10 +150,14 @@ def run(config: BenchConfig) -> dict[str, object]:
     print()
     print(f"{'method':8s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s} {'rows':>12s} {'parquet MiB':>12s}")
     for measured in (ours, pandas):
-        print(f"{measured.method:8s} {measured.wall_s:8.2f} {measured.cpu_s:8.2f} "
-              f"{measured.peak_rss_bytes / 2**20:9.0f} {measured.rows:12,d} {measured.parquet_bytes / 2**20:12.0f}")
-    print(f"pandas / ours: {speedup:.2f}x the wall time, {1 / memory_share:.2f}x the peak memory "
-          f"(ours uses {memory_share:.0%} of pandas' peak)")
+        print(
+            f"{measured.method:8s} {measured.wall_s:8.2f} {measured.cpu_s:8.2f} "
+            f"{measured.peak_rss_bytes / 2**20:9.0f} {measured.rows:12,d} {measured.parquet_bytes / 2**20:12.0f}"
+        )
+    print(
+        f"pandas / ours: {speedup:.2f}x the wall time, {1 / memory_share:.2f}x the peak memory "
+        f"(ours uses {memory_share:.0%} of pandas' peak)"
+    )
     for name, passed in checks.items():
         print(f"  {'PASS' if passed else 'FAIL'}  {name}")
     results: dict[str, object] = {
@@ -176,8 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = BenchConfig()
     parser.add_argument("--data", type=Path, default=defaults.data, help="folder of the twin (reused if complete)")
-    parser.add_argument("--profile", default=defaults.profile, choices=["tiny", "demo", "full"],
-                        help="twin size; full is the real scale")
+    parser.add_argument(
+        "--profile",
+        default=defaults.profile,
+        choices=["tiny", "demo", "full"],
+        help="twin size; full is the real scale",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="twin seed")
     parser.add_argument("--csv", type=Path, default=None, help="benchmark this big_matrix-shaped CSV instead")
     parser.add_argument("--threads", type=int, default=None, help="POLARS_MAX_THREADS for ours")
@@ -196,8 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args.child, args.csv, args.out)
         return 0
-    config = BenchConfig(data=args.data, profile=args.profile, seed=args.seed, csv=args.csv, threads=args.threads,
-                         repeat=args.repeat, work=args.work, results=args.results)
+    config = BenchConfig(
+        data=args.data,
+        profile=args.profile,
+        seed=args.seed,
+        csv=args.csv,
+        threads=args.threads,
+        repeat=args.repeat,
+        work=args.work,
+        results=args.results,
+    )
     results = run(config)
     return 0 if all(results["targets_met"].values()) else 1  # type: ignore[union-attr]
 

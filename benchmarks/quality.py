@@ -27,16 +27,27 @@ import numpy as np
 import polars as pl
 
 GAP_BASE, GAP_CEILING = "user_video_bias", "oracle"
-COLUMNS = [("test", "ndcg@10"), ("test", "mae"), ("test", "catalogue_coverage@10"), ("test", "top_item_share@10"),
-           ("test", "novelty@10"), ("selection", "ndcg@10")]
+COLUMNS = [
+    ("test", "ndcg@10"),
+    ("test", "mae"),
+    ("test", "catalogue_coverage@10"),
+    ("test", "top_item_share@10"),
+    ("test", "novelty@10"),
+    ("selection", "ndcg@10"),
+]
 
 
 def commit_label(repository: Path) -> str:
     """``git rev-parse HEAD``, with ``+uncommitted`` when the work tree differs from it."""
-    head = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return head + (" +uncommitted changes" if dirty else "")
 
 
@@ -61,19 +72,26 @@ def served_list_metrics(recommendations: pl.DataFrame, n_videos: int, k: int = 1
     top = recommendations.filter(pl.col("rank") <= k)
     users = top["user_id"].n_unique()
     counts = top.group_by("video_id").len()["len"]
-    return {"model": recommendations["model"][0], "coverage": top["video_id"].n_unique() / n_videos,
-            "top_item_share": float(counts.max()) / users, "users": users}
+    return {
+        "model": recommendations["model"][0],
+        "coverage": top["video_id"].n_unique() / n_videos,
+        "top_item_share": float(counts.max()) / users,
+        "users": users,
+    }
 
 
 def seed_table(metrics: pl.DataFrame) -> pl.DataFrame:
     """One row per model: the COLUMNS plus the share of the bias-to-oracle ndcg@10 gap closed."""
     wide = {"model": metrics["model"].unique(maintain_order=True).to_list()}
     for split, metric in COLUMNS:
-        chosen = dict(metrics.filter((pl.col("split") == split) & (pl.col("metric") == metric))
-                      .select("model", "value").iter_rows())
+        chosen = dict(
+            metrics.filter((pl.col("split") == split) & (pl.col("metric") == metric))
+            .select("model", "value")
+            .iter_rows()
+        )
         wide[metric if split == "test" else f"{metric} ({split})"] = [chosen.get(m) for m in wide["model"]]
     table = pl.DataFrame(wide, strict=False)
-    ndcg = dict(zip(table["model"], table["ndcg@10"]))
+    ndcg = dict(zip(table["model"], table["ndcg@10"], strict=False))
     gap = ndcg[GAP_CEILING] - ndcg[GAP_BASE]
     return table.with_columns(gap_closed=(pl.col("ndcg@10") - ndcg[GAP_BASE]) / gap)
 
@@ -93,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", choices=("tiny", "demo", "full"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
-    parser.add_argument("--home", type=Path, default=Path("/tmp/kuairec_quality"),
-                        help="each seed's KUAIREC_HOME is <home>/<profile>-seed<seed>")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=Path("/tmp/kuairec_quality"),
+        help="each seed's KUAIREC_HOME is <home>/<profile>-seed<seed>",
+    )
     args = parser.parse_args(argv)
 
     repository = Path(__file__).resolve().parents[1]
@@ -112,12 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(table.with_columns(seed=pl.lit(seed)))
         print(f"### seed {seed} (whole graph {time.perf_counter() - started:.0f} s)\n")
         print(markdown(table))
-        print(f"\nserved model: {served['model']}; its top-10 lists over all {n_videos:,} videos for "
-              f"{served['users']:,} users: catalogue coverage {served['coverage']:.4f}, top-item share "
-              f"{served['top_item_share']:.4f}\n")
-    summary = (pl.concat(tables).group_by("model", maintain_order=True)
-               .agg(pl.col("ndcg@10", "mae", "catalogue_coverage@10", "gap_closed").mean(),
-                    pl.col("gap_closed").min().alias("gap_closed_min")))
+        print(
+            f"\nserved model: {served['model']}; its top-10 lists over all {n_videos:,} videos for "
+            f"{served['users']:,} users: catalogue coverage {served['coverage']:.4f}, top-item share "
+            f"{served['top_item_share']:.4f}\n"
+        )
+    summary = (
+        pl.concat(tables)
+        .group_by("model", maintain_order=True)
+        .agg(
+            pl.col("ndcg@10", "mae", "catalogue_coverage@10", "gap_closed").mean(),
+            pl.col("gap_closed").min().alias("gap_closed_min"),
+        )
+    )
     print(f"### summary: mean over seeds {' '.join(map(str, args.seeds))}\n")
     print(markdown(summary))
     return 0

@@ -77,18 +77,30 @@ class StepFigure:
 
 
 def machine() -> dict[str, object]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 1024 / 1024, 1),
-            "python": platform.python_version()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+    }
 
 
 def commit() -> str:
     result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return result.stdout.strip() + ("+uncommitted" if dirty else "")
 
 
@@ -103,8 +115,15 @@ def prepare_instance(folder: Path) -> Path:
 
 def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[str, object]:
     revision = commit()  # before the run: a child forked later would inherit a large resident set
-    os.environ.update({"KUAIREC_HOME": str(workdir / "home"), "KUAIREC_PROFILE": profile, "KUAIREC_SEED": str(seed),
-                       "KUAIREC_SOURCE": "synthetic", "DAGSTER_HOME": str(prepare_instance(workdir))})
+    os.environ.update(
+        {
+            "KUAIREC_HOME": str(workdir / "home"),
+            "KUAIREC_PROFILE": profile,
+            "KUAIREC_SEED": str(seed),
+            "KUAIREC_SOURCE": "synthetic",
+            "DAGSTER_HOME": str(prepare_instance(workdir)),
+        }
+    )
     os.environ.pop("KUAIREC_ASSET_STORAGE", None)
     sampler = RssSampler(sample_interval)
     sampler.start()
@@ -117,8 +136,10 @@ def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[
     imported = time.time()
     with DagsterInstance.get() as instance:
         result = defs.get_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, raise_on_error=True,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})  # events still stored
+            instance=instance,
+            raise_on_error=True,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )  # events still stored
         finished = time.time()
         sampler.stop()
         records = instance.all_logs(result.run_id)
@@ -133,31 +154,48 @@ def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             begin = starts[record.step_key]
             base, peak = sampler.peak_between(begin, record.timestamp)
-            figures.append(StepFigure(record.step_key, round(record.timestamp - begin, 2), round(base / MIB, 1),
-                                      round(peak / MIB, 1)))
+            figures.append(
+                StepFigure(
+                    record.step_key, round(record.timestamp - begin, 2), round(base / MIB, 1), round(peak / MIB, 1)
+                )
+            )
     return {
-        "profile": profile, "seed": seed, "commit": revision,
+        "profile": profile,
+        "seed": seed,
+        "commit": revision,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "executor": "in_process", "steps": [asdict(f) for f in figures],
+        "machine": machine(),
+        "executor": "in_process",
+        "steps": [asdict(f) for f in figures],
         "import_and_definitions_s": round(imported - started, 2),
-        "run_s": round(finished - imported, 2), "total_s": round(finished - started, 2),
+        "run_s": round(finished - imported, 2),
+        "total_s": round(finished - started, 2),
         # The kernel updates ru_maxrss lazily (hiwater_rss), so a sample can exceed it slightly: take the larger.
-        "peak_rss_mib": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                                  max(rss for _, rss in sampler.samples)) / MIB, 1),
+        "peak_rss_mib": round(
+            max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, max(rss for _, rss in sampler.samples))
+            / MIB,
+            1,
+        ),
     }
 
 
 def report(figures: dict[str, object]) -> str:
     steps = sorted(figures["steps"], key=lambda f: -f["seconds"])
     width = max(len(f["step"]) for f in steps)
-    lines = [f"profile {figures['profile']}, seed {figures['seed']}, commit {figures['commit']}, {figures['date']}",
-             f"machine: {figures['machine']}",
-             f"{'step':<{width}}  {'wall s':>8}  {'rss at start MiB':>16}  {'peak rss MiB':>12}"]
-    lines += [f"{f['step']:<{width}}  {f['seconds']:>8.2f}  {f['rss_start_mib']:>16.1f}  {f['peak_rss_mib']:>12.1f}"
-              for f in steps]
-    lines.append(f"sum of steps {sum(f['seconds'] for f in steps):.1f} s; run {figures['run_s']} s; imports and "
-                 f"definitions {figures['import_and_definitions_s']} s; total {figures['total_s']} s "
-                 f"({figures['total_s'] / 60:.1f} min)")
+    lines = [
+        f"profile {figures['profile']}, seed {figures['seed']}, commit {figures['commit']}, {figures['date']}",
+        f"machine: {figures['machine']}",
+        f"{'step':<{width}}  {'wall s':>8}  {'rss at start MiB':>16}  {'peak rss MiB':>12}",
+    ]
+    lines += [
+        f"{f['step']:<{width}}  {f['seconds']:>8.2f}  {f['rss_start_mib']:>16.1f}  {f['peak_rss_mib']:>12.1f}"
+        for f in steps
+    ]
+    lines.append(
+        f"sum of steps {sum(f['seconds'] for f in steps):.1f} s; run {figures['run_s']} s; imports and "
+        f"definitions {figures['import_and_definitions_s']} s; total {figures['total_s']} s "
+        f"({figures['total_s'] / 60:.1f} min)"
+    )
     lines.append(f"peak resident: {figures['peak_rss_mib']} MiB (the process: ru_maxrss or the highest sample)")
     return "\n".join(lines)
 
@@ -166,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=("tiny", "demo", "full"), default="full", help="synthetic twin size")
     parser.add_argument("--seed", type=int, default=20220705, help="seed of the synthetic twin")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="fresh folder for KUAIREC_HOME and the instance (default: a temporary one, removed)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="fresh folder for KUAIREC_HOME and the instance (default: a temporary one, removed)",
+    )
     parser.add_argument("--sample-ms", type=int, default=50, help="resident-memory sampling period, 5..1000 ms")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)

@@ -49,10 +49,15 @@ def main() -> None:
     seen = sp.csr_matrix(
         (np.ones(len(data.train), np.float32), (data.train.user, data.train.video)), shape=(data.n_users, data.n_videos)
     )
-    blas = [f"{pool['internal_api']} x{pool['num_threads']}" for pool in threadpoolctl.threadpool_info()
-            if pool["user_api"] == "blas"]
-    print(f"scoring {data.n_users:,} users x {data.n_videos:,} videos "
-          f"({data.n_users * data.n_videos / 1e6:.0f} M cells), top {TOP_K} per user; BLAS: {', '.join(blas)}")
+    blas = [
+        f"{pool['internal_api']} x{pool['num_threads']}"
+        for pool in threadpoolctl.threadpool_info()
+        if pool["user_api"] == "blas"
+    ]
+    print(
+        f"scoring {data.n_users:,} users x {data.n_videos:,} videos "
+        f"({data.n_users * data.n_videos / 1e6:.0f} M cells), top {TOP_K} per user; BLAS: {', '.join(blas)}"
+    )
     for name, model in (("two_tower", two_tower), ("als", als), ("hybrid", hybrid)):
         line = f"  {name:<10} recommend: {time_recommend(model, users, None):6.2f} s"
         if args.exclude:

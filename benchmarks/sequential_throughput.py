@@ -43,16 +43,18 @@ class PerUserWindows(torch.utils.data.Dataset):
 
     def __init__(self, rows, max_len: int) -> None:
         per_user: dict[int, list[tuple[int, float, float]]] = {}
-        for user, video, target, timestamp in zip(rows.user.tolist(), rows.video.tolist(), rows.target.tolist(),
-                                                  rows.timestamp.tolist()):
+        for user, video, target, timestamp in zip(
+            rows.user.tolist(), rows.video.tolist(), rows.target.tolist(), rows.timestamp.tolist(), strict=False
+        ):
             per_user.setdefault(user, []).append((timestamp, video, target))
         self.windows: list[tuple[int, list[tuple[float, int, float]], bool, tuple[int, float] | None]] = []
         for user, views in per_user.items():
             views.sort()
             for first in range(0, len(views), max_len):
                 nxt = views[first + max_len] if first + max_len < len(views) else None
-                self.windows.append((user, views[first:first + max_len], first == 0,
-                                     None if nxt is None else (nxt[1], nxt[2])))
+                self.windows.append(
+                    (user, views[first : first + max_len], first == 0, None if nxt is None else (nxt[1], nxt[2]))
+                )
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -65,13 +67,22 @@ class PerUserWindows(torch.utils.data.Dataset):
         target = torch.cat([ratio[1:], torch.tensor([nxt[1] if nxt else 0.0])])
         valid = torch.ones(len(views), dtype=torch.bool)
         valid[-1] = nxt is not None
-        return {"video": video, "ratio": ratio, "user": torch.tensor(user), "first": torch.tensor(first),
-                "target_video": target_video, "target": target, "target_valid": valid}
+        return {
+            "video": video,
+            "ratio": ratio,
+            "user": torch.tensor(user),
+            "first": torch.tensor(first),
+            "target_video": target_video,
+            "target": target,
+            "target_valid": valid,
+        }
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    padded = {name: pad_sequence([item[name] for item in items], batch_first=True)
-              for name in ("video", "ratio", "target_video", "target", "target_valid")}
+    padded = {
+        name: pad_sequence([item[name] for item in items], batch_first=True)
+        for name in ("video", "ratio", "target_video", "target", "target_valid")
+    }
     padded["user"] = torch.stack([item["user"] for item in items])
     padded["first"] = torch.stack([item["first"] for item in items])
     return padded
@@ -126,9 +137,11 @@ def main() -> None:
     sizes = dataclasses.replace(Sizes.full(), train_rows=args.rows, val_rows=1_000)
     data = synthetic_training_data(sizes)
     config = SequentialConfig(num_threads=args.threads, accelerator="cpu")
-    print(f"data: {data.n_users:,} users x {data.n_videos:,} videos, {len(data.train):,} train rows; max_len "
-          f"{config.max_len}, {config.batch_windows} windows per batch; {args.threads} torch thread(s); "
-          f"{args.seconds:.0f} s per variant")
+    print(
+        f"data: {data.n_users:,} users x {data.n_videos:,} videos, {len(data.train):,} train rows; max_len "
+        f"{config.max_len}, {config.batch_windows} windows per batch; {args.threads} torch thread(s); "
+        f"{args.seconds:.0f} s per variant"
+    )
 
     started = time.perf_counter()
     history = sequences.build_history(data.train, data.n_users, config.seed)
@@ -137,16 +150,19 @@ def main() -> None:
     started = time.perf_counter()
     naive_dataset = PerUserWindows(data.train, config.max_len)
     naive_setup = time.perf_counter() - started
-    naive = torch.utils.data.DataLoader(naive_dataset, batch_size=config.batch_windows, shuffle=True,
-                                        collate_fn=collate)
+    naive = torch.utils.data.DataLoader(
+        naive_dataset, batch_size=config.batch_windows, shuffle=True, collate_fn=collate
+    )
 
     results = {
         "ours (WindowBatches)": train_for(fresh_network(data, config), ours, args.seconds),
         "naive per-user Dataset + DataLoader": train_for(fresh_network(data, config), naive, args.seconds),
     }
     feeding = {"ours": feed_for(ours, args.seconds / 2), "naive": feed_for(naive, args.seconds / 2)}
-    print(f"feeding alone (no training step): ours {feeding['ours']:,.0f} positions/s, naive "
-          f"{feeding['naive']:,.0f} positions/s: {feeding['ours'] / feeding['naive']:.1f}x")
+    print(
+        f"feeding alone (no training step): ours {feeding['ours']:,.0f} positions/s, naive "
+        f"{feeding['naive']:,.0f} positions/s: {feeding['ours'] / feeding['naive']:.1f}x"
+    )
     print(f"setup: ours {ours_setup:.2f} s (history + windows), naive {naive_setup:.2f} s (per-user lists)")
     baseline = results["naive per-user Dataset + DataLoader"][0]
     print(f"  {'variant':<38} {'positions/s':>12} {'positions':>11}   vs naive")

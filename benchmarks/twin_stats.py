@@ -98,14 +98,19 @@ def statistics_table(out_dir: Path, profile: str) -> str:
     lines += ["", "| tags per video | twin | KuaiRec |", "|---|---:|---:|"]
     for count in range(1, 5):
         key = f"tags_per_video_{count}"
-        lines.append(f"| {count} | {_format(twin['item_categories'][key], 'pct')} | "
-                     f"{_format(real['item_categories'][key], 'pct')} |")
+        lines.append(
+            f"| {count} | {_format(twin['item_categories'][key], 'pct')} | "
+            f"{_format(real['item_categories'][key], 'pct')} |"
+        )
 
     difficulty = twin["difficulty"]
-    lines += ["", f"Difficulty: RMSE(oracle) / RMSE(global mean) = **{difficulty['ratio']:.3f}** "
-                  f"(oracle {difficulty['rmse_oracle']:.4f}, global mean {difficulty['rmse_global_mean']:.4f}, "
-                  f"{difficulty['test_pairs']:,.0f} test pairs, {difficulty['train_rows']:,.0f} train rows; "
-                  "target 0.75-0.85)"]
+    lines += [
+        "",
+        f"Difficulty: RMSE(oracle) / RMSE(global mean) = **{difficulty['ratio']:.3f}** "
+        f"(oracle {difficulty['rmse_oracle']:.4f}, global mean {difficulty['rmse_global_mean']:.4f}, "
+        f"{difficulty['test_pairs']:,.0f} test pairs, {difficulty['train_rows']:,.0f} train rows; "
+        "target 0.75-0.85)",
+    ]
     return "\n".join(lines)
 
 
@@ -113,8 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="twin folder (default: the pipeline's, data/source/synthetic-<profile>-seed<seed>)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="twin folder (default: the pipeline's, data/source/synthetic-<profile>-seed<seed>)",
+    )
     args = parser.parse_args()
     out_dir = args.out or Settings(home=Path("data").absolute(), profile=args.profile, seed=args.seed).synthetic_dir
 

@@ -101,14 +101,22 @@ class StepClock(lightning.Callback):
             self.samples += batch[2].shape[0]
 
 
-def train_with_lightning(network: TwoTowerNetwork, rows: Interactions, config: TwoTowerConfig,
-                         steps: int) -> tuple[float, float, int]:
+def train_with_lightning(
+    network: TwoTowerNetwork, rows: Interactions, config: TwoTowerConfig, steps: int
+) -> tuple[float, float, int]:
     """``steps`` timed steps (after the warm-up) of ``Trainer.fit``; (samples per wall second, per CPU second,
     samples)."""
     clock = StepClock()
     trainer = lightning.Trainer(
-        accelerator="cpu", devices=1, max_steps=WARMUP_BATCHES + steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, callbacks=[clock],
+        accelerator="cpu",
+        devices=1,
+        max_steps=WARMUP_BATCHES + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[clock],
         log_every_n_steps=50,
     )
     loader = index_batch_loader(rows, config.batch_size, torch.device("cpu"), shuffle=True, seed=config.seed)
@@ -130,8 +138,10 @@ def main() -> None:
     sizes = dataclasses.replace(Sizes.full(), train_rows=args.rows, val_rows=1_000)
     data = synthetic_training_data(sizes)
     config = TwoTowerConfig(num_threads=args.threads, show_progress=False)
-    print(f"data: {data.n_users:,} users x {data.n_videos:,} videos, {len(data.train):,} train rows; "
-          f"{args.threads} torch thread(s); {args.seconds:.0f} s per variant")
+    print(
+        f"data: {data.n_users:,} users x {data.n_videos:,} videos, {len(data.train):,} train rows; "
+        f"{args.threads} torch thread(s); {args.seconds:.0f} s per variant"
+    )
 
     cpu = torch.device("cpu")
     results = {}
@@ -139,8 +149,9 @@ def main() -> None:
     results["ours (index batches, 8192)"] = train_for(fresh_network(data, config), ours, args.seconds)
     # As many steps as ours managed in the same time, so both run about as long.
     steps = max(10, round(results["ours (index batches, 8192)"][0] * args.seconds / config.batch_size))
-    results["ours through Lightning (8192)"] = train_with_lightning(fresh_network(data, config), data.train, config,
-                                                                    steps)
+    results["ours through Lightning (8192)"] = train_with_lightning(
+        fresh_network(data, config), data.train, config, steps
+    )
     naive_dataset = PerRowDataset(data.train)
     for batch_size in (256, config.batch_size):
         naive = torch.utils.data.DataLoader(naive_dataset, batch_size=batch_size, shuffle=True)
@@ -154,8 +165,10 @@ def main() -> None:
     for name, (rate, cpu_rate, samples) in results.items():
         print(f"  {name:<34} {rate:>12,.0f} {cpu_rate:>12,.0f} {samples:>11,}   {rate / baseline:6.1f}x")
     best = results["ours (index batches, 8192)"][0]
-    print(f"target: ours >= {TARGET_SAMPLES_PER_SECOND:,} samples/s   "
-          f"{'OK' if best >= TARGET_SAMPLES_PER_SECOND else 'UNDER'} (wall clock)")
+    print(
+        f"target: ours >= {TARGET_SAMPLES_PER_SECOND:,} samples/s   "
+        f"{'OK' if best >= TARGET_SAMPLES_PER_SECOND else 'UNDER'} (wall clock)"
+    )
 
 
 if __name__ == "__main__":

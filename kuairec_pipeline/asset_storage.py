@@ -62,8 +62,11 @@ def mirror_assets(url: str, folder: Path) -> dict[str, int]:
         listing = fs.ls(root, detail=True)
     except FileNotFoundError:
         listing = []
-    remote = {Path(info["name"]).name: info for info in listing
-              if info.get("type") == "file" and Path(info["name"]).name.endswith(ASSET_SUFFIXES)}
+    remote = {
+        Path(info["name"]).name: info
+        for info in listing
+        if info.get("type") == "file" and Path(info["name"]).name.endswith(ASSET_SUFFIXES)
+    }
     if not remote:
         raise FileNotFoundError(f"{url} holds no asset file")
     counts = {"downloaded": 0, "unchanged": 0, "removed": 0}

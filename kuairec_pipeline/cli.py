@@ -10,7 +10,6 @@ from pathlib import Path
 
 from kuairec_pipeline.settings import DEFAULT_SEED, PROFILES, Settings
 
-
 DEFAULT_DEPTH = 50  # the recommendations asset's default k: the cap when no stored table tells another
 
 
@@ -45,8 +44,11 @@ def _capped_k(k: int, assets_dir: Path) -> int:
     stored = assets_dir / "recommendations.parquet"
     depth = (recommendations_depth(stored) if stored.exists() else None) or DEFAULT_DEPTH
     if k > depth:
-        print(f"kuairec recommend: -k {k} capped at {depth}, the depth of the stored recommendations "
-              f"(re-materialize recommendations with a larger k for more)", file=sys.stderr)
+        print(
+            f"kuairec recommend: -k {k} capped at {depth}, the depth of the stored recommendations "
+            f"(re-materialize recommendations with a larger k for more)",
+            file=sys.stderr,
+        )
     return min(k, depth)
 
 
@@ -88,8 +90,7 @@ def _metrics(args: argparse.Namespace) -> int:
         print(f"kuairec metrics: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
     if not path.exists():
-        print(f"kuairec metrics: {path} does not exist. Materialize the pipeline first (see README).",
-              file=sys.stderr)
+        print(f"kuairec metrics: {path} does not exist. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
     table = pl.read_parquet(path)
     print(metrics_markdown(table.filter(pl.col("split") == args.split)))
@@ -119,16 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     recommend = commands.add_parser("recommend", help="top videos for one user, from the stored artifacts")
     recommend.add_argument("--user", type=int, required=True, help="user id")
-    recommend.add_argument("-k", type=_positive_int, default=10,
-                           help="how many videos (>= 1; at most the depth of the stored recommendations, "
-                                "50 by default)")
-    recommend.add_argument("--model", default=None,
-                           help="linear, als, two_tower or hybrid (default: the model the recommendations asset chose)")
+    recommend.add_argument(
+        "-k",
+        type=_positive_int,
+        default=10,
+        help="how many videos (>= 1; at most the depth of the stored recommendations, 50 by default)",
+    )
+    recommend.add_argument(
+        "--model",
+        default=None,
+        help="linear, als, two_tower or hybrid (default: the model the recommendations asset chose)",
+    )
     recommend.set_defaults(handler=_recommend)
 
     metrics = commands.add_parser("metrics", help="print the stored metrics table")
-    metrics.add_argument("--split", choices=("test", "selection", "val"), default="test",
-                         help="which split's rows: test (reported), selection (model choice), val (tuning)")
+    metrics.add_argument(
+        "--split",
+        choices=("test", "selection", "val"),
+        default="test",
+        help="which split's rows: test (reported), selection (model choice), val (tuning)",
+    )
     metrics.set_defaults(handler=_metrics)
 
     summary = commands.add_parser("summary", help="where the results and the report are, headline metrics, next steps")

@@ -81,15 +81,21 @@ class TrainedWith:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainedWith":
+    def from_json(cls, text: str) -> TrainedWith:
         values = json.loads(text)
-        return cls(float(values["scaler_min"]), float(values["scaler_max"]), dict(values.get("inputs", {})),
-                   dict(values.get("ratio_config", {})))
+        return cls(
+            float(values["scaler_min"]),
+            float(values["scaler_max"]),
+            dict(values.get("inputs", {})),
+            dict(values.get("ratio_config", {})),
+        )
 
     def describe(self) -> str:
         config = ", ".join(f"{k} {v}" for k, v in sorted(self.ratio_config.items())) or "config unknown"
-        return (f"filtered_ratios {self.inputs.get('filtered_ratios', '?')} ({config}; target scaler "
-                f"[{self.scaler_min:.4g}, {self.scaler_max:.4g}])")
+        return (
+            f"filtered_ratios {self.inputs.get('filtered_ratios', '?')} ({config}; target scaler "
+            f"[{self.scaler_min:.4g}, {self.scaler_max:.4g}])"
+        )
 
 
 def stamp(bundle: dict[str, np.ndarray], trained_with: TrainedWith) -> dict[str, np.ndarray]:
@@ -156,8 +162,10 @@ def check_against_tables(what: str, trained_with: TrainedWith | None, assets_dir
         When ``filtered_ratios.parquet`` now holds another table than the one ``what`` was built from.
     """
     if trained_with is None:
-        return [f"{what} records nothing about its training data (written by an older version): it may not match "
-                "the tables now stored"]
+        return [
+            f"{what} records nothing about its training data (written by an older version): it may not match "
+            "the tables now stored"
+        ]
     warnings = []
     for table, recorded in sorted(trained_with.inputs.items()):
         path = Path(assets_dir) / f"{table}.parquet"
@@ -175,6 +183,8 @@ def check_against_tables(what: str, trained_with: TrainedWith | None, assets_dir
                 "again: dagster asset materialize -m kuairec_pipeline.definitions --select 'filtered_ratios*' "
                 "(with the run config you want)."
             )
-        warnings.append(f"{path.name} changed since {what} was built ({recorded} -> {current}); the scores come "
-                        f"from {what} itself and stay as trained")
+        warnings.append(
+            f"{path.name} changed since {what} was built ({recorded} -> {current}); the scores come "
+            f"from {what} itself and stay as trained"
+        )
     return warnings

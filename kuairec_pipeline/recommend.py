@@ -16,11 +16,16 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline import provenance
-from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import Recommender
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
-RECOMMENDATION_SCHEMA = {"user_id": pl.Int32, "rank": pl.Int32, "video_id": pl.Int32, "score": pl.Float32,
-                         "model": pl.String}
+RECOMMENDATION_SCHEMA = {
+    "user_id": pl.Int32,
+    "rank": pl.Int32,
+    "video_id": pl.Int32,
+    "score": pl.Float32,
+    "model": pl.String,
+}
 DEFAULT_BATCH_USERS = 2048  # users per recommend() call: bounds the (users x k) arrays and frames in flight
 # Asset files as the IO managers name them (<key>.parquet / <key>.npz); spelled out here rather than imported from
 # orchestration, which would load Dagster and cost the CLI seconds.
@@ -65,28 +70,39 @@ def build_recommendations(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    users = np.arange(model.n_users if n_users is None else n_users) if user_ids is None \
+    users = (
+        np.arange(model.n_users if n_users is None else n_users)
+        if user_ids is None
         else np.asarray(user_ids, dtype=np.int64)
+    )
     name = label or model.name
     frames = []
     for first in range(0, users.size, batch_users):
-        batch = users[first:first + batch_users]
+        batch = users[first : first + batch_users]
         ids, scores = model.recommend(batch, k=k, exclude=exclude_seen)
         width = ids.shape[1]
         kept = np.isfinite(scores).ravel()  # excluded videos come back at -inf when too few are left
-        frames.append(pl.DataFrame({
-            "user_id": np.repeat(batch, width)[kept].astype(np.int32),
-            "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), batch.size)[kept],
-            "video_id": ids.ravel()[kept].astype(np.int32),
-            "score": scores.ravel()[kept].astype(np.float32),
-        }))
-    table = pl.concat(frames) if frames else pl.DataFrame(schema={c: RECOMMENDATION_SCHEMA[c] for c in
-                                                                  ("user_id", "rank", "video_id", "score")})
+        frames.append(
+            pl.DataFrame(
+                {
+                    "user_id": np.repeat(batch, width)[kept].astype(np.int32),
+                    "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), batch.size)[kept],
+                    "video_id": ids.ravel()[kept].astype(np.int32),
+                    "score": scores.ravel()[kept].astype(np.float32),
+                }
+            )
+        )
+    table = (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={c: RECOMMENDATION_SCHEMA[c] for c in ("user_id", "rank", "video_id", "score")})
+    )
     # Excluded videos score -inf, below every real score, so dropping them only cuts a tail: ranks stay 1..n.
     table = table.with_columns(pl.lit(name, dtype=pl.String).alias("model"))
     if scaler is not None:
         table = table.with_columns(
-            pl.Series("predicted_watch_ratio", scaler.inverse(table["score"].to_numpy()), dtype=pl.Float32))
+            pl.Series("predicted_watch_ratio", scaler.inverse(table["score"].to_numpy()), dtype=pl.Float32)
+        )
     return table.sort("user_id", "rank")
 
 
@@ -165,8 +181,9 @@ def format_recommendations(
     text_columns = {"tags"}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if h in text_columns else c.rjust(w)
-                         for c, w, h in zip(cells, widths, headers)).rstrip()
+        return "  ".join(
+            c.ljust(w) if h in text_columns else c.rjust(w) for c, w, h in zip(cells, widths, headers, strict=False)
+        ).rstrip()
 
     model = mine["model"][0] if "model" in mine.columns else "?"
     title = f"Top {len(rows)} videos for user {user_id} (model: {model})"
@@ -218,19 +235,31 @@ def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: st
     seen = sp.csr_matrix((model.n_users, model.n_videos), dtype=np.float32)
     ratios = assets_dir / FILTERED_RATIOS_FILE
     if ratios.exists():
-        watched = (pl.scan_parquet(ratios)
-                   .filter((pl.col("user_id") == user_id) & pl.col("split").is_in(list(SEEN_SPLITS)))
-                   .select("video_id").unique().collect()["video_id"].to_numpy().astype(np.int64))
-        seen = sp.csr_matrix((np.ones(watched.size, dtype=np.float32), (np.full(watched.size, user_id), watched)),
-                             shape=(model.n_users, model.n_videos))
+        watched = (
+            pl.scan_parquet(ratios)
+            .filter((pl.col("user_id") == user_id) & pl.col("split").is_in(list(SEEN_SPLITS)))
+            .select("video_id")
+            .unique()
+            .collect()["video_id"]
+            .to_numpy()
+            .astype(np.int64)
+        )
+        seen = sp.csr_matrix(
+            (np.ones(watched.size, dtype=np.float32), (np.full(watched.size, user_id), watched)),
+            shape=(model.n_users, model.n_videos),
+        )
     record = provenance.trained_with_of(arrays)
-    table = build_recommendations(model, k=k, exclude_seen=seen, user_ids=np.array([user_id]),
-                                  scaler=record.scaler if record is not None else None)
+    table = build_recommendations(
+        model,
+        k=k,
+        exclude_seen=seen,
+        user_ids=np.array([user_id]),
+        scaler=record.scaler if record is not None else None,
+    )
     return table, warnings
 
 
-def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, model_name: str | None = None
-                             ) -> str:
+def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, model_name: str | None = None) -> str:
     """The ``kuairec recommend`` answer from the asset folder.
 
     By default, and when ``model_name`` is the model the ``recommendations`` asset used, the user's rows are read
@@ -245,7 +274,8 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
         if not recommendations.exists():
             raise FileNotFoundError(f"{recommendations} does not exist")
         warnings = provenance.check_against_tables(
-            recommendations.name, provenance.file_trained_with(recommendations), assets_dir)
+            recommendations.name, provenance.file_trained_with(recommendations), assets_dir
+        )
         recs = read_user_recommendations(recommendations, user_id, k)
     else:
         recs, warnings = _recommend_on_the_fly(assets_dir, user_id, k, model_name)

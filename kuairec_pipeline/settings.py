@@ -37,18 +37,21 @@ class Settings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed (KUAIREC_SEED) must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
         if not str(self.source).strip():
-            raise ValueError("source (KUAIREC_SOURCE) must be 'synthetic', 'download', a folder or a .zip path, "
-                             "got an empty value")
+            raise ValueError(
+                "source (KUAIREC_SOURCE) must be 'synthetic', 'download', a folder or a .zip path, got an empty value"
+            )
         if "://" in self.asset_storage:
             from fsspec.registry import known_implementations
 
             protocol = self.asset_storage.split("://", 1)[0]
             if protocol not in known_implementations:
-                raise ValueError(f"KUAIREC_ASSET_STORAGE={self.asset_storage!r}: unknown protocol {protocol!r}; "
-                                 "use a folder or an fsspec URL such as s3://bucket/prefix")
+                raise ValueError(
+                    f"KUAIREC_ASSET_STORAGE={self.asset_storage!r}: unknown protocol {protocol!r}; "
+                    "use a folder or an fsspec URL such as s3://bucket/prefix"
+                )
 
     @classmethod
-    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         profile = env.get("KUAIREC_PROFILE", "demo") or "demo"
         if profile not in PROFILES:

@@ -56,8 +56,10 @@ def closing_summary(settings: Settings) -> str:
         example_user = 0 if first_user is None else int(first_user)
         first = pl.scan_parquet(recommendations).select("model").head(1).collect()
         model = first.item() if first.height else "?"
-        lines.append(f"  recommendations  {recommendations} (top {recommendations_depth(recommendations)} per user, "
-                     f"model {model})")
+        lines.append(
+            f"  recommendations  {recommendations} (top {recommendations_depth(recommendations)} per user, "
+            f"model {model})"
+        )
     width = max([len(m) for m in models] + [5])
     lines.append("")
     lines.append("Test metrics (* best, oracle = the planted ceiling):")
@@ -69,8 +71,11 @@ def closing_summary(settings: Settings) -> str:
             mark = "*" if value is not None and model != "oracle" and best.get(metric) == value else " "
             cells.append((_fmt(value) + mark).rjust(9))
         lines.append(f"  {model.ljust(width)}  " + "  ".join(cells))
-    lines += ["", "Next:",
-              f"  .venv/bin/kuairec recommend --user {example_user} -k 10      # one user's top 10",
-              "  .venv/bin/kuairec metrics                       # every metric",
-              "  .venv/bin/dagster dev -h 127.0.0.1 -p 3000      # the web UI"]
+    lines += [
+        "",
+        "Next:",
+        f"  .venv/bin/kuairec recommend --user {example_user} -k 10      # one user's top 10",
+        "  .venv/bin/kuairec metrics                       # every metric",
+        "  .venv/bin/dagster dev -h 127.0.0.1 -p 3000      # the web UI",
+    ]
     return "\n".join(lines) + "\n"

@@ -35,21 +35,27 @@ class TargetScaler:
         value = pl.col(column)
         # The ends map to exactly 0 and 1 without dividing: polars divides by a literal through its reciprocal,
         # which overflows for a subnormal span (0 * inf = NaN). Nulls and NaN pass through as before.
-        return (pl.when(value <= self.minimum).then(0.0).when(value >= self.maximum).then(1.0)
-                .otherwise(((value - self.minimum) / self.span).clip(0.0, 1.0)).alias(column))
+        return (
+            pl.when(value <= self.minimum)
+            .then(0.0)
+            .when(value >= self.maximum)
+            .then(1.0)
+            .otherwise(((value - self.minimum) / self.span).clip(0.0, 1.0))
+            .alias(column)
+        )
 
     def inverse(self, target: np.ndarray) -> np.ndarray:
         return np.asarray(target, dtype=np.float64) * self.span + self.minimum
 
     @classmethod
-    def fit(cls, training_watch_ratio: np.ndarray | pl.Series) -> "TargetScaler":
+    def fit(cls, training_watch_ratio: np.ndarray | pl.Series) -> TargetScaler:
         values = np.asarray(training_watch_ratio, dtype=np.float64)
         if values.size == 0:
             raise ValueError("cannot fit the target scaler on zero training rows")
         return cls(float(values.min()), float(values.max()))
 
     @classmethod
-    def from_filtered_ratios(cls, filtered_ratios: pl.DataFrame) -> "TargetScaler":
+    def from_filtered_ratios(cls, filtered_ratios: pl.DataFrame) -> TargetScaler:
         """Recover the scaler from the ``filtered_ratios`` table: by definition min and max of its training rows."""
         train = filtered_ratios.filter(pl.col("split") == SPLIT_TRAIN)["watch_ratio"]
         return cls.fit(train.to_numpy())

@@ -117,8 +117,10 @@ def upward_imports(graph: list[Import], layers: Mapping[str, tuple[int, str]]) -
     for edge in graph:
         own, other = layer_of(edge.importer, layers), layer_of(edge.imported, layers)
         if own is not None and other is not None and other[0] > own[0]:
-            problems.append(f"{edge.importer} (layer {own[0]} {own[1]}) imports {edge.imported} "
-                            f"(layer {other[0]} {other[1]}) at line {edge.line}")
+            problems.append(
+                f"{edge.importer} (layer {own[0]} {own[1]}) imports {edge.imported} "
+                f"(layer {other[0]} {other[1]}) at line {edge.line}"
+            )
     return problems
 
 
@@ -170,8 +172,10 @@ def import_cycles(graph: list[Import]) -> list[frozenset[str]]:
 
 def long_modules(root: Path, package: str = PACKAGE) -> dict[str, int]:
     """Repository-relative path -> line count, for every module over ``MAX_LINES`` lines."""
-    counts = {path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
-              for path in module_files(root, package).values()}
+    counts = {
+        path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in module_files(root, package).values()
+    }
     return {path: count for path, count in counts.items() if count > MAX_LINES}
 
 
@@ -226,21 +230,24 @@ def _write(root: Path, files: Mapping[str, str]) -> None:
 
 
 def test_checker_resolves_every_import_form(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/core.py": "",
-        "pkg/low/__init__.py": "from pkg.low.parts import thing\n",
-        "pkg/low/parts.py": "from . import sibling\nfrom .sibling import x\nfrom .. import core\n",
-        "pkg/low/sibling.py": "x = 1\n",
-        "pkg/high.py": (
-            "import os\n"
-            "import pkg.low.parts as parts\n"
-            "from typing import TYPE_CHECKING\n"
-            "if TYPE_CHECKING:\n    from pkg.low import sibling\n"
-            "def later():\n    from pkg.low import thing\n    return thing\n"
-            "LAZY = 'pkg.core:Thing'\n"
-        ),
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/core.py": "",
+            "pkg/low/__init__.py": "from pkg.low.parts import thing\n",
+            "pkg/low/parts.py": "from . import sibling\nfrom .sibling import x\nfrom .. import core\n",
+            "pkg/low/sibling.py": "x = 1\n",
+            "pkg/high.py": (
+                "import os\n"
+                "import pkg.low.parts as parts\n"
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from pkg.low import sibling\n"
+                "def later():\n    from pkg.low import thing\n    return thing\n"
+                "LAZY = 'pkg.core:Thing'\n"
+            ),
+        },
+    )
     graph = {(edge.importer, edge.imported) for edge in import_graph(tmp_path, "pkg")}
     assert graph == {
         ("pkg.low", "pkg.low.parts"),
@@ -254,11 +261,14 @@ def test_checker_resolves_every_import_form(tmp_path: Path) -> None:
 
 
 def test_checker_finds_upward_imports_cycles_and_long_modules(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/low.py": "def f():\n    from pkg import high\n",  # upward, and hidden in a function
-        "pkg/high.py": "from pkg.low import f\n" + "x = 1\n" * MAX_LINES,
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/low.py": "def f():\n    from pkg import high\n",  # upward, and hidden in a function
+            "pkg/high.py": "from pkg.low import f\n" + "x = 1\n" * MAX_LINES,
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     layers = {"__init__": (0, "core"), "low": (1, "low"), "high": (2, "high")}
     assert upward_imports(graph, layers) == ["pkg.low (layer 1 low) imports pkg.high (layer 2 high) at line 2"]
@@ -268,7 +278,10 @@ def test_checker_finds_upward_imports_cycles_and_long_modules(tmp_path: Path) ->
 
 def test_layers_table_is_read_from_the_doc() -> None:
     layers = read_layers(ARCHITECTURE_DOC)
-    assert layers["settings"][0] == 0 and layers["dataset"][0] == 1 and layers["definitions"][0] == max(
-        rank for rank, _ in layers.values())
+    assert (
+        layers["settings"][0] == 0
+        and layers["dataset"][0] == 1
+        and layers["definitions"][0] == max(rank for rank, _ in layers.values())
+    )
     assert layers["dataset"][0] < layers["features"][0] < layers["models"][0] < layers["evaluation"][0]
     assert layers["cli"] == layers["orchestration"] and layers["recommend"] == layers["evaluation"]

@@ -24,14 +24,26 @@ def home(tmp_path_factory) -> Path:
     assets = root / "assets"
     assets.mkdir()
     build_recommendations(model, data.n_users, k=8, label="hybrid").write_parquet(assets / "recommendations.parquet")
-    pl.DataFrame({"video_id": np.arange(data.n_videos, dtype=np.int32), "tag_ids": data.video_tags.tolist()}
-                 ).write_parquet(assets / "video_features.parquet")
-    pl.DataFrame({"user_id": data.train.user, "video_id": data.train.video, "watch_ratio": data.train.watch_ratio,
-                  "split": ["train"] * len(data.train)}).write_parquet(assets / "filtered_ratios.parquet")
+    pl.DataFrame(
+        {"video_id": np.arange(data.n_videos, dtype=np.int32), "tag_ids": data.video_tags.tolist()}
+    ).write_parquet(assets / "video_features.parquet")
+    pl.DataFrame(
+        {
+            "user_id": data.train.user,
+            "video_id": data.train.video,
+            "watch_ratio": data.train.watch_ratio,
+            "split": ["train"] * len(data.train),
+        }
+    ).write_parquet(assets / "filtered_ratios.parquet")
     model.save(assets / "linear_baseline.npz")
-    pl.DataFrame({"model": ["linear", "linear", "oracle", "global_mean"], "split": ["test"] * 4,
-                  "metric": ["rmse", "ndcg@10", "rmse", "rmse"], "value": [0.16, 0.28, 0.14, 0.19]}
-                 ).write_parquet(assets / "metrics.parquet")
+    pl.DataFrame(
+        {
+            "model": ["linear", "linear", "oracle", "global_mean"],
+            "split": ["test"] * 4,
+            "metric": ["rmse", "ndcg@10", "rmse", "rmse"],
+            "value": [0.16, 0.28, 0.14, 0.19],
+        }
+    ).write_parquet(assets / "metrics.parquet")
     return root
 
 

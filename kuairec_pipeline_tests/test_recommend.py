@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.recommend import (
     RECOMMENDATION_SCHEMA,
@@ -22,6 +21,7 @@ from kuairec_pipeline.recommend import (
     recommend_for_user,
     recommend_from_artifacts,
 )
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.models.contract import PlantedData, make_planted
 
 
@@ -37,8 +37,7 @@ def model(planted: PlantedData) -> LinearRecommender:
 
 def video_features(planted: PlantedData) -> pl.DataFrame:
     data = planted.data
-    return pl.DataFrame({"video_id": np.arange(data.n_videos, dtype=np.int32),
-                         "tag_ids": data.video_tags.tolist()})
+    return pl.DataFrame({"video_id": np.arange(data.n_videos, dtype=np.int32), "tag_ids": data.video_tags.tolist()})
 
 
 def test_table_matches_recommend_and_excludes_seen(planted: PlantedData, model: LinearRecommender) -> None:
@@ -129,16 +128,19 @@ def test_one_user_is_answered_fast_from_a_full_size_table(tmp_path: Path) -> Non
     # KuaiRec scale: 7,176 users x 50 recommendations, 10,728 videos.
     n_users, k, n_videos = 7_176, 50, 10_728
     rng = np.random.default_rng(0)
-    recs = pl.DataFrame({
-        "user_id": np.repeat(np.arange(n_users, dtype=np.int32), k),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_users),
-        "video_id": rng.integers(0, n_videos, n_users * k).astype(np.int32),
-        "score": np.sort(rng.random((n_users, k)).astype(np.float32), axis=1)[:, ::-1].ravel(),
-        "model": ["hybrid_model"] * (n_users * k),
-    })
+    recs = pl.DataFrame(
+        {
+            "user_id": np.repeat(np.arange(n_users, dtype=np.int32), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n_users),
+            "video_id": rng.integers(0, n_videos, n_users * k).astype(np.int32),
+            "score": np.sort(rng.random((n_users, k)).astype(np.float32), axis=1)[:, ::-1].ravel(),
+            "model": ["hybrid_model"] * (n_users * k),
+        }
+    )
     recs.write_parquet(tmp_path / "recs.parquet", row_group_size=50_000)
-    videos = pl.DataFrame({"video_id": np.arange(n_videos, dtype=np.int32),
-                           "tag_ids": rng.integers(0, 32, (n_videos, 4)).tolist()})
+    videos = pl.DataFrame(
+        {"video_id": np.arange(n_videos, dtype=np.int32), "tag_ids": rng.integers(0, 32, (n_videos, 4)).tolist()}
+    )
     videos.write_parquet(tmp_path / "videos.parquet")
     started = time.perf_counter()
     text = recommend_for_user(tmp_path / "recs.parquet", 4_321, k=10, video_features_path=tmp_path / "videos.parquet")
@@ -151,8 +153,14 @@ def test_answer_from_the_asset_folder(tmp_path: Path, planted: PlantedData, mode
     stored = build_recommendations(model, data.n_users, k=10, label="hybrid")
     stored.write_parquet(tmp_path / "recommendations.parquet")
     video_features(planted).write_parquet(tmp_path / "video_features.parquet")
-    watched = pl.DataFrame({"user_id": data.train.user, "video_id": data.train.video,
-                            "watch_ratio": data.train.watch_ratio, "split": ["train"] * len(data.train)})
+    watched = pl.DataFrame(
+        {
+            "user_id": data.train.user,
+            "video_id": data.train.video,
+            "watch_ratio": data.train.watch_ratio,
+            "split": ["train"] * len(data.train),
+        }
+    )
     watched.write_parquet(tmp_path / "filtered_ratios.parquet")
     model.save(tmp_path / "linear_baseline.npz")
 

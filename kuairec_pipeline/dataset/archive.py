@@ -128,7 +128,8 @@ def _unpack_nested(archive: Path, staging: Path) -> None:
                 if not any(info.filename.lower().endswith(".csv") for info, _ in members):
                     raise KuaiRecSourceError(
                         f"{where} holds no CSV file ({len(members)} entries): unpack the archives yourself and "
-                        "point KUAIREC_SOURCE at the folder holding the KuaiRec CSV files")
+                        "point KUAIREC_SOURCE at the folder holding the KuaiRec CSV files"
+                    )
                 for info, relative in members:
                     _extract_member(bundle, info, folder / relative)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:

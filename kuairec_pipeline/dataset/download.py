@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -111,8 +110,11 @@ def _fetch_with_retries(url: str, part: Path, progress: bool, config: DownloadCo
         except _Interrupted as exc:
             if attempt == config.attempts:
                 kept = part.stat().st_size if part.exists() else 0
-                resume = (f"{kept:,} bytes are kept in {part} and the next try resumes from there. " if kept
-                          else "Nothing was received. ")
+                resume = (
+                    f"{kept:,} bytes are kept in {part} and the next try resumes from there. "
+                    if kept
+                    else "Nothing was received. "
+                )
                 raise KuaiRecSourceError(
                     f"could not download {url} after {config.attempts} tries ({exc}); " + resume + _OFFLINE_HINT
                 ) from exc
@@ -158,16 +160,25 @@ def _fetch_once(url: str, part: Path, progress: bool, config: DownloadConfig) ->
         else:
             raise _Interrupted(f"unexpected HTTP status {status}")
         received = offset
-        with open(part, mode) as sink, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=ARCHIVE_NAME,
-            disable=not progress, leave=False,
-        ) as bar:
+        with (
+            open(part, mode) as sink,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=ARCHIVE_NAME,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(config.chunk_bytes):
                     sink.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-            except (OSError, http.client.HTTPException, socket.timeout) as exc:
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 raise _Interrupted(f"the transfer stopped at byte {received:,}: {exc!r}") from exc
     if total is not None and received != total:
         raise _Interrupted(f"the transfer stopped at byte {received:,} of {total:,}")

@@ -80,23 +80,66 @@ CAPTION_CATEGORY = FileSchema(
         "third_level_category_id": pl.Int32(),
         "third_level_category_name": pl.String(),
     },
-    frozenset({"manual_cover_text", "caption", "topic_tag", "first_level_category_name",
-               "second_level_category_name", "third_level_category_name"}),
+    frozenset(
+        {
+            "manual_cover_text",
+            "caption",
+            "topic_tag",
+            "first_level_category_name",
+            "second_level_category_name",
+            "third_level_category_name",
+        }
+    ),
 )
 MISSING_CATEGORY_ID = -124  # with name "UNKNOWN"
 
 _DAILY_COUNT_COLUMNS = [
-    "show_cnt", "show_user_num", "play_cnt", "play_user_num", "play_duration", "complete_play_cnt",
-    "complete_play_user_num", "valid_play_cnt", "valid_play_user_num", "long_time_play_cnt",
-    "long_time_play_user_num", "short_time_play_cnt", "short_time_play_user_num",
+    "show_cnt",
+    "show_user_num",
+    "play_cnt",
+    "play_user_num",
+    "play_duration",
+    "complete_play_cnt",
+    "complete_play_user_num",
+    "valid_play_cnt",
+    "valid_play_user_num",
+    "long_time_play_cnt",
+    "long_time_play_user_num",
+    "short_time_play_cnt",
+    "short_time_play_user_num",
 ]
 _DAILY_ENGAGEMENT_COLUMNS = [
-    "comment_stay_duration", "like_cnt", "like_user_num", "click_like_cnt", "double_click_cnt", "cancel_like_cnt",
-    "cancel_like_user_num", "comment_cnt", "comment_user_num", "direct_comment_cnt", "reply_comment_cnt",
-    "delete_comment_cnt", "delete_comment_user_num", "comment_like_cnt", "comment_like_user_num", "follow_cnt",
-    "follow_user_num", "cancel_follow_cnt", "cancel_follow_user_num", "share_cnt", "share_user_num",
-    "download_cnt", "download_user_num", "report_cnt", "report_user_num", "reduce_similar_cnt",
-    "reduce_similar_user_num", "collect_cnt", "collect_user_num", "cancel_collect_cnt", "cancel_collect_user_num",
+    "comment_stay_duration",
+    "like_cnt",
+    "like_user_num",
+    "click_like_cnt",
+    "double_click_cnt",
+    "cancel_like_cnt",
+    "cancel_like_user_num",
+    "comment_cnt",
+    "comment_user_num",
+    "direct_comment_cnt",
+    "reply_comment_cnt",
+    "delete_comment_cnt",
+    "delete_comment_user_num",
+    "comment_like_cnt",
+    "comment_like_user_num",
+    "follow_cnt",
+    "follow_user_num",
+    "cancel_follow_cnt",
+    "cancel_follow_user_num",
+    "share_cnt",
+    "share_user_num",
+    "download_cnt",
+    "download_user_num",
+    "report_cnt",
+    "report_user_num",
+    "reduce_similar_cnt",
+    "reduce_similar_user_num",
+    "collect_cnt",
+    "collect_user_num",
+    "cancel_collect_cnt",
+    "cancel_collect_user_num",
 ]
 ITEM_DAILY_FEATURES = FileSchema(
     "item_daily_features.csv",
@@ -118,16 +161,37 @@ ITEM_DAILY_FEATURES = FileSchema(
         "play_progress": pl.Float64(),
         **{name: pl.Int64() for name in _DAILY_ENGAGEMENT_COLUMNS},
     },
-    frozenset({"video_duration", "video_tag_name", "collect_cnt", "collect_user_num", "cancel_collect_cnt",
-               "cancel_collect_user_num", "video_tag_id", "upload_type", "visible_status", "video_type",
-               "upload_dt", "music_id", "video_width", "video_height"}),
+    frozenset(
+        {
+            "video_duration",
+            "video_tag_name",
+            "collect_cnt",
+            "collect_user_num",
+            "cancel_collect_cnt",
+            "cancel_collect_user_num",
+            "video_tag_id",
+            "upload_type",
+            "visible_status",
+            "video_type",
+            "upload_dt",
+            "music_id",
+            "video_width",
+            "video_height",
+        }
+    ),
 )
 assert len(ITEM_DAILY_FEATURES.columns) == 58
 
 SOCIAL_NETWORK = FileSchema("social_network.csv", {"user_id": pl.Int32(), "friend_list": pl.String()})
 
 ALL_FILES: tuple[FileSchema, ...] = (
-    BIG_MATRIX, SMALL_MATRIX, USER_FEATURES, ITEM_CATEGORIES, ITEM_DAILY_FEATURES, SOCIAL_NETWORK, CAPTION_CATEGORY,
+    BIG_MATRIX,
+    SMALL_MATRIX,
+    USER_FEATURES,
+    ITEM_CATEGORIES,
+    ITEM_DAILY_FEATURES,
+    SOCIAL_NETWORK,
+    CAPTION_CATEGORY,
 )
 # Files the pipeline cannot run without; the others are read when present.
 REQUIRED_FILES: tuple[FileSchema, ...] = (BIG_MATRIX, SMALL_MATRIX, USER_FEATURES, ITEM_CATEGORIES)

@@ -15,11 +15,11 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from kuairec_pipeline.target import TargetScaler
+from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
 from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
-from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.target import TargetScaler
 
 
 def _group_mean(index: np.ndarray, values: np.ndarray, size: int, fallback: float) -> np.ndarray:
@@ -127,7 +127,8 @@ class UserVideoBiasRecommender(AdditiveRecommender):
     def fit(self, data: TrainingData) -> Self:
         # The same exact ridge solve that calibrates ALS (rows of a repeated pair weigh by their count).
         global_bias, user_bias, video_bias = fit_biases(
-            aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, self.config.l2)
+            aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, self.config.l2
+        )
         return self._set_parts(global_bias + user_bias, video_bias)
 
 
@@ -161,9 +162,11 @@ def hashed_uniform(seed: int, user_ids: np.ndarray, video_ids: np.ndarray) -> np
     A hash instead of a generator stream, so a cell scores the same whatever batch or column subset it is in.
     """
     with np.errstate(over="ignore"):
-        z = (np.uint64(seed % 2**64) * _GOLDEN
-             + np.asarray(user_ids, dtype=np.uint64)[:, None] * _USER_MIX
-             + np.asarray(video_ids, dtype=np.uint64)[None, :] * _VIDEO_MIX)
+        z = (
+            np.uint64(seed % 2**64) * _GOLDEN
+            + np.asarray(user_ids, dtype=np.uint64)[:, None] * _USER_MIX
+            + np.asarray(video_ids, dtype=np.uint64)[None, :] * _VIDEO_MIX
+        )
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -229,8 +232,9 @@ class OracleRecommender(Recommender):
     def fit(self, data: TrainingData) -> Self:
         """Nothing to learn; only checks the truth covers the same id ranges as the data."""
         if (data.n_users, data.n_videos) != (self.n_users, self.n_videos):
-            raise ValueError(f"oracle built for {self.n_users} x {self.n_videos}, "
-                             f"data has {data.n_users} x {data.n_videos}")
+            raise ValueError(
+                f"oracle built for {self.n_users} x {self.n_videos}, data has {data.n_users} x {data.n_videos}"
+            )
         return self
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
@@ -256,8 +260,15 @@ class OracleRecommender(Recommender):
 
 BASELINES: dict[str, type[Recommender]] = {
     model.name: model
-    for model in (GlobalMeanRecommender, UserMeanRecommender, VideoMeanRecommender, UserVideoBiasRecommender,
-                  UserTagProfileRecommender, PopularityRecommender, RandomRecommender)
+    for model in (
+        GlobalMeanRecommender,
+        UserMeanRecommender,
+        VideoMeanRecommender,
+        UserVideoBiasRecommender,
+        UserTagProfileRecommender,
+        PopularityRecommender,
+        RandomRecommender,
+    )
 }
 
 

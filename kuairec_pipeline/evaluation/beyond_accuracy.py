@@ -71,8 +71,9 @@ def gini_index(exposure: np.ndarray) -> float:
     return float(((2.0 * ranks - n - 1.0) * values).sum() / (n * total))
 
 
-def beyond_accuracy_metrics(top: np.ndarray, candidates: np.ndarray, information: np.ndarray, k: int
-                            ) -> dict[str, float]:
+def beyond_accuracy_metrics(
+    top: np.ndarray, candidates: np.ndarray, information: np.ndarray, k: int
+) -> dict[str, float]:
     """``catalogue_coverage@k``, ``top_item_share@k``, ``novelty@k`` and ``gini@k`` of the lists ``top[:, :k]``.
 
     Parameters

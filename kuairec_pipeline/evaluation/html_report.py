@@ -58,8 +58,12 @@ def _number(value: float | None, metric: str = "") -> str:
     return f"{int(value):,}" if metric in COUNT_METRICS else f"{value:.{DECIMALS}f}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] | None = None,
-           table_id: str | None = None) -> str:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str] | None = None,
+    table_id: str | None = None,
+) -> str:
     """Cells are given as HTML (already escaped); numeric cells carry their own <td>."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
@@ -83,8 +87,14 @@ def _metric_sections(metrics: pl.DataFrame, trained: set[str]) -> str:
         for name in names:
             if name in COUNT_METRICS:
                 continue
-            contenders = [values[(m, name)] for m in models if m not in REFERENCE_MODELS and (m, name) in values
-                          and values[(m, name)] is not None and not math.isnan(values[(m, name)])]
+            contenders = [
+                values[(m, name)]
+                for m in models
+                if m not in REFERENCE_MODELS
+                and (m, name) in values
+                and values[(m, name)] is not None
+                and not math.isnan(values[(m, name)])
+            ]
             if contenders:
                 best[name] = min(contenders) if name in LOWER_IS_BETTER else max(contenders)
         rows, classes = [], []
@@ -95,8 +105,10 @@ def _metric_sections(metrics: pl.DataFrame, trained: set[str]) -> str:
                 value = values.get((model, name))
                 css = "num best" if kind != "reference" and value is not None and best.get(name) == value else "num"
                 data = "" if value is None else f' data-value="{value!r}"'
-                cells.append(f'<td class="{css}" data-model="{html.escape(model)}" data-split="{html.escape(split)}"'
-                             f' data-metric="{html.escape(name)}"{data}>{_number(value, name)}</td>')
+                cells.append(
+                    f'<td class="{css}" data-model="{html.escape(model)}" data-split="{html.escape(split)}"'
+                    f' data-metric="{html.escape(name)}"{data}>{_number(value, name)}</td>'
+                )
             rows.append(cells)
             classes.append(kind)
         parts.append(f"<h3>split: {html.escape(split)}</h3>")
@@ -107,17 +119,27 @@ def _metric_sections(metrics: pl.DataFrame, trained: set[str]) -> str:
 def _examples_section(examples: Sequence[UserExample]) -> str:
     parts = []
     for example in examples:
-        history = _table(["video", "watch ratio", "caption", "tags"], [
-            [str(v), f'<td class="num">{w:.3f}</td>', html.escape(c or ""), html.escape(t or "")]
-            for v, w, c, t in example.history.select("video_id", "watch_ratio", "caption", "tags").iter_rows()])
-        top = _table(["rank", "video", "predicted watch ratio", "caption", "tags"], [
-            [str(r), str(v), f'<td class="num">{p:.3f}</td>', html.escape(c or ""), html.escape(t or "")]
-            for r, v, p, c, t in example.top_k.select("rank", "video_id", "predicted_watch_ratio", "caption",
-                                                      "tags").iter_rows()])
+        history = _table(
+            ["video", "watch ratio", "caption", "tags"],
+            [
+                [str(v), f'<td class="num">{w:.3f}</td>', html.escape(c or ""), html.escape(t or "")]
+                for v, w, c, t in example.history.select("video_id", "watch_ratio", "caption", "tags").iter_rows()
+            ],
+        )
+        top = _table(
+            ["rank", "video", "predicted watch ratio", "caption", "tags"],
+            [
+                [str(r), str(v), f'<td class="num">{p:.3f}</td>', html.escape(c or ""), html.escape(t or "")]
+                for r, v, p, c, t in example.top_k.select(
+                    "rank", "video_id", "predicted_watch_ratio", "caption", "tags"
+                ).iter_rows()
+            ],
+        )
         parts.append(
             f'<h3>user {example.user_id}</h3><div class="pair" data-user="{example.user_id}">'
             f"<div><p>latest {example.history.height} views (train and validation, newest first)</p>{history}</div>"
-            f"<div><p>top {example.top_k.height} unseen videos by {html.escape(example.model)}</p>{top}</div></div>")
+            f"<div><p>top {example.top_k.height} unseen videos by {html.escape(example.model)}</p>{top}</div></div>"
+        )
     return "\n".join(parts) or '<p class="note">No test users.</p>'
 
 
@@ -139,9 +161,11 @@ def render_html_report(
     body = [f"<h1>KuaiRec pipeline report</h1><p class='note'>generated {generated}</p><ul>{facts}</ul>"]
 
     body.append("<h2 id='metrics'>Metrics by model</h2>")
-    body.append("<p class='note'>Baselines, trained models and the oracle (the planted expectation, a ceiling "
-                f"only the synthetic twin has) on the same rows; best non-reference value in bold; values rounded to "
-                f"{DECIMALS} decimals. Protocol: docs/DESIGN.md.</p>")
+    body.append(
+        "<p class='note'>Baselines, trained models and the oracle (the planted expectation, a ceiling "
+        f"only the synthetic twin has) on the same rows; best non-reference value in bold; values rounded to "
+        f"{DECIMALS} decimals. Protocol: docs/DESIGN.md.</p>"
+    )
     test = metrics.filter(pl.col("split") == "test")
     if not test.is_empty():
         body.append(_image(metrics_bar_chart_png(test), "test metrics per model"))
@@ -151,41 +175,68 @@ def render_html_report(
     if ratios is None:
         body.append("<p class='note'>Not available.</p>")
     else:
-        body.append(_image(watch_ratio_histogram_png(ratios.before, ratios.after, ratios.max_watch_ratio),
-                           "watch ratio before and after filtering"))
-        rows = [[label, f'<td class="num" data-count="{c.total}">{c.total:,}</td>',
-                 f'<td class="num">{c.overflow:,}</td>', f'<td class="num">{c.missing:,}</td>']
-                for label, c in (("before filtering (big_matrix)", ratios.before),
-                                 ("after filtering (training rows)", ratios.after))]
-        body.append(_table(["rows", "total (all counted)", "> 5 (not drawn)", "missing"], rows,
-                           table_id="ratio-counts"))
+        body.append(
+            _image(
+                watch_ratio_histogram_png(ratios.before, ratios.after, ratios.max_watch_ratio),
+                "watch ratio before and after filtering",
+            )
+        )
+        rows = [
+            [
+                label,
+                f'<td class="num" data-count="{c.total}">{c.total:,}</td>',
+                f'<td class="num">{c.overflow:,}</td>',
+                f'<td class="num">{c.missing:,}</td>',
+            ]
+            for label, c in (
+                ("before filtering (big_matrix)", ratios.before),
+                ("after filtering (training rows)", ratios.after),
+            )
+        ]
+        body.append(
+            _table(["rows", "total (all counted)", "> 5 (not drawn)", "missing"], rows, table_id="ratio-counts")
+        )
 
     body.append("<h2 id='training'>Training curves</h2>")
     for curve in curves:
-        body.append(_image(report_plots.training_curves_png(curve.history, curve.model, curve.best_epoch),
-                           f"training curves of {curve.model}"))
+        body.append(
+            _image(
+                report_plots.training_curves_png(curve.history, curve.model, curve.best_epoch),
+                f"training curves of {curve.model}",
+            )
+        )
         last = curve.history.tail(1).row(0, named=True)
         stats = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch" and v is not None)
-        body.append(f"<p class='note'>{html.escape(curve.model)}: {curve.history.height} epochs; kept epoch "
-                    f"{'n/a' if curve.best_epoch is None else curve.best_epoch + 1}; last epoch: {stats}</p>")
+        body.append(
+            f"<p class='note'>{html.escape(curve.model)}: {curve.history.height} epochs; kept epoch "
+            f"{'n/a' if curve.best_epoch is None else curve.best_epoch + 1}; last epoch: {stats}</p>"
+        )
     if not curves:
         body.append("<p class='note'>No model stored a training history.</p>")
 
     body.append(f"<h2 id='coverage'>Catalogue coverage@{coverage_k}</h2>")
     if coverage:
-        body.append("<p class='note'>Share of all videos that appear in at least one test user's top "
-                    f"{coverage_k} (seen videos excluded); Ge et al., RecSys 2010.</p>")
+        body.append(
+            "<p class='note'>Share of all videos that appear in at least one test user's top "
+            f"{coverage_k} (seen videos excluded); Ge et al., RecSys 2010.</p>"
+        )
         body.append(_image(report_plots.coverage_bar_png(dict(coverage), coverage_k), "catalogue coverage"))
-        body.append(_table(["model", "coverage"], [
-            [html.escape(m), f'<td class="num" data-coverage="{v!r}">{v:.4f}</td>'] for m, v in coverage.items()],
-            table_id="coverage"))
+        body.append(
+            _table(
+                ["model", "coverage"],
+                [[html.escape(m), f'<td class="num" data-coverage="{v!r}">{v:.4f}</td>'] for m, v in coverage.items()],
+                table_id="coverage",
+            )
+        )
     else:
         body.append("<p class='note'>Not computed.</p>")
 
     body.append("<h2 id='users'>Example users</h2>")
     body.append(_examples_section(examples))
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>KuaiRec pipeline report</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>KuaiRec pipeline report</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def write_html_report(
@@ -227,8 +278,16 @@ def write_html_report(
     Path
         The written file.
     """
-    page = render_html_report(metrics, ratios=ratios, curves=curves, coverage=coverage, coverage_k=coverage_k,
-                              examples=examples, trained_models=trained_models, context=context)
+    page = render_html_report(
+        metrics,
+        ratios=ratios,
+        curves=curves,
+        coverage=coverage,
+        coverage_k=coverage_k,
+        examples=examples,
+        trained_models=trained_models,
+        context=context,
+    )
     target = Path(folder) / REPORT_FILE
     with atomic_path(target) as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -35,16 +35,15 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.evaluation.beyond_accuracy import beyond_accuracy_metrics, self_information
-from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 from kuairec_pipeline.models.base import SCORE_BATCH_CELLS, Recommender
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 POSITIVE_WATCH_RATIO = 2.0  # the KuaiRec paper's positive: watched more than twice over
 RAW_CLIP = 5.0  # published raw-ratio errors clip truth and prediction here
 TIE_BREAK_SEED = 20_200_705  # fixes the order of tied scores
 
-METRICS_SCHEMA = {"model": pl.String, "split": pl.String, "metric": pl.String, "value": pl.Float64,
-                  "count": pl.Int64}
+METRICS_SCHEMA = {"model": pl.String, "split": pl.String, "metric": pl.String, "value": pl.Float64, "count": pl.Int64}
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mae_raw5", "rmse_raw5"})
 RANKING_PREFIXES = ("ndcg@", "recall@", "precision@")
 SELECTION_NDCG_AT = 10  # the served model is chosen on the selection slice's ndcg@10
@@ -69,8 +68,9 @@ class EvaluationGrid:
     relevant: sp.csr_matrix  # bool (n_users, n_videos): raw watch ratio > the positive threshold
 
     @classmethod
-    def from_interactions(cls, test: Interactions, positive_watch_ratio: float = POSITIVE_WATCH_RATIO
-                          ) -> EvaluationGrid:
+    def from_interactions(
+        cls, test: Interactions, positive_watch_ratio: float = POSITIVE_WATCH_RATIO
+    ) -> EvaluationGrid:
         if len(test) == 0:
             raise ValueError("the test split is empty: nothing to evaluate")
         users, row_user = np.unique(test.user.astype(np.int64), return_inverse=True)
@@ -80,23 +80,26 @@ class EvaluationGrid:
         if cells.nnz != len(test):
             raise ValueError("the test split holds a (user, video) pair twice; it must be one row per pair")
         positive = test.watch_ratio > positive_watch_ratio
-        relevant = sp.csr_matrix((np.ones(int(positive.sum()), dtype=bool), (row_user[positive], row_video[positive])),
-                                 shape=shape)
+        relevant = sp.csr_matrix(
+            (np.ones(int(positive.sum()), dtype=bool), (row_user[positive], row_video[positive])), shape=shape
+        )
         rows_by_user = np.argsort(row_user, kind="stable")
         starts = np.searchsorted(row_user[rows_by_user], np.arange(users.size + 1))
         return cls(users, videos, row_user, row_video, starts, rows_by_user, cells.astype(bool), relevant)
 
 
-def iter_grid_scores(model: Recommender, grid: EvaluationGrid, batch_users: int | None = None
-                     ) -> Iterator[tuple[int, int, np.ndarray]]:
+def iter_grid_scores(
+    model: Recommender, grid: EvaluationGrid, batch_users: int | None = None
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """(first, last, scores of grid users first..last-1 x all grid videos), in user batches bounded in memory."""
     batch = batch_users or max(1, SCORE_BATCH_CELLS // max(1, grid.videos.size))
     for first in range(0, grid.users.size, batch):
         last = min(first + batch, grid.users.size)
         scores = np.asarray(model.score_all(grid.users[first:last], grid.videos))
         if scores.shape != (last - first, grid.videos.size):
-            raise ValueError(f"{model.name}.score_all returned shape {scores.shape}, "
-                             f"expected {(last - first, grid.videos.size)}")
+            raise ValueError(
+                f"{model.name}.score_all returned shape {scores.shape}, expected {(last - first, grid.videos.size)}"
+            )
         yield first, last, scores
 
 
@@ -158,8 +161,9 @@ def pointwise_errors(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, 
     return float(np.mean(np.abs(error))), float(np.sqrt(np.mean(error**2)))
 
 
-def raw_errors(prediction: np.ndarray, watch_ratio: np.ndarray, scaler: TargetScaler, clip: float = RAW_CLIP
-               ) -> tuple[float, float]:
+def raw_errors(
+    prediction: np.ndarray, watch_ratio: np.ndarray, scaler: TargetScaler, clip: float = RAW_CLIP
+) -> tuple[float, float]:
     """(MAE, RMSE) of the raw watch ratio, prediction mapped back with ``scaler``; both sides clipped at ``clip``."""
     predicted = np.minimum(scaler.inverse(prediction), clip)
     return pointwise_errors(predicted, np.minimum(watch_ratio.astype(np.float64), clip))
@@ -175,8 +179,9 @@ class GridRanking:
     n_relevant: np.ndarray  # int64 (n_grid_users,): positives per user
 
 
-def rank_grid(model: Recommender, grid: EvaluationGrid, n_rows: int, k: int, name: str,
-              batch_users: int | None = None) -> GridRanking:
+def rank_grid(
+    model: Recommender, grid: EvaluationGrid, n_rows: int, k: int, name: str, batch_users: int | None = None
+) -> GridRanking:
     """Score ``grid`` in user batches through ``score_all``: per-row predictions and the top ``k`` per user."""
     predictions = np.empty(n_rows, dtype=np.float32)
     width = min(k, grid.videos.size)
@@ -186,7 +191,7 @@ def rank_grid(model: Recommender, grid: EvaluationGrid, n_rows: int, k: int, nam
         observed = grid.observed[first:last].toarray()
         if not np.isfinite(scores[observed]).all():
             raise ValueError(f"{name}: score_all returned a non-finite score for an evaluated cell")
-        rows = grid.rows_by_user[grid.user_row_starts[first]:grid.user_row_starts[last]]
+        rows = grid.rows_by_user[grid.user_row_starts[first] : grid.user_row_starts[last]]
         predictions[rows] = scores[grid.row_user[rows] - first, grid.row_video[rows]]
         columns = rank_candidates(scores, observed, k)
         hits[first:last, :width] = _hits_of(columns, grid.relevant[first:last].toarray(), observed)
@@ -249,27 +254,40 @@ def evaluate(
 
     ranked = n_relevant > 0
     n_ranked = int(ranked.sum())
-    records += [(SPLIT_TEST, f"ndcg@{k}", _mean_over_ranked(ndcg_at_k(hits, n_relevant, k), ranked), n_ranked)
-                for k in ndcg_at]
-    records += [(SPLIT_TEST, f"recall@{k}", _mean_over_ranked(recall_at_k(hits, n_relevant, k), ranked), n_ranked)
-                for k in recall_at]
-    records += [(SPLIT_TEST, f"precision@{k}", _mean_over_ranked(precision_at_k(hits, k), ranked), n_ranked)
-                for k in precision_at]
+    records += [
+        (SPLIT_TEST, f"ndcg@{k}", _mean_over_ranked(ndcg_at_k(hits, n_relevant, k), ranked), n_ranked) for k in ndcg_at
+    ]
+    records += [
+        (SPLIT_TEST, f"recall@{k}", _mean_over_ranked(recall_at_k(hits, n_relevant, k), ranked), n_ranked)
+        for k in recall_at
+    ]
+    records += [
+        (SPLIT_TEST, f"precision@{k}", _mean_over_ranked(precision_at_k(hits, k), ranked), n_ranked)
+        for k in precision_at
+    ]
     information = self_information(data.training.train, data.n_videos)
     for k in beyond_accuracy_at:
-        records += [(SPLIT_TEST, metric, value, grid.users.size) for metric, value in
-                    beyond_accuracy_metrics(ranking.top, grid.videos, information, k).items()]
-    records += [(SPLIT_TEST, "users_ranked", float(n_ranked), grid.users.size),
-                (SPLIT_TEST, "users_without_positive", float(grid.users.size - n_ranked), grid.users.size)]
+        records += [
+            (SPLIT_TEST, metric, value, grid.users.size)
+            for metric, value in beyond_accuracy_metrics(ranking.top, grid.videos, information, k).items()
+        ]
+    records += [
+        (SPLIT_TEST, "users_ranked", float(n_ranked), grid.users.size),
+        (SPLIT_TEST, "users_without_positive", float(grid.users.size - n_ranked), grid.users.size),
+    ]
 
     # A model that knows test cells only (the oracle) would score 0 elsewhere: no meaningful val/selection row.
     knows_only_test = getattr(model, "covers_test_cells_only", False)
     if include_selection and len(data.selection) and not knows_only_test:
-        records += [(SPLIT_SELECTION, metric, value, count) for metric, (value, count) in
-                    selection_metrics(model, data, positive_watch_ratio).items()]
+        records += [
+            (SPLIT_SELECTION, metric, value, count)
+            for metric, (value, count) in selection_metrics(model, data, positive_watch_ratio).items()
+        ]
     if include_val and len(data.training.val) and not knows_only_test:
-        records += [(SPLIT_VAL, metric, value, len(data.training.val))
-                    for metric, value in validation_metrics(model, data.training).items()]
+        records += [
+            (SPLIT_VAL, metric, value, len(data.training.val))
+            for metric, value in validation_metrics(model, data.training).items()
+        ]
 
     return pl.DataFrame(
         [(name, split, metric, value, count) for split, metric, value, count in records],
@@ -278,12 +296,23 @@ def evaluate(
     )
 
 
-def evaluate_models(models: Sequence[Recommender], data: PreparedData, *, include_val: bool = True,
-                    include_selection: bool = True, **options) -> pl.DataFrame:
+def evaluate_models(
+    models: Sequence[Recommender],
+    data: PreparedData,
+    *,
+    include_val: bool = True,
+    include_selection: bool = True,
+    **options,
+) -> pl.DataFrame:
     """:func:`evaluate` for each model, stacked into one long frame (same options for all); with the selection
     and tuning rows by default, since model choice reads the selection rows."""
-    return pl.concat([evaluate(model, data, include_val=include_val, include_selection=include_selection,
-                               **options) for model in models], how="vertical")
+    return pl.concat(
+        [
+            evaluate(model, data, include_val=include_val, include_selection=include_selection, **options)
+            for model in models
+        ],
+        how="vertical",
+    )
 
 
 def validation_metrics(model: Recommender, data: TrainingData) -> dict[str, float]:
@@ -307,7 +336,7 @@ def distinct_pairs(rows: Interactions, n_videos: int) -> Interactions:
     counts = np.bincount(inverse, minlength=unique.size).astype(np.float64)
 
     def mean(values: np.ndarray) -> np.ndarray:
-        return (np.bincount(inverse, weights=values.astype(np.float64), minlength=unique.size) / counts)
+        return np.bincount(inverse, weights=values.astype(np.float64), minlength=unique.size) / counts
 
     first_time = np.full(unique.size, np.inf)
     np.minimum.at(first_time, inverse, np.where(np.isnan(rows.timestamp), np.inf, rows.timestamp))
@@ -322,8 +351,9 @@ def distinct_pairs(rows: Interactions, n_videos: int) -> Interactions:
     )
 
 
-def sparse_ndcg_at_k(pairs: Interactions, scores: np.ndarray, k: int, positive_watch_ratio: float,
-                     n_videos: int) -> tuple[float, int]:
+def sparse_ndcg_at_k(
+    pairs: Interactions, scores: np.ndarray, k: int, positive_watch_ratio: float, n_videos: int
+) -> tuple[float, int]:
     """Mean binary-gain ndcg@k when each user ranks only their own ``pairs`` (sorted by user, one row per pair).
 
     The same ndcg as :func:`ndcg_at_k` (ideal = min(positives, k) hits on top; users without a positive
@@ -349,8 +379,11 @@ def sparse_ndcg_at_k(pairs: Interactions, scores: np.ndarray, k: int, positive_w
     return (float((dcg[ranked] / ideal[ranked]).mean()) if ranked.any() else float("nan")), int(ranked.sum())
 
 
-def selection_metrics(model: Recommender, data: PreparedData, positive_watch_ratio: float = POSITIVE_WATCH_RATIO,
-                      ) -> dict[str, tuple[float, int]]:
+def selection_metrics(
+    model: Recommender,
+    data: PreparedData,
+    positive_watch_ratio: float = POSITIVE_WATCH_RATIO,
+) -> dict[str, tuple[float, int]]:
     """What the served model is chosen on, from the selection slice no model saw: metric -> (value, count).
 
     ``mae`` / ``rmse`` over its rows (count: rows); ``ndcg@10`` over each selection user's own selection videos
@@ -369,23 +402,28 @@ def selection_metrics(model: Recommender, data: PreparedData, positive_watch_rat
     return {"mae": (mae, len(selection)), "rmse": (rmse, len(selection)), f"ndcg@{SELECTION_NDCG_AT}": (ndcg, n_ranked)}
 
 
-def seen_matrix(data: PreparedData, splits: Sequence[str] = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)
-                ) -> sp.csr_matrix:
+def seen_matrix(data: PreparedData, splits: Sequence[str] = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)) -> sp.csr_matrix:
     """float32 (n_users, n_videos), 1 where the user has a row in one of ``splits``: what recommending excludes
     (by default every big_matrix row the user has, tuning and selection slices included)."""
-    parts = {SPLIT_TRAIN: data.training.train, SPLIT_VAL: data.training.val, SPLIT_SELECTION: data.selection,
-             SPLIT_TEST: data.test}
+    parts = {
+        SPLIT_TRAIN: data.training.train,
+        SPLIT_VAL: data.training.val,
+        SPLIT_SELECTION: data.selection,
+        SPLIT_TEST: data.test,
+    }
     users = np.concatenate([parts[s].user for s in splits]).astype(np.int64)
     videos = np.concatenate([parts[s].video for s in splits]).astype(np.int64)
-    matrix = sp.csr_matrix((np.ones(users.size, dtype=np.float32), (users, videos)),
-                           shape=(data.n_users, data.n_videos))
+    matrix = sp.csr_matrix(
+        (np.ones(users.size, dtype=np.float32), (users, videos)), shape=(data.n_users, data.n_videos)
+    )
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
 
 
-def top_k_test_videos(model: Recommender, data: PreparedData, k: int, batch_users: int | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def top_k_test_videos(
+    model: Recommender, data: PreparedData, k: int, batch_users: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(test users, their top ``k`` test video ids best first) exactly as :func:`evaluate` ranks them."""
     grid = EvaluationGrid.from_interactions(data.test)
     return grid.users, rank_grid(model, grid, len(data.test), k, model.name, batch_users).top

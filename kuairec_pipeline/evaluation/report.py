@@ -12,8 +12,19 @@ from kuairec_pipeline.evaluation.metrics import COUNT_METRICS, LOWER_IS_BETTER, 
 from kuairec_pipeline.target import SPLIT_TEST
 
 REFERENCE_MODELS = ("oracle",)  # a ceiling, not a contender: never bolded as "best"
-_FAMILY_ORDER = ("mae", "rmse", "mae_raw5", "rmse_raw5", "ndcg", "recall", "precision", "catalogue_coverage",
-                 "top_item_share", "novelty", "gini")
+_FAMILY_ORDER = (
+    "mae",
+    "rmse",
+    "mae_raw5",
+    "rmse_raw5",
+    "ndcg",
+    "recall",
+    "precision",
+    "catalogue_coverage",
+    "top_item_share",
+    "novelty",
+    "gini",
+)
 
 
 def _column_name(split: str, metric: str) -> str:
@@ -41,8 +52,10 @@ def metrics_markdown(frame: pl.DataFrame, reference_models: Sequence[str] = REFE
     scored = frame.filter(~pl.col("metric").is_in(list(COUNT_METRICS)))
     models = scored["model"].unique(maintain_order=True).to_list()
     keys = sorted({(s, m) for s, m in scored.select("split", "metric").iter_rows()}, key=lambda k: _column_order(*k))
-    values = {(model, split, metric): value for model, split, metric, value in
-              scored.select("model", "split", "metric", "value").iter_rows()}
+    values = {
+        (model, split, metric): value
+        for model, split, metric, value in scored.select("model", "split", "metric", "value").iter_rows()
+    }
 
     best: dict[tuple[str, str], float] = {}
     for split, metric in keys:
@@ -70,15 +83,16 @@ def metrics_markdown(frame: pl.DataFrame, reference_models: Sequence[str] = REFE
     counts = frame.filter(pl.col("metric").is_in(list(COUNT_METRICS)) & (pl.col("split") == SPLIT_TEST))
     if not counts.is_empty():
         first = counts.filter(pl.col("model") == counts["model"][0])
-        by_name = dict(zip(first["metric"], first["value"]))
+        by_name = dict(zip(first["metric"], first["value"], strict=False))
         lines.append("")
-        lines.append(f"Ranking metrics average over {int(by_name.get('users_ranked', 0))} test users with a positive; "
-                     f"{int(by_name.get('users_without_positive', 0))} without one are skipped.")
+        lines.append(
+            f"Ranking metrics average over {int(by_name.get('users_ranked', 0))} test users with a positive; "
+            f"{int(by_name.get('users_without_positive', 0))} without one are skipped."
+        )
     return "\n".join(lines) + "\n"
 
 
-def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse", "ndcg@10"), dpi: int = 100
-                          ) -> bytes:
+def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse", "ndcg@10"), dpi: int = 100) -> bytes:
     """PNG bytes: one horizontal bar panel per test metric, one bar per model (first-seen order)."""
     # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -89,7 +103,7 @@ def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse",
     figure = Figure(figsize=(4.5 * len(metrics), 0.45 * len(models) + 1.6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
-    for axis, metric in zip(axes, metrics):
+    for axis, metric in zip(axes, metrics, strict=False):
         chosen = dict(test.filter(pl.col("metric") == metric).select("model", "value").iter_rows())
         heights = [chosen.get(model, float("nan")) for model in models]
         positions = list(range(len(models)))
@@ -98,9 +112,15 @@ def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse",
         axis.invert_yaxis()  # first model on top, like the table
         direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
         axis.set_title(f"{metric} ({direction})")
-        for position, height in zip(positions, heights):
-            axis.annotate(_format(height), (0 if math.isnan(height) else height, position), xytext=(3, 0),
-                          textcoords="offset points", va="center", fontsize=8)
+        for position, height in zip(positions, heights, strict=False):
+            axis.annotate(
+                _format(height),
+                (0 if math.isnan(height) else height, position),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
         axis.margins(x=0.2)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -56,8 +56,9 @@ def training_curve(model: str, bundle: dict[str, np.ndarray]) -> TrainingCurve |
     history = np.asarray(history, dtype=np.float64)
     names = [str(n) for n in bundle[HISTORY_COLUMNS_KEY]] if HISTORY_COLUMNS_KEY in bundle else list(HISTORY_COLUMNS)
     if history.ndim != 2 or history.shape[1] != len(names):
-        raise ValueError(f"{model}: training_history has shape {history.shape}, expected (epochs, {len(names)}) "
-                         f"for columns {names}")
+        raise ValueError(
+            f"{model}: training_history has shape {history.shape}, expected (epochs, {len(names)}) for columns {names}"
+        )
     frame = pl.DataFrame({name: history[:, i] for i, name in enumerate(names)})
     if "epoch" in frame.columns:
         frame = frame.with_columns(pl.col("epoch").cast(pl.Int32))
@@ -90,18 +91,24 @@ def video_labels(raw_videos: pl.DataFrame, item_daily_features: str | Path | Non
     """
     frame = raw_videos.select(
         pl.col("video_id").cast(pl.Int32),
-        pl.col("caption").cast(pl.String) if "caption" in raw_videos.columns else pl.lit(None, pl.String).alias(
-            "caption"),
+        pl.col("caption").cast(pl.String)
+        if "caption" in raw_videos.columns
+        else pl.lit(None, pl.String).alias("caption"),
         pl.col("tags").cast(pl.List(pl.String)).list.join(", ").alias("tag_ids"),
     )
     if item_daily_features is not None:
         from kuairec_pipeline.dataset.loader import scan_item_daily_features
 
-        names = (scan_item_daily_features(item_daily_features)
-                 .select("video_id", "video_tag_name").drop_nulls()
-                 .filter(pl.col("video_tag_name").str.strip_chars() != "")
-                 .group_by("video_id").agg(pl.col("video_tag_name").first())
-                 .collect(engine="streaming").with_columns(pl.col("video_id").cast(pl.Int32)))
+        names = (
+            scan_item_daily_features(item_daily_features)
+            .select("video_id", "video_tag_name")
+            .drop_nulls()
+            .filter(pl.col("video_tag_name").str.strip_chars() != "")
+            .group_by("video_id")
+            .agg(pl.col("video_tag_name").first())
+            .collect(engine="streaming")
+            .with_columns(pl.col("video_id").cast(pl.Int32))
+        )
         frame = frame.join(names, on="video_id", how="left")
     else:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("video_tag_name"))
@@ -118,8 +125,9 @@ def example_users(data: PreparedData, count: int = 3) -> list[int]:
     return [int(users[i]) for i in picks]
 
 
-def user_examples(model: Recommender, data: PreparedData, labels: pl.DataFrame, users: Sequence[int],
-                  k: int = 10, history: int = 10) -> list[UserExample]:
+def user_examples(
+    model: Recommender, data: PreparedData, labels: pl.DataFrame, users: Sequence[int], k: int = 10, history: int = 10
+) -> list[UserExample]:
     """For each user: the ``history`` latest train/val views and ``model``'s top ``k`` of the unseen videos.
 
     Parameters
@@ -136,22 +144,38 @@ def user_examples(model: Recommender, data: PreparedData, labels: pl.DataFrame, 
     if k < 1 or history < 0:
         raise ValueError(f"k must be >= 1 and history >= 0, got k={k}, history={history}")
     seen = seen_matrix(data)
-    recs = build_recommendations(model, k=k, exclude_seen=seen, user_ids=np.asarray(users, dtype=np.int64),
-                                 scaler=data.scaler)
+    recs = build_recommendations(
+        model, k=k, exclude_seen=seen, user_ids=np.asarray(users, dtype=np.int64), scaler=data.scaler
+    )
     wanted = np.asarray(users, dtype=np.int64)
     frames = []
     for part in (data.training.train, data.training.val, data.selection):
         mask = np.isin(part.user, wanted)  # only the chosen users' rows: the full splits hold millions
-        frames.append(pl.DataFrame({"user_id": part.user[mask], "video_id": part.video[mask],
-                                    "watch_ratio": part.watch_ratio[mask], "timestamp": part.timestamp[mask]}))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "user_id": part.user[mask],
+                    "video_id": part.video[mask],
+                    "watch_ratio": part.watch_ratio[mask],
+                    "timestamp": part.timestamp[mask],
+                }
+            )
+        )
     views = pl.concat(frames).with_columns(pl.col("user_id").cast(pl.Int32), pl.col("video_id").cast(pl.Int32))
     examples = []
     for user in users:
-        recent = (views.filter(pl.col("user_id") == user).sort("timestamp", descending=True, nulls_last=True)
-                  .head(history).join(labels, on="video_id", how="left", maintain_order="left")
-                  .select("video_id", "watch_ratio", "caption", "tags"))
-        top = (recs.filter(pl.col("user_id") == user).sort("rank")
-               .join(labels, on="video_id", how="left", maintain_order="left")
-               .select("rank", "video_id", "predicted_watch_ratio", "caption", "tags"))
+        recent = (
+            views.filter(pl.col("user_id") == user)
+            .sort("timestamp", descending=True, nulls_last=True)
+            .head(history)
+            .join(labels, on="video_id", how="left", maintain_order="left")
+            .select("video_id", "watch_ratio", "caption", "tags")
+        )
+        top = (
+            recs.filter(pl.col("user_id") == user)
+            .sort("rank")
+            .join(labels, on="video_id", how="left", maintain_order="left")
+            .select("rank", "video_id", "predicted_watch_ratio", "caption", "tags")
+        )
         examples.append(UserExample(int(user), model.name, recent, top))
     return examples

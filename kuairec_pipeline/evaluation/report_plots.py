@@ -48,8 +48,10 @@ def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | Non
     loss_axis, val_axis = figure.subplots(1, 2)
     epochs = (history["epoch"] + 1).to_list() if "epoch" in history.columns else list(range(1, history.height + 1))
     metrics = [c for c in history.columns if c != "epoch"]
-    for axis, names, label in ((loss_axis, [c for c in metrics if c in LOSS_COLUMNS], "training"),
-                               (val_axis, [c for c in metrics if c not in LOSS_COLUMNS], "validation")):
+    for axis, names, label in (
+        (loss_axis, [c for c in metrics if c in LOSS_COLUMNS], "training"),
+        (val_axis, [c for c in metrics if c not in LOSS_COLUMNS], "validation"),
+    ):
         for name in names:
             values = [math.nan if v is None else float(v) for v in history[name].to_list()]
             axis.plot(epochs, values, marker="o", markersize=3, label=name)
@@ -73,7 +75,13 @@ def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes
     axis.invert_yaxis()
     axis.set_xlim(0, 1)
     axis.set_title(f"catalogue coverage@{k} (higher is more diverse)", fontsize=10)
-    for position, model in zip(positions, models):
-        axis.annotate(f"{coverage[model]:.1%}", (coverage[model], position), xytext=(3, 0),
-                      textcoords="offset points", va="center", fontsize=8)
+    for position, model in zip(positions, models, strict=False):
+        axis.annotate(
+            f"{coverage[model]:.1%}",
+            (coverage[model], position),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     return _png(figure)

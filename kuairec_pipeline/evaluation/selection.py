@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from kuairec_pipeline.target import SPLIT_SELECTION
 from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.target import SPLIT_SELECTION
 
 SELECTION_METRIC = "ndcg@10"  # a recommender is served for its lists, so the choice is made on a ranking metric
 SELECTION_TIE_BREAK = "rmse"
@@ -35,10 +35,16 @@ def select_served_model(metrics_table: pl.DataFrame) -> str:
         When no trained model has a selection ndcg@10 (e.g. the selection slice is empty).
     """
     selection = metrics_table.filter((pl.col("split") == SPLIT_SELECTION) & pl.col("model").is_in(list(TRAINED_MODELS)))
-    candidates = (selection.filter(pl.col("metric") == SELECTION_METRIC).select("model", ndcg="value")
-                  .join(selection.filter(pl.col("metric") == SELECTION_TIE_BREAK).select("model", rmse="value"),
-                        on="model", how="left")
-                  .filter(pl.col("ndcg").is_not_nan()))
+    candidates = (
+        selection.filter(pl.col("metric") == SELECTION_METRIC)
+        .select("model", ndcg="value")
+        .join(
+            selection.filter(pl.col("metric") == SELECTION_TIE_BREAK).select("model", rmse="value"),
+            on="model",
+            how="left",
+        )
+        .filter(pl.col("ndcg").is_not_nan())
+    )
     if candidates.is_empty():
         raise ValueError(f"metrics has no {SPLIT_SELECTION} {SELECTION_METRIC} for any trained model")
     return candidates.sort(["ndcg", "rmse", "model"], descending=[True, False, False]).row(0, named=True)["model"]

@@ -83,8 +83,9 @@ class UserTagProfileRecommender(Recommender):
         scored: list[tuple[float, float, np.ndarray]] = []  # (val rmse, shrinkage, affinity)
         for shrinkage in self.config.shrinkage_grid:
             denominator = totals + shrinkage
-            self.affinity = np.divide(sums, denominator, out=np.zeros_like(sums), where=denominator > 0
-                                      ).astype(np.float32)
+            self.affinity = np.divide(sums, denominator, out=np.zeros_like(sums), where=denominator > 0).astype(
+                np.float32
+            )
             if len(data.val) == 0:  # nothing to choose on: the first candidate, as documented
                 scored.append((0.0, shrinkage, self.affinity))
                 break
@@ -109,8 +110,13 @@ class UserTagProfileRecommender(Recommender):
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         user_part, video_part, affinity, video_tags = self._state()
-        return {"user_part": user_part, "video_part": video_part, "user_tag_affinity": affinity,
-                "video_tag_weights": video_tags, "shrinkage": np.array([self.shrinkage], dtype=np.float64)}
+        return {
+            "user_part": user_part,
+            "video_part": video_part,
+            "user_tag_affinity": affinity,
+            "video_tag_weights": video_tags,
+            "shrinkage": np.array([self.shrinkage], dtype=np.float64),
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:

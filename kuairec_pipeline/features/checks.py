@@ -45,8 +45,9 @@ def check_targets_in_unit_interval(filtered_ratios: pl.DataFrame) -> CheckOutcom
     counts = filtered_ratios.select(
         null_or_nan=(target.is_null() | target.is_nan()).sum(),
         outside=((target < 0) | (target > 1)).sum(),
-        train_val_failing=(pl.col("split").is_in([SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION])
-                           & ~pl.col("passes_filter")).sum(),
+        train_val_failing=(
+            pl.col("split").is_in([SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION]) & ~pl.col("passes_filter")
+        ).sum(),
         minimum=target.min(),
         maximum=target.max(),
     ).row(0, named=True)
@@ -60,7 +61,10 @@ def check_targets_in_unit_interval(filtered_ratios: pl.DataFrame) -> CheckOutcom
     }
     if problems:
         bad = filtered_ratios.filter(
-            target.is_null() | target.is_nan() | (target < 0) | (target > 1)
+            target.is_null()
+            | target.is_nan()
+            | (target < 0)
+            | (target > 1)
             | (pl.col("split").is_in([SPLIT_TRAIN, SPLIT_VAL]) & ~pl.col("passes_filter"))
         )
         metadata["example_user_ids"] = example_ids(bad["user_id"])
@@ -103,8 +107,10 @@ def check_ids_in_range(filtered_ratios: pl.DataFrame, n_users: int, n_videos: in
             examples = example_ids(ids.filter(wrong))
             splits = ", ".join(sorted(filtered_ratios["split"].filter(wrong).unique().to_list()))
             metadata[f"example_bad_{column}s"] = examples
-            problems.append(f"column {column}: {bad} rows outside 0..{n - 1} (e.g. ids {examples or 'null'}; "
-                            f"split {splits}: {SPLIT_SOURCE_FILES}")
+            problems.append(
+                f"column {column}: {bad} rows outside 0..{n - 1} (e.g. ids {examples or 'null'}; "
+                f"split {splits}: {SPLIT_SOURCE_FILES}"
+            )
     return CheckOutcome(False, "; ".join(problems), metadata)
 
 
@@ -114,15 +120,20 @@ def check_train_test_disjoint(filtered_ratios: pl.DataFrame) -> CheckOutcome:
     train_pairs = _split(filtered_ratios, SPLIT_TRAIN).select(pairs).unique()
     test_pairs = _split(filtered_ratios, SPLIT_TEST).select(pairs).unique()
     overlap = train_pairs.join(test_pairs, on=pairs, how="inner").height
-    metadata: dict[str, int | float | str] = {"overlapping_pairs": overlap, "train_pairs": train_pairs.height,
-                                              "test_pairs": test_pairs.height}
+    metadata: dict[str, int | float | str] = {
+        "overlapping_pairs": overlap,
+        "train_pairs": train_pairs.height,
+        "test_pairs": test_pairs.height,
+    }
     if overlap == 0:
         description = "train and test share no (user, video) pair"
     else:
         shared = train_pairs.join(test_pairs, on=pairs, how="inner").sort(pairs).head(EXAMPLE_IDS)
         metadata["example_pairs"] = ", ".join(f"({u}, {v})" for u, v in shared.iter_rows())
-        description = (f"columns user_id, video_id: {overlap} (user, video) pairs are in both train and test "
-                       f"(e.g. {metadata['example_pairs']})")
+        description = (
+            f"columns user_id, video_id: {overlap} (user, video) pairs are in both train and test "
+            f"(e.g. {metadata['example_pairs']})"
+        )
     return CheckOutcome(overlap == 0, description, metadata)
 
 
@@ -173,11 +184,14 @@ def check_feature_table(frame: pl.DataFrame, id_column: str) -> CheckOutcome:
             continue
         wrong = (values.is_null() | values.is_nan() | (values < 0) | (values > 1)).fill_null(True)
         if bad := int(wrong.sum()):
-            problems.append(f"{column}: {bad} values null, NaN or outside [0, 1] "
-                            f"({id_column} {example_ids(ids.filter(wrong))})")
+            problems.append(
+                f"{column}: {bad} values null, NaN or outside [0, 1] ({id_column} {example_ids(ids.filter(wrong))})"
+            )
     metadata["problems"] = len(problems)
-    description = "; ".join(problems) if problems else (
-        f"{frame.height} unique {id_column}s, {len(categorical)} cat_* and {len(numeric)} num_* columns valid"
+    description = (
+        "; ".join(problems)
+        if problems
+        else (f"{frame.height} unique {id_column}s, {len(categorical)} cat_* and {len(numeric)} num_* columns valid")
     )
     return CheckOutcome(not problems, description, metadata)
 
@@ -222,8 +236,9 @@ def check_side_coverage(
         "max_share": max_share,
     }
     if missing.len() == 0:
-        return CheckOutcome(True, f"all {needed.len()} {id_column}s with interactions have a row in {side_file}",
-                            metadata)
+        return CheckOutcome(
+            True, f"all {needed.len()} {id_column}s with interactions have a row in {side_file}", metadata
+        )
     metadata["example_ids_without_side_row"] = example_ids(missing)
     description = (
         f"{missing.len()} of {needed.len()} {id_column}s with interactions ({share:.1%}) have no row in {side_file} "
@@ -241,6 +256,10 @@ def check_splits_not_empty(filtered_ratios: pl.DataFrame) -> CheckOutcome:
     empty = [name for name, count in counts.items() if count == 0]
     metadata: dict[str, int | float | str] = {f"{name}_rows": count for name, count in counts.items()}
     if empty:
-        return CheckOutcome(False, f"column split: no {', no '.join(empty)} rows (the filter and validation "
-                                   "settings leave nothing for the steps that need them)", metadata)
+        return CheckOutcome(
+            False,
+            f"column split: no {', no '.join(empty)} rows (the filter and validation "
+            "settings leave nothing for the steps that need them)",
+            metadata,
+        )
     return CheckOutcome(True, ", ".join(f"{count} {name} rows" for name, count in counts.items()), metadata)

@@ -37,8 +37,9 @@ class HistogramCounts:
             raise ValueError("total is smaller than the counted values")
 
 
-def histogram_counts(frame: pl.LazyFrame | pl.DataFrame | pl.Series | np.ndarray,
-                     column: str = "watch_ratio") -> HistogramCounts:
+def histogram_counts(
+    frame: pl.LazyFrame | pl.DataFrame | pl.Series | np.ndarray, column: str = "watch_ratio"
+) -> HistogramCounts:
     """Exact histogram of ``column`` over ``PLOT_RANGE`` in ``BINS`` bins.
 
     Parameters
@@ -64,20 +65,27 @@ def histogram_counts(frame: pl.LazyFrame | pl.DataFrame | pl.Series | np.ndarray
     # bin index; the right edge belongs to the last bin, as in numpy.histogram
     index = ((value - low) / width).floor().cast(pl.Int64).clip(0, BINS - 1)
     lazy = frame.lazy()
-    total, overflow, missing = lazy.select(
-        pl.len().alias("total"),
-        (finite & (value > high)).sum().alias("overflow"),
-        (~finite.fill_null(False)).sum().alias("missing"),
-    ).collect(engine="streaming").row(0)
-    binned = (lazy.filter(in_range).group_by(index.alias("bin")).agg(pl.len().alias("n"))
-              .collect(engine="streaming"))
+    total, overflow, missing = (
+        lazy.select(
+            pl.len().alias("total"),
+            (finite & (value > high)).sum().alias("overflow"),
+            (~finite.fill_null(False)).sum().alias("missing"),
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
+    binned = lazy.filter(in_range).group_by(index.alias("bin")).agg(pl.len().alias("n")).collect(engine="streaming")
     counts = np.zeros(BINS, dtype=np.int64)
     counts[binned["bin"].to_numpy()] = binned["n"].to_numpy()
     return HistogramCounts(np.linspace(low, high, BINS + 1), counts, int(total), int(overflow or 0), int(missing or 0))
 
 
-def watch_ratio_histogram_png(before: HistogramCounts, after: HistogramCounts, max_watch_ratio: float | None,
-                              labels: tuple[str, str] = ("before filtering", "after filtering (train)")) -> bytes:
+def watch_ratio_histogram_png(
+    before: HistogramCounts,
+    after: HistogramCounts,
+    max_watch_ratio: float | None,
+    labels: tuple[str, str] = ("before filtering", "after filtering (train)"),
+) -> bytes:
     """Two stacked histograms (before / after filtering) on a shared 0..5 axis, the filter threshold marked.
 
     Parameters
@@ -101,17 +109,24 @@ def watch_ratio_histogram_png(before: HistogramCounts, after: HistogramCounts, m
     figure = Figure(figsize=(6.4, 4.8), dpi=80, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(2, 1, sharex=True)
-    for axis, title, counts in zip(axes, labels, (before, after)):
+    for axis, title, counts in zip(axes, labels, (before, after), strict=False):
         axis.stairs(counts.counts, counts.edges, fill=True, color="tab:blue", alpha=0.8)
         if max_watch_ratio is not None:
-            axis.axvline(max_watch_ratio, color="tab:red", linestyle="--", linewidth=1,
-                         label=f"filter: max {max_watch_ratio:g}")
+            axis.axvline(
+                max_watch_ratio, color="tab:red", linestyle="--", linewidth=1, label=f"filter: max {max_watch_ratio:g}"
+            )
             axis.legend(loc="center right", fontsize=8)
         axis.set_title(f"{title}: {counts.total:,} rows (all rows counted)", fontsize=10)
         axis.set_ylabel("rows")
         share = counts.overflow / counts.total if counts.total else 0.0
-        axis.text(0.98, 0.85, f"> {PLOT_RANGE[1]:g}: {counts.overflow:,} rows ({share:.2%}, not drawn)",
-                  transform=axis.transAxes, ha="right", fontsize=8)
+        axis.text(
+            0.98,
+            0.85,
+            f"> {PLOT_RANGE[1]:g}: {counts.overflow:,} rows ({share:.2%}, not drawn)",
+            transform=axis.transAxes,
+            ha="right",
+            fontsize=8,
+        )
     axes[-1].set_xlabel("watch ratio")
     axes[-1].set_xlim(*PLOT_RANGE)
     buffer = io.BytesIO()

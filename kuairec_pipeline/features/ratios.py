@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import polars as pl
-
 import numpy as np
+import polars as pl
 
 from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
@@ -184,8 +183,11 @@ def prepare_filtered_ratios(
             "video_id",
             "timestamp",
             "watch_ratio",
-            split=pl.when(is_selection).then(pl.lit(SPLIT_SELECTION))
-            .when(is_val).then(pl.lit(SPLIT_VAL)).otherwise(pl.lit(SPLIT_TRAIN)),
+            split=pl.when(is_selection)
+            .then(pl.lit(SPLIT_SELECTION))
+            .when(is_val)
+            .then(pl.lit(SPLIT_VAL))
+            .otherwise(pl.lit(SPLIT_TRAIN)),
             passes_filter=passes,
         )
         .collect(engine="streaming")
@@ -276,9 +278,7 @@ def clipped_log_unit(values: pl.Series, lower_quantile: float | None, upper_quan
     return min_max_unit(clipped.log1p())
 
 
-def train_target_features(
-    ids: pl.Series, filtered_ratios: pl.DataFrame, prior_weight: float
-) -> pl.DataFrame:
+def train_target_features(ids: pl.Series, filtered_ratios: pl.DataFrame, prior_weight: float) -> pl.DataFrame:
     """``num_train_mean_target`` and ``num_train_log_count`` for each of ``ids`` (same order), from train rows only.
 
     ``num_train_mean_target``: the id's mean scaled target over training rows (val and test never leak in), shrunk

@@ -85,8 +85,9 @@ def build_user_features(
     if raw_users["user_id"].is_duplicated().any():
         raise ValueError("raw_users has duplicate user_id values")
     ids = all_ids(raw_users["user_id"], filtered_ratios, "user_id")
-    users = ids.to_frame().join(raw_users.with_columns(pl.col("user_id").cast(pl.Int32)), on="user_id", how="left",
-                                maintain_order="left")
+    users = ids.to_frame().join(
+        raw_users.with_columns(pl.col("user_id").cast(pl.Int32)), on="user_id", how="left", maintain_order="left"
+    )
     categorical = users.select(
         pl.col("user_id").cast(pl.Int32),
         _active_degree_ids(users["user_active_degree"], config.unknown_active_degrees),

@@ -84,9 +84,7 @@ def padded_tag_ids(tags: pl.Series, max_tags: int) -> pl.Series:
     padding = pl.lit([0] * max_tags, dtype=pl.List(pl.Int32))
     shifted = pl.col("tags").list.head(max_tags).list.eval(pl.element() + 1)
     return (
-        tags.to_frame("tags")
-        .select(pl.concat_list(shifted, padding).list.head(max_tags).alias("tag_ids"))
-        .to_series()
+        tags.to_frame("tags").select(pl.concat_list(shifted, padding).list.head(max_tags).alias("tag_ids")).to_series()
     )
 
 
@@ -134,8 +132,9 @@ def build_video_features(
     if raw_videos["video_id"].is_duplicated().any():
         raise ValueError("raw_videos has duplicate video_id values")
     ids = all_ids(raw_videos["video_id"], filtered_ratios, "video_id")
-    videos = ids.to_frame().join(raw_videos.with_columns(pl.col("video_id").cast(pl.Int32)), on="video_id",
-                                 how="left", maintain_order="left")
+    videos = ids.to_frame().join(
+        raw_videos.with_columns(pl.col("video_id").cast(pl.Int32)), on="video_id", how="left", maintain_order="left"
+    )
     durations = resolve_durations_ms(videos, raw_interactions)
     tags = _checked_tags(videos, config.num_tags)
     training = train_target_features(videos["video_id"], filtered_ratios, config.target_prior_weight)

@@ -56,14 +56,27 @@ class ALSConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "factors": self.factors >= 1, "regularization": self.regularization >= 0, "alpha": self.alpha >= 0,
-            "iterations": self.iterations >= 1, "num_threads": self.num_threads >= 0,
-            "calibration_l2": self.calibration_l2 >= 0, "calibration_tolerance": self.calibration_tolerance > 0,
-            "taste_l2": self.taste_l2 > 0, "factor_l2": self.factor_l2 > 0,
+            "factors": self.factors >= 1,
+            "regularization": self.regularization >= 0,
+            "alpha": self.alpha >= 0,
+            "iterations": self.iterations >= 1,
+            "num_threads": self.num_threads >= 0,
+            "calibration_l2": self.calibration_l2 >= 0,
+            "calibration_tolerance": self.calibration_tolerance > 0,
+            "taste_l2": self.taste_l2 > 0,
+            "factor_l2": self.factor_l2 > 0,
         }
-        allowed = {"factors": ">= 1", "regularization": ">= 0", "alpha": ">= 0", "iterations": ">= 1",
-                   "num_threads": ">= 0", "calibration_l2": ">= 0", "calibration_tolerance": "> 0",
-                   "taste_l2": "> 0", "factor_l2": "> 0"}
+        allowed = {
+            "factors": ">= 1",
+            "regularization": ">= 0",
+            "alpha": ">= 0",
+            "iterations": ">= 1",
+            "num_threads": ">= 0",
+            "calibration_l2": ">= 0",
+            "calibration_tolerance": "> 0",
+            "taste_l2": "> 0",
+            "factor_l2": "> 0",
+        }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"ALSConfig.{name} must be {allowed[name]}, got {getattr(self, name)}")
@@ -176,21 +189,25 @@ def fit_biases(
     total_rows = user_rows.sum()
 
     def normal_matrix_times(x: np.ndarray) -> np.ndarray:
-        global_bias, user_bias, video_bias = x[0], x[1:1 + n_users], x[1 + n_users:]
-        return np.concatenate([
-            [total_rows * global_bias + user_rows @ user_bias + video_rows @ video_bias],
-            user_rows * global_bias + (user_rows + bias_l2) * user_bias + weights @ video_bias,
-            video_rows * global_bias + weights_by_video @ user_bias + (video_rows + bias_l2) * video_bias,
-        ])
+        global_bias, user_bias, video_bias = x[0], x[1 : 1 + n_users], x[1 + n_users :]
+        return np.concatenate(
+            [
+                [total_rows * global_bias + user_rows @ user_bias + video_rows @ video_bias],
+                user_rows * global_bias + (user_rows + bias_l2) * user_bias + weights @ video_bias,
+                video_rows * global_bias + weights_by_video @ user_bias + (video_rows + bias_l2) * video_bias,
+            ]
+        )
 
     size = 1 + n_users + n_videos
     diagonal = np.concatenate([[total_rows], user_rows + bias_l2, video_rows + bias_l2])
     inverse_diagonal = np.divide(1.0, diagonal, out=np.ones_like(diagonal), where=diagonal > 0)
-    right_hand_side = np.concatenate([
-        [weighted_target.sum()],
-        np.bincount(pairs.user, weights=weighted_target, minlength=n_users),
-        np.bincount(pairs.video, weights=weighted_target, minlength=n_videos),
-    ])
+    right_hand_side = np.concatenate(
+        [
+            [weighted_target.sum()],
+            np.bincount(pairs.user, weights=weighted_target, minlength=n_users),
+            np.bincount(pairs.video, weights=weighted_target, minlength=n_videos),
+        ]
+    )
     solution, _ = cg(
         LinearOperator((size, size), matvec=normal_matrix_times, dtype=np.float64),
         right_hand_side,
@@ -198,7 +215,7 @@ def fit_biases(
         maxiter=CALIBRATION_MAX_ITERATIONS,
         M=LinearOperator((size, size), matvec=lambda x: inverse_diagonal * x, dtype=np.float64),
     )
-    return float(solution[0]), solution[1:1 + n_users], solution[1 + n_users:]
+    return float(solution[0]), solution[1 : 1 + n_users], solution[1 + n_users :]
 
 
 def factor_design(video_factors: np.ndarray) -> np.ndarray:
@@ -223,14 +240,17 @@ def fit_calibration(
     ``taste_l2`` and ``factor_l2`` shrink the two blocks separately.
     """
     global_bias, user_bias, video_bias = fit_biases(
-        pairs, video_factors.shape[0], config.calibration_l2, config.calibration_tolerance)
+        pairs, video_factors.shape[0], config.calibration_l2, config.calibration_tolerance
+    )
     design = np.hstack([np.asarray(taste_features, dtype=np.float64), factor_design(video_factors)])
     residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
-    penalty = np.concatenate([np.full(taste_features.shape[1], config.taste_l2),
-                              np.full(video_factors.shape[1], config.factor_l2)])
+    penalty = np.concatenate(
+        [np.full(taste_features.shape[1], config.taste_l2), np.full(video_factors.shape[1], config.factor_l2)]
+    )
     n_videos = video_factors.shape[0]
-    coefficients = per_user_ridge(pairs.matrix(pairs.count, n_videos),
-                                  pairs.matrix(pairs.count * residual, n_videos), design, penalty)
+    coefficients = per_user_ridge(
+        pairs.matrix(pairs.count, n_videos), pairs.matrix(pairs.count * residual, n_videos), design, penalty
+    )
     return Calibration(
         global_bias,
         user_bias.astype(np.float32),
@@ -279,7 +299,8 @@ class ALSRecommender(Recommender):
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.video_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.calibration = fit_calibration(
-            self.video_factors, video_taste_features(data.video_tag_multi_hot, data.video_numeric), pairs, config)
+            self.video_factors, video_taste_features(data.video_tag_multi_hot, data.video_numeric), pairs, config
+        )
         self._build_augmented()
         return self
 

@@ -78,7 +78,7 @@ class Recommender(ABC):
         for first in range(0, unique_users.size, batch):
             last = min(first + batch, unique_users.size)
             scores = self.score_all(unique_users[first:last], unique_videos)
-            rows = order[bounds[first]:bounds[last]]
+            rows = order[bounds[first] : bounds[last]]
             local_user = np.searchsorted(unique_users[first:last], user_ids[rows])
             out[rows] = scores[local_user, video_col[rows]]
         return out
@@ -109,7 +109,7 @@ class Recommender(ABC):
         top_scores = np.empty((user_ids.size, k), dtype=np.float32)
         batch = max(1, SCORE_BATCH_CELLS // max(1, candidates.size))
         for first in range(0, user_ids.size, batch):
-            users = user_ids[first:first + batch]
+            users = user_ids[first : first + batch]
             scores = self.score_all(users, None if video_ids is None else candidates).astype(np.float32, copy=True)
             if exclude is not None:
                 seen = exclude[users][:, candidates] if video_ids is not None else exclude[users]
@@ -120,8 +120,8 @@ class Recommender(ABC):
             part_scores = np.take_along_axis(scores, part, axis=1)
             order = np.argsort(-part_scores, axis=1, kind="stable")
             best = np.take_along_axis(part, order, axis=1)
-            top_ids[first:first + users.size] = candidates[best]
-            top_scores[first:first + users.size] = np.take_along_axis(part_scores, order, axis=1)
+            top_ids[first : first + users.size] = candidates[best]
+            top_scores[first : first + users.size] = np.take_along_axis(part_scores, order, axis=1)
         return top_ids, top_scores
 
     def config_dict(self) -> dict[str, Any]:

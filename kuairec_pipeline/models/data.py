@@ -36,7 +36,7 @@ class Interactions:
         return int(self.user.shape[0])
 
     @classmethod
-    def from_frame(cls, frame: pl.DataFrame) -> "Interactions":
+    def from_frame(cls, frame: pl.DataFrame) -> Interactions:
         return cls(
             user=frame["user_id"].to_numpy().astype(np.int32, copy=False),
             video=frame["video_id"].to_numpy().astype(np.int32, copy=False),

@@ -59,7 +59,7 @@ class RankShardedBatches(IndexBatches):
             order = torch.arange(n_rows)
         mine = order[: n_rows - n_rows % world][rank::world]
         for first in range(0, mine.shape[0], self.batch_size):
-            index = mine[first:first + self.batch_size]
+            index = mine[first : first + self.batch_size]
             yield self.users[index], self.videos[index], self.target[index]
 
 
@@ -116,10 +116,16 @@ def fit_data_parallel(
         set_fixed_offsets(network, config, data)
     has_val = len(data.val) > 0
     train_loader = torch.utils.data.DataLoader(
-        RankShardedBatches(data.train, config.batch_size, shuffle=True, seed=config.seed), batch_size=None)
-    val_loader = torch.utils.data.DataLoader(
-        IndexBatches(data.val, 4 * config.batch_size, torch.device("cpu"), shuffle=False), batch_size=None,
-    ) if has_val else None
+        RankShardedBatches(data.train, config.batch_size, shuffle=True, seed=config.seed), batch_size=None
+    )
+    val_loader = (
+        torch.utils.data.DataLoader(
+            IndexBatches(data.val, 4 * config.batch_size, torch.device("cpu"), shuffle=False),
+            batch_size=None,
+        )
+        if has_val
+        else None
+    )
     trainer = lightning.Trainer(
         accelerator=accelerator,
         devices=devices,

@@ -115,9 +115,7 @@ class HybridRecommender(Recommender):
         # Without validation rows there is nothing honest to weight on: keep the equal-weight average.
         if len(rows) > 0:
             predictions = self.component_predictions(rows.user, rows.video)
-            self.intercept, self.weights = fit_blend(
-                predictions, rows.target, self.config.l2, self.config.non_negative
-            )
+            self.intercept, self.weights = fit_blend(predictions, rows.target, self.config.l2, self.config.non_negative)
         return self
 
     def _components(self) -> tuple[ALSRecommender, TwoTowerRecommender]:
@@ -144,7 +142,7 @@ class HybridRecommender(Recommender):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
         def component(prefix: str) -> dict[str, np.ndarray]:
-            return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+            return {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
 
         model = cls(hybrid_config_from_dict(stored_config(arrays)))
         model._set_components(

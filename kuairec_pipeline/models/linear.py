@@ -102,29 +102,33 @@ def solve_ridge(
     def gram_product(theta: np.ndarray) -> np.ndarray:
         # X^T X theta, where X theta at a row is p[user] + q[video] + b.
         p = user_features @ theta[:d_user]
-        q = video_features @ theta[d_user:d_user + d_video]
+        q = video_features @ theta[d_user : d_user + d_video]
         b = theta[-1]
         user_residual = per_user * (p + b) + counts @ q
         video_residual = per_video * (q + b) + counts_t @ p
         out = np.empty_like(theta)
         out[:d_user] = user_t @ user_residual + config.l2 * theta[:d_user]
-        out[d_user:d_user + d_video] = video_t @ video_residual + config.l2 * theta[d_user:d_user + d_video]
+        out[d_user : d_user + d_video] = video_t @ video_residual + config.l2 * theta[d_user : d_user + d_video]
         out[-1] = per_user @ p + per_video @ q + n_rows * b
         return out
 
     size = d_user + d_video + 1
     target = target.astype(np.float64)
-    rhs = np.concatenate([
-        user_t @ np.bincount(users, weights=target, minlength=n_users),
-        video_t @ np.bincount(videos, weights=target, minlength=n_videos),
-        [target.sum()],
-    ])
+    rhs = np.concatenate(
+        [
+            user_t @ np.bincount(users, weights=target, minlength=n_users),
+            video_t @ np.bincount(videos, weights=target, minlength=n_videos),
+            [target.sum()],
+        ]
+    )
     # Jacobi preconditioner: one-hot columns differ in frequency by orders of magnitude.
-    diagonal = np.concatenate([
-        user_features.multiply(user_features).T @ per_user + config.l2,
-        video_features.multiply(video_features).T @ per_video + config.l2,
-        [float(n_rows)],
-    ])
+    diagonal = np.concatenate(
+        [
+            user_features.multiply(user_features).T @ per_user + config.l2,
+            video_features.multiply(video_features).T @ per_video + config.l2,
+            [float(n_rows)],
+        ]
+    )
     preconditioner = LinearOperator((size, size), matvec=lambda v: v / diagonal, dtype=np.float64)
     operator = LinearOperator((size, size), matvec=gram_product, dtype=np.float64)
     x0 = np.zeros(size)
@@ -134,9 +138,8 @@ def solve_ridge(
     def count(_: np.ndarray) -> None:
         iterations[0] += 1
 
-    theta, _info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner,
-                      callback=count)
-    return theta[:d_user], theta[d_user:d_user + d_video], float(theta[-1]), iterations[0]
+    theta, _info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner, callback=count)
+    return theta[:d_user], theta[d_user : d_user + d_video], float(theta[-1]), iterations[0]
 
 
 def taste_design(data: TrainingData) -> np.ndarray:
@@ -181,9 +184,12 @@ class LinearRecommender(Recommender):
         pairs = aggregate_pairs(train, data.n_users, data.n_videos)
         residual = pairs.mean_target - self.user_part[pairs.user] - self.video_part[pairs.video]
         design = taste_design(data)
-        coefficients = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
-                                      pairs.matrix(pairs.count * residual, data.n_videos), design,
-                                      self.config.taste_l2)
+        coefficients = per_user_ridge(
+            pairs.matrix(pairs.count, data.n_videos),
+            pairs.matrix(pairs.count * residual, data.n_videos),
+            design,
+            self.config.taste_l2,
+        )
         self.user_taste = coefficients.astype(np.float32)
         self.video_taste = design.astype(np.float32)
         return self

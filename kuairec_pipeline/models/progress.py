@@ -80,16 +80,20 @@ class EpochProgress(Callback):
         self._emit("  ".join(parts))
 
     def on_train_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        self._emit(f"{self.model_name}: {self.stop_reason(trainer)}; "
-                   f"{trainer.current_epoch} epochs in {time.perf_counter() - self._started:.1f} s")
+        self._emit(
+            f"{self.model_name}: {self.stop_reason(trainer)}; "
+            f"{trainer.current_epoch} epochs in {time.perf_counter() - self._started:.1f} s"
+        )
 
     def stop_reason(self, trainer: lightning.Trainer) -> str:
         """Why the fit ended, in words."""
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch > 0:
-            return (f"stopped early: {stopper.monitor} did not improve by {abs(stopper.min_delta):g} "
-                    f"for {stopper.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch + 1}, "
-                    f"those weights are kept)")
+            return (
+                f"stopped early: {stopper.monitor} did not improve by {abs(stopper.min_delta):g} "
+                f"for {stopper.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch + 1}, "
+                f"those weights are kept)"
+            )
         if trainer.interrupted:
             return "interrupted"
         if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:

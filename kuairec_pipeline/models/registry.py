@@ -27,7 +27,10 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
         ModelEntry("two_tower", "two_tower_embeddings", "kuairec_pipeline.models.two_tower:TwoTowerRecommender"),
         ModelEntry("hybrid", "hybrid_model", "kuairec_pipeline.models.hybrid:HybridRecommender"),
         ModelEntry("sequential", "sequential_model", "kuairec_pipeline.models.sequential:SequentialRecommender"),
-        ModelEntry("sequential_shuffled", "sequential_shuffled",
-                   "kuairec_pipeline.models.sequential:ShuffledSequentialRecommender"),
+        ModelEntry(
+            "sequential_shuffled",
+            "sequential_shuffled",
+            "kuairec_pipeline.models.sequential:ShuffledSequentialRecommender",
+        ),
     )
 }

@@ -140,8 +140,9 @@ def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> 
     return counts.astype(np.int64)
 
 
-def window_matrix(history: History, end: np.ndarray, length: np.ndarray, max_len: int,
-                  shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+def window_matrix(
+    history: History, end: np.ndarray, length: np.ndarray, max_len: int, shuffle: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """(index matrix int64 (m, max_len) into the history order, valid mask bool (m, max_len)) for windows
     ``[end - length, end)``, right-padded (padding repeats the window's first row, masked out).
 

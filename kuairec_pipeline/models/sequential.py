@@ -100,12 +100,23 @@ class SequentialConfig:
             "precision": self.precision in PRECISIONS,
         }
         allowed = {
-            "max_len": "1..512", "hidden_dim": ">= 2", "num_heads": ">= 1 and dividing hidden_dim",
-            "num_layers": "1..8", "feedforward_dim": ">= 1", "dropout": "[0, 1)", "learning_rate": "> 0",
-            "weight_decay": ">= 0", "id_l2": ">= 0", "batch_windows": ">= 1", "max_epochs": ">= 1",
-            "positions_per_epoch": ">= 0 (0 = all)", "early_stopping_patience": ">= 1",
-            "early_stopping_min_delta": ">= 0", "num_threads": ">= 0 (0 = all cores)",
-            "accelerator": "auto, cpu, gpu, cuda or mps", "precision": " or ".join(PRECISIONS),
+            "max_len": "1..512",
+            "hidden_dim": ">= 2",
+            "num_heads": ">= 1 and dividing hidden_dim",
+            "num_layers": "1..8",
+            "feedforward_dim": ">= 1",
+            "dropout": "[0, 1)",
+            "learning_rate": "> 0",
+            "weight_decay": ">= 0",
+            "id_l2": ">= 0",
+            "batch_windows": ">= 1",
+            "max_epochs": ">= 1",
+            "positions_per_epoch": ">= 0 (0 = all)",
+            "early_stopping_patience": ">= 1",
+            "early_stopping_min_delta": ">= 0",
+            "num_threads": ">= 0 (0 = all cores)",
+            "accelerator": "auto, cpu, gpu, cuda or mps",
+            "precision": " or ".join(PRECISIONS),
         }
         for name, ok in checks.items():
             if not ok:
@@ -161,8 +172,14 @@ def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: n
     return logits @ value
 
 
-def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray, config: SequentialConfig,
-                       video: np.ndarray, ratio: np.ndarray, length: np.ndarray) -> np.ndarray:
+def encode_last_states(
+    weights: dict[str, np.ndarray],
+    input_vectors: np.ndarray,
+    config: SequentialConfig,
+    video: np.ndarray,
+    ratio: np.ndarray,
+    length: np.ndarray,
+) -> np.ndarray:
     """NumPy forward of the pre-norm causal transformer (torch ``TransformerEncoderLayer(norm_first=True)``, ReLU,
     eval mode): the final-norm state at each window's last valid position.
 
@@ -185,8 +202,12 @@ def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray
     m, width = video.shape
     d, heads = config.hidden_dim, config.num_heads
     dh = d // heads
-    x = (input_vectors[video] + ratio[..., None] * weights["ratio_input.weight"][:, 0]
-         + weights["ratio_input.bias"] + weights["position.weight"][:width]).astype(np.float32)
+    x = (
+        input_vectors[video]
+        + ratio[..., None] * weights["ratio_input.weight"][:, 0]
+        + weights["ratio_input.bias"]
+        + weights["position.weight"][:width]
+    ).astype(np.float32)
     causal = np.tril(np.ones((width, width), dtype=bool))
     last = length - 1
     rows = np.arange(m)
@@ -195,7 +216,7 @@ def encode_last_states(weights: dict[str, np.ndarray], input_vectors: np.ndarray
         final = layer == config.num_layers - 1
         y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
         qkv = _linear(y, weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"])
-        q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
+        q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
         if final:  # only the last valid position's state is read: one query row per window
             q = q[rows, :, last][:, :, None, :]
             allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
@@ -249,19 +270,31 @@ class SequentialRecommender(Recommender):
         table = self.weights.get("user_embedding.weight")
         return table[users] if table is not None else np.zeros((users.size, self.config.hidden_dim), np.float32)
 
-    def _states(self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray,
-                query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
+    def _states(
+        self,
+        history: sequences.History,
+        window_end: np.ndarray,
+        window_length: np.ndarray,
+        query_user: np.ndarray,
+        query_window: np.ndarray,
+    ) -> np.ndarray:
         """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
         states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
         batch = max(1, ENCODE_BATCH_CELLS // self.config.max_len)
         for first in range(0, window_end.size, batch):
             part = slice(first, first + batch)
-            index, _ = sequences.window_matrix(history, window_end[part], window_length[part],
-                                                   self.config.max_len, self.config.shuffle_positions)
+            index, _ = sequences.window_matrix(
+                history, window_end[part], window_length[part], self.config.max_len, self.config.shuffle_positions
+            )
             width = int(window_length[part].max())  # trailing all-padding columns change nothing (causal)
-            states[part] = encode_last_states(self.weights, self.input_vectors, self.config,
-                                              history.video[index[:, :width]], history.target[index[:, :width]],
-                                              window_length[part])
+            states[part] = encode_last_states(
+                self.weights,
+                self.input_vectors,
+                self.config,
+                history.video[index[:, :width]],
+                history.target[index[:, :width]],
+                window_length[part],
+            )
         out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
         has_window = query_window >= 0
         out[has_window] = states[query_window[has_window]]
@@ -295,8 +328,7 @@ class SequentialRecommender(Recommender):
             raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
         built = sequences.build_history(history, self.n_users, self.config.seed)
         plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
-        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64),
-                              plan.query_window)
+        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
         candidates = self.video_vectors[rows.video.astype(np.int64)]
         logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]
         return _sigmoid_inplace(logits.astype(np.float32))
@@ -321,8 +353,11 @@ class SequentialRecommender(Recommender):
         model = cls(config_from_dict(stored_config(arrays)))
         model.architecture = SequentialArchitecture(**decode_json(arrays[ARCHITECTURE_KEY]))
         model.n_users, model.n_videos = model.architecture.n_users, model.architecture.n_videos
-        model.weights = {name[len(WEIGHTS_PREFIX):]: np.asarray(value) for name, value in arrays.items()
-                         if name.startswith(WEIGHTS_PREFIX)}
+        model.weights = {
+            name[len(WEIGHTS_PREFIX) :]: np.asarray(value)
+            for name, value in arrays.items()
+            if name.startswith(WEIGHTS_PREFIX)
+        }
         model.user_states = np.ascontiguousarray(arrays["user_states"], dtype=np.float32)
         model.video_vectors = np.ascontiguousarray(arrays["video_vectors"], dtype=np.float32)
         model.input_vectors = np.ascontiguousarray(arrays["input_vectors"], dtype=np.float32)
@@ -339,4 +374,3 @@ class ShuffledSequentialRecommender(SequentialRecommender):
 
     def __init__(self, config: SequentialConfig | None = None) -> None:
         super().__init__(dataclasses.replace(config or SequentialConfig(), shuffle_positions=True))
-

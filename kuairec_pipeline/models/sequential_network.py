@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
 import lightning.pytorch as lightning
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.sequential import SequentialArchitecture, SequentialConfig
 from kuairec_pipeline.models.threads import resolve_thread_count
-from kuairec_pipeline.models.two_tower_network import KeepBestWeights, _logit, torch_threads
+from kuairec_pipeline.models.two_tower_network import torch_threads
+from kuairec_pipeline.models.two_tower_training import KeepBestWeights, _logit
 
 LOGGER = logging.getLogger(__name__)
 STATE_BATCH_WINDOWS = 4_096  # windows per forward pass when computing states without gradients
@@ -35,8 +37,9 @@ class VideoEncoder(nn.Module):
         super().__init__()
         self.video = nn.Embedding(architecture.n_videos, dim)
         self.tags = nn.Embedding(architecture.tag_ids, dim, padding_idx=0)
-        self.categorical = nn.ModuleList(nn.Embedding(c, dim, padding_idx=0)
-                                         for c in architecture.video_categorical_cardinality)
+        self.categorical = nn.ModuleList(
+            nn.Embedding(c, dim, padding_idx=0) for c in architecture.video_categorical_cardinality
+        )
         for table in (self.video, self.tags, *self.categorical):
             nn.init.normal_(table.weight, std=0.05)
             if table.padding_idx is not None:
@@ -54,21 +57,31 @@ class VideoEncoder(nn.Module):
 class SequentialNetwork(lightning.LightningModule):
     """Causal pre-norm transformer over history windows; MSE of sigmoid(<state, c_v> + b_v + b) on the next row."""
 
-    def __init__(self, architecture: SequentialArchitecture, config: SequentialConfig, global_logit: float = 0.0
-                 ) -> None:
+    def __init__(
+        self, architecture: SequentialArchitecture, config: SequentialConfig, global_logit: float = 0.0
+    ) -> None:
         super().__init__()
         self.config = config
         d = config.hidden_dim
         self.register_buffer("video_tags", torch.zeros(architecture.n_videos, architecture.tag_slots, dtype=torch.long))
-        self.register_buffer("video_categorical", torch.zeros(
-            architecture.n_videos, len(architecture.video_categorical_cardinality), dtype=torch.long))
+        self.register_buffer(
+            "video_categorical",
+            torch.zeros(architecture.n_videos, len(architecture.video_categorical_cardinality), dtype=torch.long),
+        )
         self.input_encoder = VideoEncoder(architecture, d)
         self.output_encoder = VideoEncoder(architecture, d)
         self.ratio_input = nn.Linear(1, d)
         self.position = nn.Embedding(config.max_len, d)
         nn.init.normal_(self.position.weight, std=0.05)
-        layer = nn.TransformerEncoderLayer(d, config.num_heads, config.feedforward_dim, config.dropout,
-                                           activation="relu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d,
+            config.num_heads,
+            config.feedforward_dim,
+            config.dropout,
+            activation="relu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(d)
         self.input_dropout = nn.Dropout(config.dropout)
@@ -80,8 +93,9 @@ class SequentialNetwork(lightning.LightningModule):
         self.video_bias = nn.Embedding(architecture.n_videos, 1)
         nn.init.zeros_(self.video_bias.weight)
         self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
-        self.register_buffer("causal_mask", nn.Transformer.generate_square_subsequent_mask(config.max_len),
-                             persistent=False)
+        self.register_buffer(
+            "causal_mask", nn.Transformer.generate_square_subsequent_mask(config.max_len), persistent=False
+        )
         self._val_sums = torch.zeros(3)
 
     def set_video_features(self, tags: np.ndarray, categorical: np.ndarray) -> None:
@@ -94,8 +108,11 @@ class SequentialNetwork(lightning.LightningModule):
     def encode(self, video: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
         """States (B, L, d) of right-padded windows: position j sees positions 0..j of its own window only."""
         width = video.shape[1]
-        x = (self.video_vectors(self.input_encoder, video) + self.ratio_input(ratio.unsqueeze(-1))
-             + self.position.weight[:width])
+        x = (
+            self.video_vectors(self.input_encoder, video)
+            + self.ratio_input(ratio.unsqueeze(-1))
+            + self.position.weight[:width]
+        )
         x = self.encoder(self.input_dropout(x), mask=self.causal_mask[:width, :width], is_causal=True)
         return self.final_norm(x)
 
@@ -123,9 +140,11 @@ class SequentialNetwork(lightning.LightningModule):
         # L2 on the id rows this batch touched (input and candidate video ids, their biases, the users), as in
         # the two-tower: rarely seen ids stay near zero instead of fitting their few rows.
         candidates = batch["target_video"][keep]
-        penalty = (self.input_encoder.video(batch["video"]).pow(2).sum(-1).mean()
-                   + self.output_encoder.video(candidates).pow(2).sum(-1).mean()
-                   + self.video_bias(candidates).pow(2).mean())
+        penalty = (
+            self.input_encoder.video(batch["video"]).pow(2).sum(-1).mean()
+            + self.output_encoder.video(candidates).pow(2).sum(-1).mean()
+            + self.video_bias(candidates).pow(2).mean()
+        )
         if self.user_embedding is not None:
             penalty = penalty + self.user_embedding(batch["user"]).pow(2).sum(-1).mean()
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=targets.shape[0])
@@ -142,8 +161,9 @@ class SequentialNetwork(lightning.LightningModule):
         query_states[has_window] = states[query_window[has_window]]
         query_states = query_states + self.user_vectors(batch["query_user"])
         error = (torch.sigmoid(self.score(query_states, batch["query_video"])) - batch["query_target"]).double()
-        self._val_sums += torch.stack([error.pow(2).sum(), error.abs().sum(),
-                                       torch.tensor(float(error.shape[0]), device=self.device)])
+        self._val_sums += torch.stack(
+            [error.pow(2).sum(), error.abs().sum(), torch.tensor(float(error.shape[0]), device=self.device)]
+        )
 
     def window_states(self, video: torch.Tensor, ratio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """(m, d): the state at each window's last valid position, in batches of windows."""
@@ -162,8 +182,9 @@ class SequentialNetwork(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel over all parameters (the dense embedding-table updates dominate the step otherwise).
-        return torch.optim.AdamW(self.parameters(), lr=self.config.learning_rate,
-                                 weight_decay=self.config.weight_decay, fused=True)
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
+        )
 
 
 class WindowBatches(torch.utils.data.IterableDataset):
@@ -213,30 +234,40 @@ class WindowBatches(torch.utils.data.IterableDataset):
         target_valid = valid & (~is_last | (end < self.user_end[windows])[:, None])
         target_index = torch.where(target_valid, target_index, start[:, None])
         return {
-            "video": self.video[index], "ratio": self.target[index], "user": self.user[windows],
-            "target_video": self.video[target_index], "target": self.target[target_index],
-            "target_valid": target_valid, "first": self.first[windows],
+            "video": self.video[index],
+            "ratio": self.target[index],
+            "user": self.user[windows],
+            "target_video": self.video[target_index],
+            "target": self.target[target_index],
+            "target_valid": target_valid,
+            "first": self.first[windows],
         }
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        order = torch.randperm(self.start.shape[0], generator=generator)[:self.windows_per_epoch]
+        order = torch.randperm(self.start.shape[0], generator=generator)[: self.windows_per_epoch]
         order = order.to(self.start.device)
         for first in range(0, order.shape[0], self.config.batch_windows):
-            yield self.batch(order[first:first + self.config.batch_windows])
+            yield self.batch(order[first : first + self.config.batch_windows])
 
 
-def query_batch(history: sequences.History, rows, config: SequentialConfig, device: torch.device
-                ) -> dict[str, torch.Tensor]:
+def query_batch(
+    history: sequences.History, rows, config: SequentialConfig, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Validation as one batch: the windows of every val row's history before it, and the rows themselves."""
     plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len)
-    index, _ = sequences.window_matrix(history, plan.window_end, plan.window_length, config.max_len,
-                                       config.shuffle_positions)
+    index, _ = sequences.window_matrix(
+        history, plan.window_end, plan.window_length, config.max_len, config.shuffle_positions
+    )
     tensors = {
-        "video": history.video[index], "ratio": history.target[index], "length": plan.window_length,
-        "query_window": plan.query_window, "query_user": rows.user.astype(np.int64),
-        "query_video": rows.video.astype(np.int64), "query_target": rows.target.astype(np.float32),
+        "video": history.video[index],
+        "ratio": history.target[index],
+        "length": plan.window_length,
+        "query_window": plan.query_window,
+        "query_user": rows.user.astype(np.int64),
+        "query_video": rows.video.astype(np.int64),
+        "query_target": rows.target.astype(np.float32),
     }
     return {name: torch.from_numpy(np.ascontiguousarray(value)).to(device) for name, value in tensors.items()}
 
@@ -249,8 +280,11 @@ class EpochProgress(Callback):
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        parts = [f"{name} {float(metrics[name]):.5f}" for name in ("train_loss_epoch", "val_mse", "val_mae")
-                 if name in metrics]
+        parts = [
+            f"{name} {float(metrics[name]):.5f}"
+            for name in ("train_loss_epoch", "val_mse", "val_mae")
+            if name in metrics
+        ]
         self.progress(f"sequential epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)}")
 
 
@@ -263,33 +297,55 @@ class TrainResult:
     video_vectors: np.ndarray  # float32 (n_videos, d + 1): [c_v, b_v + b_global]
 
 
-def train_network(architecture: SequentialArchitecture, config: SequentialConfig, data: TrainingData,
-                  progress: Callable[[str], None] | None = None) -> TrainResult:
+def train_network(
+    architecture: SequentialArchitecture,
+    config: SequentialConfig,
+    data: TrainingData,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Fit a fresh network with Lightning on ``data.train``, early stopping on ``data.val``."""
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
     callbacks: list[Callback] = [keep_best, EpochProgress(progress)]
     if has_val:
-        callbacks.append(EarlyStopping(monitor="val_mse", mode="min", patience=config.early_stopping_patience,
-                                       min_delta=config.early_stopping_min_delta))
+        callbacks.append(
+            EarlyStopping(
+                monitor="val_mse",
+                mode="min",
+                patience=config.early_stopping_patience,
+                min_delta=config.early_stopping_min_delta,
+            )
+        )
     trainer = lightning.Trainer(
-        accelerator=config.accelerator, devices=1, precision=config.precision, max_epochs=config.max_epochs,
-        callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=config.show_progress,
-        enable_model_summary=config.show_progress, num_sanity_val_steps=0,
-        limit_val_batches=None if has_val else 0, log_every_n_steps=50,
+        accelerator=config.accelerator,
+        devices=1,
+        precision=config.precision,
+        max_epochs=config.max_epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=config.show_progress,
+        enable_model_summary=config.show_progress,
+        num_sanity_val_steps=0,
+        limit_val_batches=None if has_val else 0,
+        log_every_n_steps=50,
     )
     device = trainer.strategy.root_device
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     history = sequences.build_history(data.train, data.n_users, config.seed)
     with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
-        network = SequentialNetwork(architecture, config, _logit(float(data.train.target.mean()) if len(data.train)
-                                                                 else 0.5))
+        network = SequentialNetwork(
+            architecture, config, _logit(float(data.train.target.mean()) if len(data.train) else 0.5)
+        )
         network.set_video_features(data.video_tags, data.video_categorical)
         batches = WindowBatches(history, config, device)
         train_loader = torch.utils.data.DataLoader(batches, batch_size=None)
-        val_loader = (torch.utils.data.DataLoader([query_batch(history, data.val, config, device)], batch_size=None)
-                      if has_val else None)
+        val_loader = (
+            torch.utils.data.DataLoader([query_batch(history, data.val, config, device)], batch_size=None)
+            if has_val
+            else None
+        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
@@ -316,19 +372,22 @@ def train_network(architecture: SequentialArchitecture, config: SequentialConfig
     )
 
 
-def network_from_weights(architecture: SequentialArchitecture, config: SequentialConfig,
-                         weights: dict[str, np.ndarray]) -> SequentialNetwork:
+def network_from_weights(
+    architecture: SequentialArchitecture, config: SequentialConfig, weights: dict[str, np.ndarray]
+) -> SequentialNetwork:
     """Rebuild the network from its state dict held as arrays (for checks against the NumPy scoring)."""
     network = SequentialNetwork(architecture, config)
     network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in weights.items()})
     return network.eval()
 
 
-def torch_window_states(network: SequentialNetwork, video: np.ndarray, ratio: np.ndarray, length: np.ndarray
-                        ) -> np.ndarray:
+def torch_window_states(
+    network: SequentialNetwork, video: np.ndarray, ratio: np.ndarray, length: np.ndarray
+) -> np.ndarray:
     """The torch forward's state at each window's last valid position (eval mode, CPU), float32 (m, d)."""
     with torch.no_grad():
-        return network.window_states(torch.from_numpy(np.asarray(video, np.int64)),
-                                     torch.from_numpy(np.asarray(ratio, np.float32)),
-                                     torch.from_numpy(np.asarray(length, np.int64))).numpy()
-
+        return network.window_states(
+            torch.from_numpy(np.asarray(video, np.int64)),
+            torch.from_numpy(np.asarray(ratio, np.float32)),
+            torch.from_numpy(np.asarray(length, np.int64)),
+        ).numpy()

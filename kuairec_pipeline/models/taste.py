@@ -19,7 +19,6 @@ import numpy as np
 import scipy.sparse as sp
 
 
-
 def video_taste_features(video_tag_multi_hot: np.ndarray, video_numeric: np.ndarray) -> np.ndarray:
     """(n_videos, n_tags + n_numeric) float64: the tag multi-hot scaled to sum 1 per video, then the numeric
     columns (each in [0, 1]). Scaled tags make a user's coefficient on a tag the effect of a video of that tag
@@ -35,8 +34,9 @@ def video_taste_features(video_tag_multi_hot: np.ndarray, video_numeric: np.ndar
     return np.hstack([tags, np.asarray(video_numeric, dtype=np.float64)])
 
 
-def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, features: np.ndarray,
-                   l2: float | np.ndarray) -> np.ndarray:
+def per_user_ridge(
+    weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, features: np.ndarray, l2: float | np.ndarray
+) -> np.ndarray:
     """Coefficients ``A`` (n_users, d) minimizing, for every user u separately,
     ``sum_v W[u, v] (r[u, v] - A[u] @ X[v])^2 + sum_j l2[j] A[u, j]^2``.
 
@@ -62,14 +62,17 @@ def per_user_ridge(weights: sp.csr_matrix, weighted_residual: sp.csr_matrix, fea
     if not (penalty > 0).all():
         raise ValueError(f"l2 must be > 0, got {l2}")
     if features.shape[0] != n_videos or weighted_residual.shape != weights.shape:
-        raise ValueError(f"shapes disagree: weights {weights.shape}, residual {weighted_residual.shape}, "
-                         f"features {features.shape}")
+        raise ValueError(
+            f"shapes disagree: weights {weights.shape}, residual {weighted_residual.shape}, features {features.shape}"
+        )
     weights = weights.tocsr()
     weighted_residual = weighted_residual.tocsr()
     for matrix in (weights, weighted_residual):
         matrix.sort_indices()
-    if not (np.array_equal(weights.indptr, weighted_residual.indptr)
-            and np.array_equal(weights.indices, weighted_residual.indices)):
+    if not (
+        np.array_equal(weights.indptr, weighted_residual.indptr)
+        and np.array_equal(weights.indices, weighted_residual.indices)
+    ):
         raise ValueError("weights and weighted_residual must store the same (user, video) cells")
     d = features.shape[1]
     out = np.zeros((n_users, d))

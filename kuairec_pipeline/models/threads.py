@@ -64,8 +64,10 @@ def deterministic_algorithms() -> Iterator[None]:
     """
     import torch  # here, not at the top: this module must stay importable before torch (see above)
 
-    previous, previous_warn = torch.are_deterministic_algorithms_enabled(), \
-        torch.is_deterministic_algorithms_warn_only_enabled()
+    previous, previous_warn = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield

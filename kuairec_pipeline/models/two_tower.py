@@ -79,7 +79,8 @@ class TwoTowerRecommender(Recommender):
         self.architecture = Architecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
         self._network, self.best_epoch, self.history = two_tower_training.train_network(
-            self.architecture, self.config, data)
+            self.architecture, self.config, data
+        )
         self._weights = None
         self._refresh_embeddings()
         return self
@@ -103,7 +104,8 @@ class TwoTowerRecommender(Recommender):
         from kuairec_pipeline.models import two_tower_network
 
         self.user_embeddings, self.video_embeddings = two_tower_network.embeddings(
-            self._fitted_network(), resolve_thread_count(self.config.num_threads))
+            self._fitted_network(), resolve_thread_count(self.config.num_threads)
+        )
 
     def _fitted_network(self) -> TwoTowerNetwork:
         if self._network is None and self._weights is not None and self.architecture is not None:
@@ -174,7 +176,8 @@ class TwoTowerRecommender(Recommender):
         model.n_users, model.n_videos = model.architecture.n_users, model.architecture.n_videos
         # The network is rebuilt from these only when needed (weights, torch_predict): scoring is NumPy.
         model._weights = {
-            name[len(WEIGHTS_PREFIX):]: np.array(value) for name, value in arrays.items()
+            name[len(WEIGHTS_PREFIX) :]: np.array(value)
+            for name, value in arrays.items()
             if name.startswith(WEIGHTS_PREFIX)
         }
         model.user_embeddings = np.ascontiguousarray(arrays["user_embeddings"], dtype=np.float32)

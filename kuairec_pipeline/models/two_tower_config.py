@@ -60,14 +60,24 @@ class TwoTowerConfig:
     taste_l2: float | None = 30.0
 
     def __post_init__(self) -> None:
-        positive = {"embedding_dim": self.embedding_dim, "id_embedding_dim": self.id_embedding_dim,
-                    "feature_embedding_dim": self.feature_embedding_dim, "batch_size": self.batch_size,
-                    "max_epochs": self.max_epochs, "early_stopping_patience": self.early_stopping_patience}
+        positive = {
+            "embedding_dim": self.embedding_dim,
+            "id_embedding_dim": self.id_embedding_dim,
+            "feature_embedding_dim": self.feature_embedding_dim,
+            "batch_size": self.batch_size,
+            "max_epochs": self.max_epochs,
+            "early_stopping_patience": self.early_stopping_patience,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"TwoTowerConfig.{name} must be >= 1, got {value}")
-        non_negative = {"weight_decay": self.weight_decay, "id_l2": self.id_l2, "num_threads": self.num_threads,
-                        "early_stopping_min_delta": self.early_stopping_min_delta, "bias_l2": self.bias_l2}
+        non_negative = {
+            "weight_decay": self.weight_decay,
+            "id_l2": self.id_l2,
+            "num_threads": self.num_threads,
+            "early_stopping_min_delta": self.early_stopping_min_delta,
+            "bias_l2": self.bias_l2,
+        }
         for name, value in non_negative.items():
             if value < 0:
                 raise ValueError(f"TwoTowerConfig.{name} must be >= 0, got {value}")

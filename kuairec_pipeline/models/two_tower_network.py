@@ -51,7 +51,8 @@ class Tower(nn.Module):
         self.register_buffer("tags", torch.zeros(n_ids, tag_slots if tag_ids else 0, dtype=torch.long))
         # tag weights: a video's tags as a multi-hot over tag ids 1.. scaled to sum 1 (all zero without tags)
         self.register_buffer(
-            "tag_weights", torch.zeros(n_ids, max(tag_ids - 1, 0) if explicit_features else 0, dtype=torch.float32))
+            "tag_weights", torch.zeros(n_ids, max(tag_ids - 1, 0) if explicit_features else 0, dtype=torch.float32)
+        )
         # fixed bias of each id (the exact ridge bias when config.fixed_biases, else 0): never trained
         self.register_buffer("bias_offset", torch.zeros(n_ids, dtype=torch.float32))
         # fixed part of the user's explicit coefficients (its ridge taste when config.taste_l2 is set): not trained
@@ -126,7 +127,7 @@ class Tower(nn.Module):
         bias = out[:, self.embedding_dim] + id_bias + self.bias_offset[distinct]
         vector = out[:, : self.embedding_dim]
         if self.coefficient_width:
-            vector = torch.cat([vector, out[:, self.embedding_dim + 1:] + self.coefficient_offset[distinct]], dim=1)
+            vector = torch.cat([vector, out[:, self.embedding_dim + 1 :] + self.coefficient_offset[distinct]], dim=1)
         if self.explicit_features:
             vector = torch.cat([vector, self.tag_weights[distinct], self.numeric[distinct]], dim=1)
         return vector[per_row], bias[per_row], squared_norm[per_row]
@@ -267,8 +268,9 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def network_from_state(architecture: Architecture, config: TwoTowerConfig,
-                       state: dict[str, np.ndarray]) -> TwoTowerNetwork:
+def network_from_state(
+    architecture: Architecture, config: TwoTowerConfig, state: dict[str, np.ndarray]
+) -> TwoTowerNetwork:
     """Rebuild a network from a state dict held as NumPy arrays (as stored in the model's bundle)."""
     network = TwoTowerNetwork(architecture, config)
     network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
@@ -288,10 +290,15 @@ def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_
     """The network's own forward pass on (user, video) pairs (eval mode, CPU)."""
     network = network.cpu().eval()
     with torch.no_grad():
-        logits = network(torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
-                         torch.from_numpy(np.asarray(video_ids, dtype=np.int64)))
-    return network.predictions(logits).clamp(0.0, 1.0).numpy() if network.config.link == "identity" \
+        logits = network(
+            torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
+            torch.from_numpy(np.asarray(video_ids, dtype=np.int64)),
+        )
+    return (
+        network.predictions(logits).clamp(0.0, 1.0).numpy()
+        if network.config.link == "identity"
         else torch.sigmoid(logits).numpy()
+    )
 
 
 def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:

@@ -21,6 +21,7 @@ from kuairec_pipeline.models.threads import deterministic_algorithms, resolve_th
 from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS, Architecture, TwoTowerConfig
 from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
 
+
 class IndexBatches(torch.utils.data.IterableDataset):
     """Whole batches of rows gathered from resident tensors by slices of an index permutation.
 
@@ -48,7 +49,7 @@ class IndexBatches(torch.utils.data.IterableDataset):
             self.epoch += 1
             order = torch.randperm(n_rows, generator=generator).to(self.users.device)
             for first in range(0, n_rows, self.batch_size):
-                index = order[first:first + self.batch_size]
+                index = order[first : first + self.batch_size]
                 yield self.users[index], self.videos[index], self.target[index]
         else:
             for first in range(0, n_rows, self.batch_size):
@@ -129,8 +130,12 @@ def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: Tr
         explicit = torch.cat([video.tag_weights, video.numeric], dim=1).cpu().numpy().astype(np.float64)
         design = np.hstack([np.ones((explicit.shape[0], 1)), explicit])
         residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
-        taste = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
-                               pairs.matrix(pairs.count * residual, data.n_videos), design, config.taste_l2)
+        taste = per_user_ridge(
+            pairs.matrix(pairs.count, data.n_videos),
+            pairs.matrix(pairs.count * residual, data.n_videos),
+            design,
+            config.taste_l2,
+        )
         user_bias = user_bias + taste[:, 0]
         network.user_tower.coefficient_offset.copy_(torch.from_numpy(taste[:, 1:].astype(np.float32)))
     network.user_tower.bias_offset.copy_(torch.from_numpy(user_bias.astype(np.float32)))
@@ -144,12 +149,12 @@ def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int
     network.eval()
     squared = 0.0
     for first in range(0, len(rows), batch_size):
-        users = torch.from_numpy(rows.user[first:first + batch_size].astype(np.int64))
-        videos = torch.from_numpy(rows.video[first:first + batch_size].astype(np.int64))
+        users = torch.from_numpy(rows.user[first : first + batch_size].astype(np.int64))
+        videos = torch.from_numpy(rows.video[first : first + batch_size].astype(np.int64))
         prediction = network.predictions(network(users, videos))
         if network.config.link == "identity":
             prediction = prediction.clamp(0.0, 1.0)
-        target = torch.from_numpy(rows.target[first:first + batch_size].astype(np.float32))
+        target = torch.from_numpy(rows.target[first : first + batch_size].astype(np.float32))
         squared += float(((prediction - target).double() ** 2).sum())
     network.train(was_training)
     return squared / max(len(rows), 1)
@@ -202,8 +207,11 @@ def train_network(
     )
     device = trainer.strategy.root_device
     fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)), \
-            deterministic_algorithms():
+    with (
+        torch.random.fork_rng(devices=fork_devices),
+        torch_threads(resolve_thread_count(config.num_threads)),
+        deterministic_algorithms(),
+    ):
         torch.manual_seed(config.seed)
         network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
         network.user_tower.set_features(data.user_categorical, data.user_numeric, None)

@@ -31,20 +31,31 @@ class CheckDef:
 FILTERED_RATIOS_CHECKS = (
     CheckDef("splits_not_empty", "Train and val have rows, test has rows passing the filter."),
     CheckDef("targets_in_unit_interval", "Targets in [0, 1], no nulls; train/val pass the filter."),
-    CheckDef("ids_in_range", "Every user and video id lies within the ids of the side files (raw_users, "
-                             "raw_videos): models use ids as row indices."),
+    CheckDef(
+        "ids_in_range",
+        "Every user and video id lies within the ids of the side files (raw_users, "
+        "raw_videos): models use ids as row indices.",
+    ),
     CheckDef("train_test_disjoint", "No (user, video) pair is both trained on and tested."),
     CheckDef("validation_after_training", "Validation rows are strictly later than training rows."),
 )
 USER_FEATURES_CHECKS = (
     CheckDef("user_features_valid", "Unique ids, categorical ids >= 0, numerics in [0, 1]."),
-    CheckDef("user_side_coverage", f"Warns when more than {MAX_MISSING_SIDE_SHARE:.0%} of the users with "
-                                   "interactions have no row in user_features.csv.", blocking=False),
+    CheckDef(
+        "user_side_coverage",
+        f"Warns when more than {MAX_MISSING_SIDE_SHARE:.0%} of the users with "
+        "interactions have no row in user_features.csv.",
+        blocking=False,
+    ),
 )
 VIDEO_FEATURES_CHECKS = (
     CheckDef("video_features_valid", "Unique ids, categorical ids >= 0, numerics in [0, 1]."),
-    CheckDef("video_side_coverage", f"Warns when more than {MAX_MISSING_SIDE_SHARE:.0%} of the videos with "
-                                    "interactions have no row in item_categories.csv.", blocking=False),
+    CheckDef(
+        "video_side_coverage",
+        f"Warns when more than {MAX_MISSING_SIDE_SHARE:.0%} of the videos with "
+        "interactions have no row in item_categories.csv.",
+        blocking=False,
+    ),
 )
 
 
@@ -68,8 +79,10 @@ class BlockingCheckError(Failure):
     def __init__(self, asset: str, file_name: str, failures: Mapping[str, CheckOutcome]) -> None:
         self.asset, self.file_name, self.failures = asset, file_name, dict(failures)
         found = "; ".join(f"{name}: {outcome.description}" for name, outcome in failures.items())
-        message = (f"{len(failures)} blocking check(s) of {asset} failed, so {file_name} was not written (the "
-                   f"previous file, if any, is kept and downstream steps do not run): {found}")
+        message = (
+            f"{len(failures)} blocking check(s) of {asset} failed, so {file_name} was not written (the "
+            f"previous file, if any, is kept and downstream steps do not run): {found}"
+        )
         super().__init__(description=message, metadata={"file": file_name, "failed_checks": ", ".join(failures)})
         self.message = message
 
@@ -77,8 +90,9 @@ class BlockingCheckError(Failure):
         return self.message
 
 
-def evaluate(asset: str, file_name: str, checks: Sequence[CheckDef],
-             outcomes: Mapping[str, CheckOutcome]) -> Iterator[AssetCheckResult]:
+def evaluate(
+    asset: str, file_name: str, checks: Sequence[CheckDef], outcomes: Mapping[str, CheckOutcome]
+) -> Iterator[AssetCheckResult]:
     """Yield one result per check, then raise :class:`BlockingCheckError` if a blocking one failed.
 
     Parameters
@@ -101,7 +115,10 @@ def evaluate(asset: str, file_name: str, checks: Sequence[CheckDef],
     for check in checks:
         outcome = outcomes[check.name]
         yield AssetCheckResult(
-            check_name=check.name, asset_key=asset, passed=bool(outcome.passed), description=outcome.description,
+            check_name=check.name,
+            asset_key=asset,
+            passed=bool(outcome.passed),
+            description=outcome.description,
             metadata={key: _metadata_value(value) for key, value in outcome.metadata.items()},
             severity=AssetCheckSeverity.ERROR if check.blocking else AssetCheckSeverity.WARN,
         )

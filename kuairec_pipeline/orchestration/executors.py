@@ -103,11 +103,11 @@ def default_executor_config(environ: Mapping[str, str] | None = None) -> dict[st
     if name == "multiprocess":
         return {"multiprocess": MULTIPROCESS_DEFAULT}
     if _celery_executor() is None:
-        raise ValueError(f"{EXECUTOR_ENV}=celery needs dagster-celery: run `bash scripts/setup.sh --celery` "
-                         "(or --dev)")
+        raise ValueError(f"{EXECUTOR_ENV}=celery needs dagster-celery: run `bash scripts/setup.sh --celery` (or --dev)")
     if not env.get(CELERY_BROKER_ENV):
-        raise ValueError(f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV}, the broker URL "
-                         "(e.g. redis://127.0.0.1:6379/0)")
+        raise ValueError(
+            f"{EXECUTOR_ENV}=celery needs {CELERY_BROKER_ENV}, the broker URL (e.g. redis://127.0.0.1:6379/0)"
+        )
     backend_env = CELERY_BACKEND_ENV if env.get(CELERY_BACKEND_ENV) else CELERY_BROKER_ENV
     return {"celery": {"broker": {"env": CELERY_BROKER_ENV}, "backend": {"env": backend_env}}}
 
@@ -152,8 +152,13 @@ def build_executor(environ: Mapping[str, str] | None = None) -> ExecutorDefiniti
     def kuairec_executor(init_context: InitExecutorContext):
         ((name, config),) = init_context.executor_config.items()
         delegate = delegates[name]
-        return delegate.executor_creation_fn(InitExecutorContext(  # type: ignore[misc]
-            job=init_context.job, executor_def=delegate, executor_config=config, instance=init_context.instance,
-        ))
+        return delegate.executor_creation_fn(
+            InitExecutorContext(  # type: ignore[misc]
+                job=init_context.job,
+                executor_def=delegate,
+                executor_config=config,
+                instance=init_context.instance,
+            )
+        )
 
     return kuairec_executor

@@ -110,8 +110,10 @@ class PolarsParquetIOManager(UPathIOManager):
             self._dump_with_writer(context, obj, path)
             return
         if not isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame or LazyFrame, "
-                            f"got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a polars DataFrame or LazyFrame, "
+                f"got {type(obj).__name__}"
+            )
         options = {**PARQUET_WRITE_OPTIONS, "metadata": provenance_entries(context) or None}
         if _is_local(path):
             with atomic_path(_local(path)) as tmp:

@@ -30,24 +30,25 @@ def ratio_config_of(context: AssetExecutionContext, fingerprint: str) -> dict[st
     return json.loads(_metadata_text(metadata.get(provenance.CONFIG)) or "{}")
 
 
-def trained_with(context: AssetExecutionContext, data: TrainingData,
-                 **tables: pl.DataFrame) -> provenance.TrainedWith:
+def trained_with(context: AssetExecutionContext, data: TrainingData, **tables: pl.DataFrame) -> provenance.TrainedWith:
     """The record of a model trained on ``data``, built from the prepared ``tables`` (by asset name)."""
     inputs = {name: provenance.frame_fingerprint(frame) for name, frame in sorted(tables.items())}
     config = ratio_config_of(context, inputs["filtered_ratios"]) if "filtered_ratios" in inputs else {}
     return provenance.TrainedWith(data.scaler.minimum, data.scaler.maximum, inputs, config)
 
 
-def stamped(context: AssetExecutionContext, bundle: dict[str, np.ndarray], data: TrainingData,
-            **tables: pl.DataFrame) -> dict[str, np.ndarray]:
+def stamped(
+    context: AssetExecutionContext, bundle: dict[str, np.ndarray], data: TrainingData, **tables: pl.DataFrame
+) -> dict[str, np.ndarray]:
     """``bundle`` with its :class:`~kuairec_pipeline.provenance.TrainedWith` record; also shown in the UI."""
     record = trained_with(context, data, **tables)
     context.add_output_metadata({"trained_on": record.describe()})
     return provenance.stamp(bundle, record)
 
 
-def require_same_tables(bundles: dict[str, dict[str, np.ndarray]],
-                        **tables: pl.DataFrame) -> dict[str, provenance.TrainedWith | None]:
+def require_same_tables(
+    bundles: dict[str, dict[str, np.ndarray]], **tables: pl.DataFrame
+) -> dict[str, provenance.TrainedWith | None]:
     """The record of each bundle, after checking that each was trained on exactly ``tables`` (by asset name).
 
     Raises
@@ -68,5 +69,6 @@ def require_same_tables(bundles: dict[str, dict[str, np.ndarray]],
     if stale:
         raise provenance.StaleArtifactError(
             "models and tables come from different runs: " + "; ".join(stale) + ". Materialize the models again "
-            "on the current tables (--select 'filtered_ratios*' re-runs everything downstream of filtered_ratios).")
+            "on the current tables (--select 'filtered_ratios*' re-runs everything downstream of filtered_ratios)."
+        )
     return records

@@ -55,8 +55,9 @@ def array_summary(arrays: Mapping[str, np.ndarray]) -> dict[str, MetadataValue]:
     }
 
 
-def training_summary(model: str, history: np.ndarray, columns: Sequence[str], best_epoch: int
-                     ) -> dict[str, MetadataValue]:
+def training_summary(
+    model: str, history: np.ndarray, columns: Sequence[str], best_epoch: int
+) -> dict[str, MetadataValue]:
     """Epochs, the kept epoch, the best and final losses (rounded) and the training curve of a fitted model.
 
     ``history`` is (epochs, len(columns)) with an ``epoch`` column; ``best_epoch`` is 0-based (-1: none).
@@ -75,13 +76,14 @@ def training_summary(model: str, history: np.ndarray, columns: Sequence[str], be
                 metadata[f"final_{name}"] = rounded(last[name])
         if "val_mse" in frame.columns and frame["val_mse"].is_not_nan().any():
             metadata["best_val_mse"] = rounded(frame["val_mse"].fill_nan(None).min())
-        metadata["training_curve"] = png_markdown(training_curves_png(frame, model, best_epoch),
-                                                  "training curve")
+        metadata["training_curve"] = png_markdown(training_curves_png(frame, model, best_epoch), "training curve")
     return metadata
 
 
 def headline_metrics(test: pl.DataFrame, metrics: Sequence[str] = HEADLINE_METRICS) -> dict[str, MetadataValue]:
     """``<metric> <model>`` -> rounded test value, for every model that has the metric (asset-page numbers)."""
     chosen = test.filter(pl.col("metric").is_in(list(metrics)))
-    return {f"{metric} {model}": rounded(value)
-            for model, metric, value in chosen.select("model", "metric", "value").iter_rows()}
+    return {
+        f"{metric} {model}": rounded(value)
+        for model, metric, value in chosen.select("model", "metric", "value").iter_rows()
+    }

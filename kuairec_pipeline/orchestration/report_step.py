@@ -43,8 +43,14 @@ def _item_daily_path(assets_dir: Path) -> Path | None:
     return Path(rows["path"][0]) if rows.height else None
 
 
-def write_run_report(context: AssetExecutionContext, settings: Settings, metrics: pl.DataFrame, data: PreparedData,
-                     models: Sequence[Recommender], bundles: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
+def write_run_report(
+    context: AssetExecutionContext,
+    settings: Settings,
+    metrics: pl.DataFrame,
+    data: PreparedData,
+    models: Sequence[Recommender],
+    bundles: Mapping[str, Mapping[str, np.ndarray]],
+) -> Path:
     """Write ``$KUAIREC_HOME/reports/report.html`` for the metrics step; returns its path.
 
     Reads the stored ``raw_interactions`` (exact counts before filtering), ``raw_videos`` and the source manifest
@@ -55,21 +61,37 @@ def write_run_report(context: AssetExecutionContext, settings: Settings, metrics
     raw = assets / "raw_interactions.parquet"
     ratios = None
     if raw.exists():
-        ratios = RatioDistribution(histogram_counts(pl.scan_parquet(raw)), histogram_counts(data.training.train.watch_ratio),
-                                   _max_watch_ratio(context))
+        ratios = RatioDistribution(
+            histogram_counts(pl.scan_parquet(raw)),
+            histogram_counts(data.training.train.watch_ratio),
+            _max_watch_ratio(context),
+        )
     curves = [c for name, bundle in bundles.items() if (c := report_inputs.training_curve(name, dict(bundle)))]
     videos = assets / "raw_videos.parquet"
-    labels = (report_inputs.video_labels(pl.read_parquet(videos), _item_daily_path(assets)) if videos.exists()
-              else pl.DataFrame(schema=report_inputs.LABEL_SCHEMA))
+    labels = (
+        report_inputs.video_labels(pl.read_parquet(videos), _item_daily_path(assets))
+        if videos.exists()
+        else pl.DataFrame(schema=report_inputs.LABEL_SCHEMA)
+    )
     chosen = select_served_model(metrics)
     model = next(m for m in models if m.name == chosen)
     examples = report_inputs.user_examples(model, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
     path = write_html_report(
-        settings.home / "reports", metrics, ratios=ratios, curves=curves,
-        coverage=report_inputs.catalogue_coverage(models, data, COVERAGE_K), coverage_k=COVERAGE_K,
-        examples=examples, trained_models=list(bundles),
-        context={"source": settings.source, "profile": settings.profile, "seed": str(settings.seed),
-                 "run": context.run_id, "assets": str(assets)},
+        settings.home / "reports",
+        metrics,
+        ratios=ratios,
+        curves=curves,
+        coverage=report_inputs.catalogue_coverage(models, data, COVERAGE_K),
+        coverage_k=COVERAGE_K,
+        examples=examples,
+        trained_models=list(bundles),
+        context={
+            "source": settings.source,
+            "profile": settings.profile,
+            "seed": str(settings.seed),
+            "run": context.run_id,
+            "assets": str(assets),
+        },
     )
     context.log.info(f"HTML report written to {path}")
     return path

@@ -19,12 +19,13 @@ class KuaiRecResource(ConfigurableResource):
         default="synthetic",
         description="'synthetic', a path to the unpacked KuaiRec folder or to KuaiRec.zip, or 'download'.",
     )
-    profile: Literal["tiny", "demo", "full"] = Field(default="demo",
-                                                     description="Size of the synthetic twin: tiny, demo or full.")
+    profile: Literal["tiny", "demo", "full"] = Field(
+        default="demo", description="Size of the synthetic twin: tiny, demo or full."
+    )
     seed: int = Field(default=DEFAULT_SEED, ge=0, le=MAX_SEED, description="Seed of the synthetic twin: 0..2**32-1.")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KuaiRecResource":
+    def from_settings(cls, settings: Settings) -> KuaiRecResource:
         return cls(home=str(settings.home), source=settings.source, profile=settings.profile, seed=settings.seed)
 
     @property

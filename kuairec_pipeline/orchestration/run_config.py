@@ -73,8 +73,10 @@ def field_errors(op: str, config_class: type[Config], values: Mapping[str, Any])
             name = str(problem["loc"][0]) if problem["loc"] else "?"
             field = config_class.model_fields.get(name)
             about = f" ({field.description})" if field is not None and field.description else ""
-            messages.append(f"ops.{op}.config.{name} = {problem.get('input')!r}: allowed {_allowed(config_class, name)}"
-                            f"; {problem['msg']}{about}")
+            messages.append(
+                f"ops.{op}.config.{name} = {problem.get('input')!r}: allowed {_allowed(config_class, name)}"
+                f"; {problem['msg']}{about}"
+            )
         return messages
     return []
 
@@ -92,15 +94,21 @@ def ratio_setting_errors(values: Mapping[str, Any], raw_interactions: Path) -> l
         return []
     cutoff = float(last) - days * SECONDS_PER_DAY
     passes = (pl.col("watch_ratio") <= max_ratio).fill_null(False)
-    counts = scan.select(
-        train=(passes & ~(pl.col("timestamp") > cutoff).fill_null(False)).sum(),
-        val=(passes & (pl.col("timestamp") > cutoff).fill_null(False)).sum(),
-    ).collect().row(0, named=True)
+    counts = (
+        scan.select(
+            train=(passes & ~(pl.col("timestamp") > cutoff).fill_null(False)).sum(),
+            val=(passes & (pl.col("timestamp") > cutoff).fill_null(False)).sum(),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     errors = []
     for split, count in counts.items():
         if count == 0:
-            errors.append(f"ops.filtered_ratios.config: max_watch_ratio {max_ratio} and validation_days {days} leave "
-                          f"no {split} rows in {raw_interactions}, which the models need")
+            errors.append(
+                f"ops.filtered_ratios.config: max_watch_ratio {max_ratio} and validation_days {days} leave "
+                f"no {split} rows in {raw_interactions}, which the models need"
+            )
     return errors
 
 

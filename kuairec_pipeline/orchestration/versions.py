@@ -13,28 +13,70 @@ from importlib.util import find_spec
 from pathlib import Path
 
 _PACKAGE = "kuairec_pipeline"
-_INGEST = ("dataset.loader", "dataset.schema", "dataset.source", "dataset.archive", "dataset.download",
-           "orchestration.assets.ingest")
+_INGEST = (
+    "dataset.loader",
+    "dataset.schema",
+    "dataset.source",
+    "dataset.archive",
+    "dataset.download",
+    "orchestration.assets.ingest",
+)
 _MODEL_BASE = ("models.base", "models.data", "models.threads", "provenance", "orchestration.assets.train")
 # The modules whose code decides each asset's output; an asset not listed is versioned by the whole package.
 ASSET_MODULES: dict[str, tuple[str, ...]] = {
-    **{key: _INGEST for key in ("source_files", "raw_interactions", "raw_eval_interactions", "raw_users",
-                                "raw_videos", "planted_truth")},
+    **{
+        key: _INGEST
+        for key in (
+            "source_files",
+            "raw_interactions",
+            "raw_eval_interactions",
+            "raw_users",
+            "raw_videos",
+            "planted_truth",
+        )
+    },
     "filtered_ratios": ("features.ratios", "target", "features.checks", "orchestration.assets.prepare"),
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
-    "video_features": ("features.videos", "features.users", "features.ratios", "features.checks",
-                       "orchestration.assets.prepare"),
+    "video_features": (
+        "features.videos",
+        "features.users",
+        "features.ratios",
+        "features.checks",
+        "orchestration.assets.prepare",
+    ),
     "linear_baseline": ("models.linear", "models.taste", *_MODEL_BASE),
     "als_factors": ("models.als", "models.taste", *_MODEL_BASE),
-    "two_tower_embeddings": ("models.two_tower", "models.two_tower_config", "models.two_tower_network",
-                             "models.two_tower_training", "models.taste", "models.als", *_MODEL_BASE),
-    **{key: ("models.sequential", "models.sequential_network", "models.sequences", *_MODEL_BASE)
-       for key in ("sequential_model", "sequential_shuffled")},
+    "two_tower_embeddings": (
+        "models.two_tower",
+        "models.two_tower_config",
+        "models.two_tower_network",
+        "models.two_tower_training",
+        "models.taste",
+        "models.als",
+        *_MODEL_BASE,
+    ),
+    **{
+        key: ("models.sequential", "models.sequential_network", "models.sequences", *_MODEL_BASE)
+        for key in ("sequential_model", "sequential_shuffled")
+    },
     "hybrid_model": ("models.hybrid", "models.als", "models.two_tower", "models.taste", *_MODEL_BASE),
-    "metrics": ("evaluation.metrics", "evaluation.baselines", "evaluation.tag_profile", "evaluation.beyond_accuracy",
-                "evaluation.report", "evaluation.selection", "models.registry", "orchestration.assets.evaluate"),
-    "recommendations": ("recommend", "evaluation.metrics", "evaluation.selection", "models.registry",
-                        "orchestration.assets.evaluate"),
+    "metrics": (
+        "evaluation.metrics",
+        "evaluation.baselines",
+        "evaluation.tag_profile",
+        "evaluation.beyond_accuracy",
+        "evaluation.report",
+        "evaluation.selection",
+        "models.registry",
+        "orchestration.assets.evaluate",
+    ),
+    "recommendations": (
+        "recommend",
+        "evaluation.metrics",
+        "evaluation.selection",
+        "models.registry",
+        "orchestration.assets.evaluate",
+    ),
 }
 
 

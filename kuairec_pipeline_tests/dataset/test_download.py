@@ -60,7 +60,7 @@ class FileServer:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 limit = server.drop_after.pop(0) if server.drop_after else None
-                chunk = body[start:] if limit is None else body[start:start + limit]
+                chunk = body[start:] if limit is None else body[start : start + limit]
                 self.wfile.write(chunk)
                 if limit is not None:
                     self.wfile.flush()
@@ -171,8 +171,9 @@ def test_unreachable_host_says_how_to_go_offline(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     config = DownloadConfig(timeout_s=5, attempts=2, retry_wait_s=0)
     with pytest.raises(KuaiRecSourceError, match=r"KUAIREC_SOURCE=<path to KuaiRec.zip or its unpacked folder>"):
-        download_archive(tmp_path, url=f"http://127.0.0.1:{port}/KuaiRec.zip", md5=PAYLOAD_MD5, progress=False,
-                         config=config)
+        download_archive(
+            tmp_path, url=f"http://127.0.0.1:{port}/KuaiRec.zip", md5=PAYLOAD_MD5, progress=False, config=config
+        )
     assert not (tmp_path / "KuaiRec.zip").exists()
 
 

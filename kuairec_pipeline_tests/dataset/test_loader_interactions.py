@@ -83,11 +83,18 @@ _ratios = st.floats(min_value=0, max_value=600, allow_nan=False, allow_infinity=
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 10**12), _ratios,
-                          st.integers(19700101, 29991231)), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 10**12), _ratios, st.integers(19700101, 29991231)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_values_round_trip_exactly(tmp_path: Path, rows: list[tuple[int, int, float, int]]) -> None:
-    body = [f"{uid},{uid % 1000},{dur},{dur + 1},2020-07-05 00:00:00.000,{date},{1593878903.438 + uid},{ratio!r}"
-            for uid, dur, ratio, date in rows]
+    body = [
+        f"{uid},{uid % 1000},{dur},{dur + 1},2020-07-05 00:00:00.000,{date},{1593878903.438 + uid},{ratio!r}"
+        for uid, dur, ratio, date in rows
+    ]
     frame, _ = scan(write(tmp_path, lines(*body)))
     assert frame["user_id"].to_list() == [r[0] for r in rows]
     assert frame["play_duration"].to_list() == [r[1] for r in rows]
@@ -237,8 +244,10 @@ def test_invalid_value_names_row_and_column(tmp_path: Path, bad_row: str, column
 def test_small_matrix_invalid_values_where_blanks_are_allowed(tmp_path: Path, bad_row: str, reason: str) -> None:
     # date and timestamp may be blank in small_matrix, so a bad one must not pass as a blank.
     path = write(tmp_path, lines(ROW, "14,148,4381,6067,,,,0.5", bad_row), "small_matrix.csv")
-    for read in (lambda: scan(path, SMALL_MATRIX), lambda: loader.convert_interactions(path, tmp_path / "o.parquet",
-                                                                                         SMALL_MATRIX)):
+    for read in (
+        lambda: scan(path, SMALL_MATRIX),
+        lambda: loader.convert_interactions(path, tmp_path / "o.parquet", SMALL_MATRIX),
+    ):
         with pytest.raises(KuaiRecDataError) as caught:
             read()
         assert caught.value.row == 3 and reason in str(caught.value)
@@ -258,16 +267,29 @@ def test_error_reports_the_first_invalid_row_and_the_totals(tmp_path: Path) -> N
 
 def test_drop_mode_counts_each_reason(tmp_path: Path) -> None:
     rows = [
-        ROW, with_ratio("nan"), with_ratio("-1"), with_ratio("-2"), with_ratio("inf"), with_ratio(""), ROW2,
-        ROW.replace("14,148", ",148"), ROW.replace("20200705", "20200705.5"), ROW3,
+        ROW,
+        with_ratio("nan"),
+        with_ratio("-1"),
+        with_ratio("-2"),
+        with_ratio("inf"),
+        with_ratio(""),
+        ROW2,
+        ROW.replace("14,148", ",148"),
+        ROW.replace("20200705", "20200705.5"),
+        ROW3,
         "14,148,4381,6067,,20200705,1593898068.378,0.5",
     ]
     frame, report = scan(write(tmp_path, lines(*rows)), on_invalid="drop")
     assert frame["video_id"].to_list() == [148, 183, 9]
     assert report.rows_read == 11 and report.rows_kept == 3 and report.rows_dropped == 8
     assert report.dropped == {
-        "user_id_blank": 1, "time_blank": 1, "date_not_integral": 1, "watch_ratio_blank": 1,
-        "watch_ratio_nan": 1, "watch_ratio_infinite": 1, "watch_ratio_negative": 2,
+        "user_id_blank": 1,
+        "time_blank": 1,
+        "date_not_integral": 1,
+        "watch_ratio_blank": 1,
+        "watch_ratio_nan": 1,
+        "watch_ratio_infinite": 1,
+        "watch_ratio_negative": 2,
     }
     metadata = report.as_metadata()
     assert metadata["rows_dropped"] == 8 and metadata["dropped_watch_ratio_negative"] == 2
@@ -324,24 +346,27 @@ def test_convert_interactions_parquet_options(tmp_path: Path, compression: str) 
 
 def test_convert_interactions_keeps_order_across_many_batches(tmp_path: Path) -> None:
     n = 300_000  # several streaming batches
-    frame = pl.DataFrame({
-        "user_id": pl.int_range(n, eager=True).cast(pl.Int32) // 100,
-        "video_id": (pl.int_range(n, eager=True) % 10_728).cast(pl.Int32),
-        "play_duration": pl.int_range(n, eager=True),
-        "video_duration": pl.int_range(n, eager=True) + 1,
-        "time": pl.repeat("2020-07-05 00:08:23.438", n, eager=True),
-        "date": pl.repeat(20200705, n, eager=True, dtype=pl.Int32),
-        "timestamp": pl.int_range(n, eager=True).cast(pl.Float64) / 1000 + 1593878903.0,
-        "watch_ratio": pl.int_range(n, eager=True) / (pl.int_range(n, eager=True) + 1),
-    })
+    frame = pl.DataFrame(
+        {
+            "user_id": pl.int_range(n, eager=True).cast(pl.Int32) // 100,
+            "video_id": (pl.int_range(n, eager=True) % 10_728).cast(pl.Int32),
+            "play_duration": pl.int_range(n, eager=True),
+            "video_duration": pl.int_range(n, eager=True) + 1,
+            "time": pl.repeat("2020-07-05 00:08:23.438", n, eager=True),
+            "date": pl.repeat(20200705, n, eager=True, dtype=pl.Int32),
+            "timestamp": pl.int_range(n, eager=True).cast(pl.Float64) / 1000 + 1593878903.0,
+            "watch_ratio": pl.int_range(n, eager=True) / (pl.int_range(n, eager=True) + 1),
+        }
+    )
     path = tmp_path / "big_matrix.csv"
     frame.write_csv(path)
     out = tmp_path / "raw.parquet"
     report = loader.convert_interactions(path, out)
     assert report.rows_read == n
     assert pl.read_parquet(out).equals(frame)
-    bad = frame.with_columns(pl.when(pl.col("play_duration") == n - 5).then(-1.0).otherwise(pl.col("watch_ratio"))
-                             .alias("watch_ratio"))
+    bad = frame.with_columns(
+        pl.when(pl.col("play_duration") == n - 5).then(-1.0).otherwise(pl.col("watch_ratio")).alias("watch_ratio")
+    )
     bad.write_csv(path)
     with pytest.raises(KuaiRecDataError) as caught:
         loader.convert_interactions(path, out)

@@ -22,15 +22,26 @@ _FIELD_CASES: dict[str, dict[str, str | None]] = {
     "play_duration": {"4381": None, "0": None, "": "blank", "-5": "negative"},
     "video_duration": {"6067": None, "": "blank", "-5": "negative"},
     "time": {"2020-07-05 05:27:48.378": None, "": "blank"},
-    "date": {"20200705": None, "20200705.0": None, "": "blank", "20200705.5": "not_integral",
-             "nan": "not_integral", "-1": "not_integral"},
+    "date": {
+        "20200705": None,
+        "20200705.0": None,
+        "": "blank",
+        "20200705.5": "not_integral",
+        "nan": "not_integral",
+        "-1": "not_integral",
+    },
     "timestamp": {"1593898068.378": None, "": "blank", "nan": "not_finite", "inf": "not_finite"},
     "watch_ratio": {"0.72": None, "0": None, "": "blank", "nan": "nan", "inf": "infinite", "-0.1": "negative"},
 }
 _REASON_ORDER = {
-    "user_id": ["blank", "negative"], "video_id": ["blank", "negative"], "play_duration": ["blank", "negative"],
-    "video_duration": ["blank", "negative"], "time": ["blank"], "date": ["blank", "not_integral"],
-    "timestamp": ["blank", "not_finite"], "watch_ratio": ["blank", "nan", "infinite", "negative"],
+    "user_id": ["blank", "negative"],
+    "video_id": ["blank", "negative"],
+    "play_duration": ["blank", "negative"],
+    "video_duration": ["blank", "negative"],
+    "time": ["blank"],
+    "date": ["blank", "not_integral"],
+    "timestamp": ["blank", "not_finite"],
+    "watch_ratio": ["blank", "nan", "infinite", "negative"],
 }
 
 
@@ -44,8 +55,9 @@ def _expected_reason(fields: dict[str, str], file_schema: schema.FileSchema) -> 
     return None
 
 
-_VALID_ROW = {column: next(text for text, reason in cases.items() if reason is None)
-              for column, cases in _FIELD_CASES.items()}
+_VALID_ROW = {
+    column: next(text for text, reason in cases.items() if reason is None) for column, cases in _FIELD_CASES.items()
+}
 
 
 @st.composite

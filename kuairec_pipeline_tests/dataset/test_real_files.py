@@ -36,8 +36,13 @@ def test_user_features_typed_with_blanks_kept_as_nulls(users: pl.DataFrame) -> N
     assert users["user_id"].to_list() == list(range(N_USERS))
     nulls = {name: count for name, count in users.null_count().row(0, named=True).items() if count}
     assert nulls == {
-        "onehot_feat4": 201, "onehot_feat12": 77, "onehot_feat13": 75, "onehot_feat14": 75,
-        "onehot_feat15": 74, "onehot_feat16": 74, "onehot_feat17": 74,
+        "onehot_feat4": 201,
+        "onehot_feat12": 77,
+        "onehot_feat13": 75,
+        "onehot_feat14": 75,
+        "onehot_feat15": 74,
+        "onehot_feat16": 74,
+        "onehot_feat17": 74,
     }
     degrees = dict(users["user_active_degree"].value_counts().iter_rows())
     assert degrees == {"full_active": 6092, "high_active": 938, "UNKNOWN": 118, "middle_active": 28}

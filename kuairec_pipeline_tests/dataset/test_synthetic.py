@@ -78,6 +78,7 @@ def file_lines(twin: Path, file_name: str) -> list[str]:
 
 # --- layout, API ---------------------------------------------------------------------------------------------
 
+
 def test_profiles_have_the_documented_sizes() -> None:
     full = PROFILES["full"]
     assert (full.n_users, full.n_videos, full.big_rows) == (7_176, 10_728, 12_530_806)
@@ -114,6 +115,7 @@ def test_headers_match_the_real_files(tiny: Path, real_data_dir: Path) -> None:
 
 
 # --- determinism and atomicity -------------------------------------------------------------------------------
+
 
 def _all_bytes(twin: Path) -> dict[str, bytes]:
     return {str(path.relative_to(twin)): path.read_bytes() for path in sorted(twin.rglob("*")) if path.is_file()}
@@ -165,6 +167,7 @@ def test_incomplete_twin_is_replaced(tmp_path: Path) -> None:
 
 # --- interaction files: formats and traps --------------------------------------------------------------------
 
+
 def _check_interaction_formats(frame: pl.DataFrame, date_pattern: str) -> None:
     timed = frame.filter(pl.col("time").is_not_null())
     assert timed["time"].str.contains(TIME_PATTERN).all()
@@ -178,7 +181,7 @@ def _check_interaction_formats(frame: pl.DataFrame, date_pattern: str) -> None:
     assert np.array_equal(ratio, expected)
     # `time` is the Beijing rendering of `timestamp`.
     sample = timed.head(200)
-    for time_text, stamp in zip(sample["time"], sample["timestamp"]):
+    for time_text, stamp in zip(sample["time"], sample["timestamp"], strict=False):
         instant = dt.datetime.strptime(time_text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=BEIJING)
         assert abs(instant.timestamp() - float(stamp)) < 1e-6
 
@@ -208,8 +211,9 @@ def test_big_matrix_keeps_exact_duplicate_rows(tiny: Path) -> None:
 
 
 def _typed(twin: Path, file_name: str) -> pl.DataFrame:
-    return pl.read_csv(data_dir(twin) / file_name,
-                       schema_overrides={"date": pl.Float64, "timestamp": pl.Float64, "time": pl.String})
+    return pl.read_csv(
+        data_dir(twin) / file_name, schema_overrides={"date": pl.Float64, "timestamp": pl.Float64, "time": pl.String}
+    )
 
 
 def test_both_matrices_are_sorted_by_user_then_time(tiny: Path) -> None:
@@ -249,11 +253,12 @@ def test_dates_are_beijing_days_of_the_log_and_some_times_disagree(demo: Path) -
 
 # --- side files ----------------------------------------------------------------------------------------------
 
+
 def test_user_features(demo: Path) -> None:
     users = raw_text(demo, USER_FEATURES.file_name)
     assert users.columns == USER_FEATURES.column_names
     assert users["user_id"].cast(pl.Int64).to_list() == list(range(PROFILES["demo"].n_users))
-    blank_columns = {name for name, count in zip(users.columns, users.null_count().row(0)) if count}
+    blank_columns = {name for name, count in zip(users.columns, users.null_count().row(0), strict=False) if count}
     assert blank_columns == set(ONEHOT_WITH_BLANKS)
     degrees = users["user_active_degree"].value_counts().sort("count", descending=True)["user_active_degree"]
     assert degrees.to_list()[:2] == ["full_active", "high_active"]
@@ -282,7 +287,7 @@ def test_item_daily_features(tiny: Path) -> None:
     for column in ("video_duration", "collect_cnt"):
         assert daily[column].null_count() > 0
     nullable = ITEM_DAILY_FEATURES.nullable
-    assert all(count == 0 or name in nullable for name, count in zip(daily.columns, daily.null_count().row(0)))
+    assert all(count == 0 or name in nullable for name, count in zip(daily.columns, daily.null_count().row(0), strict=False))
     shows = daily["show_cnt"].cast(pl.Int64)
     assert shows.max() > 20 * shows.median()  # heavy-tailed
 
@@ -314,10 +319,16 @@ def test_caption_category(tiny: Path) -> None:
 
 # --- planted truth -------------------------------------------------------------------------------------------
 
+
 def test_truth_has_one_row_per_small_pair(tiny: Path) -> None:
     truth = pl.read_parquet(truth_dir(tiny) / TRUTH_FILE)
-    assert truth.columns == ["user_id", "video_id", "expected_watch_ratio", "expected_watch_ratio_le3",
-                             "prob_watch_ratio_gt2"]
+    assert truth.columns == [
+        "user_id",
+        "video_id",
+        "expected_watch_ratio",
+        "expected_watch_ratio_le3",
+        "prob_watch_ratio_gt2",
+    ]
     pairs = _typed(tiny, SMALL_MATRIX.file_name).select("user_id", "video_id").unique()
     assert truth.height == pairs.height
     assert truth.join(pairs, on=["user_id", "video_id"], how="anti").height == 0
@@ -359,25 +370,44 @@ def test_sequential_signal_follows_recent_tags() -> None:
 
 # (statistic, tolerance): docs/KUAIREC.md's number must be within the tolerance of the twin's.
 BIG_TOLERANCES = {
-    "watch_ratio_mean": 0.04, "watch_ratio_median": 0.04, "watch_ratio_q25": 0.04, "watch_ratio_q75": 0.06,
-    "share_ge_1": 0.025, "share_gt_3": 0.006, "share_gt_5": 0.003, "share_zero": 0.006,
-    "video_duration_median_ms": 1_000, "video_duration_mean_ms": 2_000, "duplicate_share": 0.003,
-    "user_mean_ratio_mean": 0.05, "user_mean_ratio_std": 0.04,
+    "watch_ratio_mean": 0.04,
+    "watch_ratio_median": 0.04,
+    "watch_ratio_q25": 0.04,
+    "watch_ratio_q75": 0.06,
+    "share_ge_1": 0.025,
+    "share_gt_3": 0.006,
+    "share_gt_5": 0.003,
+    "share_zero": 0.006,
+    "video_duration_median_ms": 1_000,
+    "video_duration_mean_ms": 2_000,
+    "duplicate_share": 0.003,
+    "user_mean_ratio_mean": 0.05,
+    "user_mean_ratio_std": 0.04,
 }
 SMALL_TOLERANCES = {
-    "watch_ratio_mean": 0.04, "watch_ratio_median": 0.04, "watch_ratio_q25": 0.04, "watch_ratio_q75": 0.06,
-    "share_ge_1": 0.025, "share_gt_3": 0.005, "share_gt_5": 0.0025, "share_zero": 0.006,
-    "video_duration_median_ms": 1_000, "video_duration_mean_ms": 2_000, "empty_time_share": 0.004,
+    "watch_ratio_mean": 0.04,
+    "watch_ratio_median": 0.04,
+    "watch_ratio_q25": 0.04,
+    "watch_ratio_q75": 0.06,
+    "share_ge_1": 0.025,
+    "share_gt_3": 0.005,
+    "share_gt_5": 0.0025,
+    "share_zero": 0.006,
+    "video_duration_median_ms": 1_000,
+    "video_duration_mean_ms": 2_000,
+    "empty_time_share": 0.004,
     "pair_density": 0.002,
 }
 
 
-@pytest.mark.parametrize(("matrix", "tolerances"), [("big_matrix", BIG_TOLERANCES),
-                                                    ("small_matrix", SMALL_TOLERANCES)])
+@pytest.mark.parametrize(("matrix", "tolerances"), [("big_matrix", BIG_TOLERANCES), ("small_matrix", SMALL_TOLERANCES)])
 def test_marginals_match_kuairec(demo_statistics: dict, matrix: str, tolerances: dict[str, float]) -> None:
     twin, real = demo_statistics[matrix], reference_statistics()[matrix]
-    misses = {name: (twin[name], real[name]) for name, tolerance in tolerances.items()
-              if abs(twin[name] - real[name]) > tolerance}
+    misses = {
+        name: (twin[name], real[name])
+        for name, tolerance in tolerances.items()
+        if abs(twin[name] - real[name]) > tolerance
+    }
     assert not misses, f"twin vs KuaiRec outside tolerance: {misses}"
 
 

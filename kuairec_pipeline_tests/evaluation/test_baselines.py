@@ -19,8 +19,8 @@ from kuairec_pipeline.evaluation.baselines import (
     fit_baselines,
     hashed_uniform,
 )
-from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.models.contract import (
     RecommenderContract,
     make_featureless_training_data,
@@ -144,8 +144,9 @@ def test_oracle_scores_the_scaled_truth_and_zero_elsewhere() -> None:
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
     truth = planted.truth
     expected = data.scaler.transform(truth["expected_watch_ratio_le3"].to_numpy())
-    np.testing.assert_allclose(oracle.predict(truth["user_id"].to_numpy(), truth["video_id"].to_numpy()), expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        oracle.predict(truth["user_id"].to_numpy(), truth["video_id"].to_numpy()), expected, atol=1e-6
+    )
     outside = np.setdiff1d(np.arange(data.n_videos), planted.prepared.test_videos)
     assert (oracle.score_all(planted.prepared.test_users, outside) == 0).all()
 

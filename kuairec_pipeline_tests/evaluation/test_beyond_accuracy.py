@@ -46,14 +46,19 @@ def test_self_information_counts_distinct_training_users_with_add_one_smoothing(
     information = self_information(train, 3)
     np.testing.assert_allclose(information, [-math.log2(3 / 4), -math.log2(2 / 4), -math.log2(1 / 4)])
     assert novelty(np.array([[0, 2], [1, 2]]), information) == pytest.approx(
-        (information[0] + 2 * information[2] + information[1]) / 4)
+        (information[0] + 2 * information[2] + information[1]) / 4
+    )
 
 
 def test_all_four_metrics_cover_the_first_k_columns() -> None:
     information = np.arange(5, dtype=np.float64)
     metrics = beyond_accuracy_metrics(LISTS, CANDIDATES, information, k=1)
-    assert metrics == {"catalogue_coverage@1": 0.25, "top_item_share@1": 1.0, "novelty@1": 1.0,
-                       "gini@1": pytest.approx(0.75)}
+    assert metrics == {
+        "catalogue_coverage@1": 0.25,
+        "top_item_share@1": 1.0,
+        "novelty@1": 1.0,
+        "gini@1": pytest.approx(0.75),
+    }
 
 
 def test_evaluate_reports_them_over_the_lists_it_ranks() -> None:
@@ -70,7 +75,7 @@ def test_evaluate_reports_them_over_the_lists_it_ranks() -> None:
         assert row["value"].item() == pytest.approx(value) and row["count"].item() == users.size
     # A popularity ranking gives everyone the same list: minimal coverage, one video in every list.
     popular = evaluate(PopularityRecommender().fit(planted.data), data).filter(pl.col("split") == "test")
-    value = dict(zip(popular["metric"], popular["value"]))
+    value = dict(zip(popular["metric"], popular["value"], strict=False))
     assert value["top_item_share@10"] == 1.0
     assert value["catalogue_coverage@10"] == pytest.approx(10 / data.test_videos.size)
     assert value["catalogue_coverage@10"] < expected["catalogue_coverage@10"]

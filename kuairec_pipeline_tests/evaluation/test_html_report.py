@@ -18,35 +18,56 @@ from kuairec_pipeline.features.plots import histogram_counts
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT_DIR = REPO / "data" / "screenshots"  # git-ignored; kept after the run for a person to look at
 
 
 def _metrics() -> pl.DataFrame:
-    rows = [("global_mean", "test", "rmse", 0.2), ("als", "test", "rmse", 0.1234567),
-            ("oracle", "test", "rmse", 0.09), ("als", "test", "novel_metric@10", 0.5), ("als", "val", "rmse", 0.11),
-            ("als", "test", "users_ranked", 36.0)]
+    rows = [
+        ("global_mean", "test", "rmse", 0.2),
+        ("als", "test", "rmse", 0.1234567),
+        ("oracle", "test", "rmse", 0.09),
+        ("als", "test", "novel_metric@10", 0.5),
+        ("als", "val", "rmse", 0.11),
+        ("als", "test", "users_ranked", 36.0),
+    ]
     return pl.DataFrame(rows, schema=["model", "split", "metric", "value"], orient="row")
 
 
 def _cells(page: str) -> dict[tuple[str, str, str], tuple[float, str]]:
     pattern = re.compile(
-        r'data-model="([^"]+)" data-split="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)">([^<]*)<')
+        r'data-model="([^"]+)" data-split="([^"]+)" data-metric="([^"]+)" data-value="([^"]+)">([^<]*)<'
+    )
     return {(html.unescape(m), s, html.unescape(k)): (float(v), text) for m, s, k, v, text in pattern.findall(page)}
 
 
 def test_every_metric_of_the_table_is_rendered_rounded_with_its_exact_value():
     history = pl.DataFrame({"epoch": [0, 1, 2], "train_loss": [0.05, 0.04, 0.035], "val_mse": [0.06, 0.05, 0.052]})
     values = np.array([0.2, 0.5, 1.5, 4.0, 9.0])
-    example = UserExample(3, "als", pl.DataFrame({"video_id": [1], "watch_ratio": [0.5], "caption": ["<b>x</b>"],
-                                                  "tags": ["舞蹈"]}),
-                          pl.DataFrame({"rank": [1], "video_id": [2], "predicted_watch_ratio": [1.1], "caption": ["y"],
-                                        "tags": ["tag ids 3"]}))
+    example = UserExample(
+        3,
+        "als",
+        pl.DataFrame({"video_id": [1], "watch_ratio": [0.5], "caption": ["<b>x</b>"], "tags": ["舞蹈"]}),
+        pl.DataFrame(
+            {"rank": [1], "video_id": [2], "predicted_watch_ratio": [1.1], "caption": ["y"], "tags": ["tag ids 3"]}
+        ),
+    )
     page = render_html_report(
-        _metrics(), ratios=RatioDistribution(histogram_counts(values), histogram_counts(values[values <= 3]), 3.0),
-        curves=[TrainingCurve("two_tower", history, 1)], coverage={"als": 0.25}, examples=[example],
-        trained_models=["als"])
+        _metrics(),
+        ratios=RatioDistribution(histogram_counts(values), histogram_counts(values[values <= 3]), 3.0),
+        curves=[TrainingCurve("two_tower", history, 1)],
+        coverage={"als": 0.25},
+        examples=[example],
+        trained_models=["als"],
+    )
     cells = _cells(page)
     assert cells[("als", "test", "rmse")] == (0.1234567, "0.1235")
     assert cells[("als", "test", "novel_metric@10")] == (0.5, "0.5000")  # a metric this module never heard of

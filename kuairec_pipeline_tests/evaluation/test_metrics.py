@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 
 from kuairec_pipeline.evaluation.baselines import GlobalMeanRecommender, OracleRecommender, RandomRecommender
-from kuairec_pipeline.evaluation.report import metrics_bar_chart_png, metrics_markdown
 from kuairec_pipeline.evaluation.metrics import (
     EvaluationGrid,
     evaluate,
@@ -27,10 +26,11 @@ from kuairec_pipeline.evaluation.metrics import (
     top_k_test_videos,
     validation_metrics,
 )
-from kuairec_pipeline.target import TargetScaler
+from kuairec_pipeline.evaluation.report import metrics_bar_chart_png, metrics_markdown
 from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import PreparedData, TrainingData
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
 SCALER = TargetScaler(0.0, 3.0)
@@ -131,11 +131,13 @@ def metric(frame: pl.DataFrame, name: str, split: str = "test") -> float:
 
 def test_evaluate_by_hand() -> None:
     data = hand_data()
-    scores = np.array([
-        [0.9, 0.8, 0.1, 0.2, 1.0],  # ranks 0,1,3,2 (video 4 is no test cell): positives 0 and 2 at ranks 1, 4
-        [0.5, 0.5, 0.5, 0.5, 0.0],
-        [0.0, 0.1, 0.2, 0.9, 0.0],  # video 3 unobserved for user 2: ranks 2,1,0; positive 1 at rank 2
-    ])
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.1, 0.2, 1.0],  # ranks 0,1,3,2 (video 4 is no test cell): positives 0 and 2 at ranks 1, 4
+            [0.5, 0.5, 0.5, 0.5, 0.0],
+            [0.0, 0.1, 0.2, 0.9, 0.0],  # video 3 unobserved for user 2: ranks 2,1,0; positive 1 at rank 2
+        ]
+    )
     frame = evaluate(FixedScores(scores), data, ndcg_at=(2, 3, 4), recall_at=(2,), precision_at=(1, 2))
     assert frame.columns == ["model", "split", "metric", "value", "count"]
     assert set(frame["model"]) == {"fixed"}
@@ -155,7 +157,7 @@ def test_evaluate_by_hand() -> None:
     assert metric(frame, "mae") == pytest.approx(np.mean(np.abs(cells[kept] - data.test.target[kept])), rel=1e-6)
     raw_truth = np.minimum(data.test.watch_ratio, 5.0)
     assert metric(frame, "rmse_raw5") == pytest.approx(np.sqrt(np.mean((cells * 3 - raw_truth) ** 2)), rel=1e-6)
-    counts = dict(zip(frame["metric"], frame["count"]))
+    counts = dict(zip(frame["metric"], frame["count"], strict=False))
     assert counts["mae"] == 10 and counts["mae_raw5"] == 11 and counts["ndcg@3"] == 2
 
 
@@ -231,8 +233,12 @@ def test_oracle_and_models_beat_random_and_constant_on_planted_data() -> None:
     planted = make_planted()
     data = planted.data
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
-    models = [oracle, LinearRecommender(LinearConfig(l2=1.0)).fit(data), GlobalMeanRecommender().fit(data),
-              RandomRecommender().fit(data)]
+    models = [
+        oracle,
+        LinearRecommender(LinearConfig(l2=1.0)).fit(data),
+        GlobalMeanRecommender().fit(data),
+        RandomRecommender().fit(data),
+    ]
     frame = evaluate_models(models, planted.prepared)
     assert set(frame.filter(pl.col("split") == "val")["model"]) == {"linear", "global_mean", "random"}
     assert set(frame.filter(pl.col("split") == "selection")["model"]) == {"linear", "global_mean", "random"}
@@ -249,8 +255,12 @@ def planted_metrics() -> pl.DataFrame:
     planted = make_planted()
     data = planted.data
     oracle = OracleRecommender.from_truth(planted.truth, data.scaler, data.n_users, data.n_videos)
-    models = [LinearRecommender(LinearConfig(l2=1.0)).fit(data), GlobalMeanRecommender().fit(data),
-              RandomRecommender().fit(data), oracle]
+    models = [
+        LinearRecommender(LinearConfig(l2=1.0)).fit(data),
+        GlobalMeanRecommender().fit(data),
+        RandomRecommender().fit(data),
+        oracle,
+    ]
     return evaluate_models(models, planted.prepared, include_val=True)
 
 
@@ -260,8 +270,11 @@ def test_markdown_table_has_every_model_and_bolds_the_best(planted_metrics: pl.D
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header[:6] == ["model", "mae", "rmse", "mae_raw5", "rmse_raw5", "ndcg@10"]
     assert "rmse (val)" in header and "users_ranked" not in header
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
-            for line in lines[2:] if line.startswith("|")}
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
+        for line in lines[2:]
+        if line.startswith("|")
+    }
     assert set(rows) == {"linear", "global_mean", "random", "oracle (reference)"}
     ndcg_column = header.index("ndcg@10") - 1
     rmse_column = header.index("rmse") - 1

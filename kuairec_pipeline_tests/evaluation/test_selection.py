@@ -18,8 +18,8 @@ from kuairec_pipeline.evaluation.metrics import (
     selection_metrics,
     sparse_ndcg_at_k,
 )
-from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.evaluation.selection import select_served_model
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.evaluation.test_metrics import FixedScores
 from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
@@ -37,7 +37,7 @@ def selection_data():
 
 def test_distinct_pairs_average_repeated_views() -> None:
     pairs = distinct_pairs(selection_data().selection, 4)
-    assert list(zip(pairs.user, pairs.video)) == [(0, 0), (0, 1), (0, 2), (1, 3)]
+    assert list(zip(pairs.user, pairs.video, strict=False)) == [(0, 0), (0, 1), (0, 2), (1, 3)]
     np.testing.assert_allclose(pairs.watch_ratio, [0.5, 2.7, 2.1, 1.0], rtol=1e-6)
 
 
@@ -60,16 +60,28 @@ def rows(model: str, split: str, metric: str, value: float) -> tuple:
 
 
 def test_the_served_model_is_the_best_selection_ndcg_not_the_best_val_or_test() -> None:
-    table = pl.DataFrame([
-        rows("linear", "selection", "ndcg@10", 0.30), rows("linear", "selection", "rmse", 0.20),
-        rows("als", "selection", "ndcg@10", 0.35), rows("als", "selection", "rmse", 0.25),
-        rows("als", "val", "rmse", 0.30), rows("linear", "val", "rmse", 0.10),
-        rows("linear", "test", "ndcg@10", 0.9), rows("oracle", "selection", "ndcg@10", 0.99),
-        rows("user_tag_profile", "selection", "ndcg@10", 0.98),
-    ], schema=["model", "split", "metric", "value", "count"], orient="row")
+    table = pl.DataFrame(
+        [
+            rows("linear", "selection", "ndcg@10", 0.30),
+            rows("linear", "selection", "rmse", 0.20),
+            rows("als", "selection", "ndcg@10", 0.35),
+            rows("als", "selection", "rmse", 0.25),
+            rows("als", "val", "rmse", 0.30),
+            rows("linear", "val", "rmse", 0.10),
+            rows("linear", "test", "ndcg@10", 0.9),
+            rows("oracle", "selection", "ndcg@10", 0.99),
+            rows("user_tag_profile", "selection", "ndcg@10", 0.98),
+        ],
+        schema=["model", "split", "metric", "value", "count"],
+        orient="row",
+    )
     assert select_served_model(table) == "als"  # trained models only; selection ndcg, not val rmse or test
-    tied = table.with_columns(pl.when((pl.col("model") == "als") & (pl.col("metric") == "ndcg@10"))
-                              .then(pl.lit(0.30)).otherwise(pl.col("value")).alias("value"))
+    tied = table.with_columns(
+        pl.when((pl.col("model") == "als") & (pl.col("metric") == "ndcg@10"))
+        .then(pl.lit(0.30))
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
     assert select_served_model(tied) == "linear"  # same selection ndcg: the lower selection rmse wins
     with pytest.raises(ValueError, match="selection ndcg@10"):
         select_served_model(table.filter(pl.col("split") != "selection"))

@@ -12,7 +12,8 @@ def test_counts_match_numpy_histogram_on_every_row_with_odd_values():
     values = np.random.default_rng(0).lognormal(-0.3, 0.9, 300_000)
     values[:10] = [np.nan, np.inf, 573.0, 0.0, 3.0, 3.0, 5.0, 5.1, 1.0, 2.0]
     frame = pl.DataFrame({"watch_ratio": values}).with_columns(
-        pl.when(pl.int_range(pl.len()) == 11).then(None).otherwise(pl.col("watch_ratio")).alias("watch_ratio"))
+        pl.when(pl.int_range(pl.len()) == 11).then(None).otherwise(pl.col("watch_ratio")).alias("watch_ratio")
+    )
     counts = histogram_counts(frame.lazy())
     kept = np.isfinite(values)
     kept[11] = False  # row 11 is null in the frame

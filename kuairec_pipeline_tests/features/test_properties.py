@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY, RatioConfig, prepare_filtered_ratios, selection_user_mask
-from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline.features.videos import padded_tag_ids, tag_multi_hot
+from kuairec_pipeline.target import TargetScaler
 from kuairec_pipeline_tests.features.test_ratios import T0, raw_interactions
 
 SETTINGS = settings(max_examples=50, deadline=None)
@@ -128,7 +128,7 @@ def test_tag_padding_has_the_documented_length_and_content(tags, max_tags):
     series = pl.Series("tags", tags, dtype=pl.List(pl.Int32)).fill_null([]).list.unique(maintain_order=True)
     padded = padded_tag_ids(series, max_tags).to_list()
     multi_hot = tag_multi_hot(series, 31).to_list()
-    for given_tags, ids, hot in zip(tags, padded, multi_hot):
+    for given_tags, ids, hot in zip(tags, padded, multi_hot, strict=False):
         distinct = list(dict.fromkeys(given_tags or []))
         assert len(ids) == max_tags
         assert ids == [tag + 1 for tag in distinct[:max_tags]] + [0] * (max_tags - min(len(distinct), max_tags))

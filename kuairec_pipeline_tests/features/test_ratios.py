@@ -28,7 +28,7 @@ T0 = 1_593_878_903.438  # 2020-07-05 00:08:23.438 Beijing time
 
 def raw_interactions(rows: list[tuple[int, int, float | None, float]], video_duration: int = 10_000) -> pl.LazyFrame:
     """A raw interaction table (8 columns, schema.py dtypes) from (user, video, timestamp, watch_ratio) rows."""
-    users, videos, stamps, ratios = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
+    users, videos, stamps, ratios = (list(column) for column in zip(*rows, strict=False)) if rows else ([], [], [], [])
     frame = pl.DataFrame(
         {"user_id": users, "video_id": videos, "timestamp": stamps, "watch_ratio": ratios},
         schema={"user_id": pl.Int32, "video_id": pl.Int32, "timestamp": pl.Float64, "watch_ratio": pl.Float64},
@@ -237,8 +237,9 @@ def test_empty_interactions_raise():
         prepare([], SMALL)
 
 
-@pytest.mark.parametrize("config", [{"max_watch_ratio": 0.0}, {"validation_days": -1.0}, {"selection_share": 1.0},
-                                    {"selection_share": -0.1}])
+@pytest.mark.parametrize(
+    "config", [{"max_watch_ratio": 0.0}, {"validation_days": -1.0}, {"selection_share": 1.0}, {"selection_share": -0.1}]
+)
 def test_config_rejects_nonsense(config):
     with pytest.raises(ValueError):
         RatioConfig(**config)
@@ -277,7 +278,6 @@ def test_train_target_features_shrinks_toward_the_global_training_mean():
     assert unshrunk["num_train_mean_target"].to_list() == pytest.approx([0.5, 0.0, 1.0])
 
 
-
 def test_scaler_expression_maps_the_ends_exactly_even_for_a_subnormal_span():
     # Found by hypothesis (test_properties): polars divides by a literal through its reciprocal, 0 * inf = NaN.
     values = pl.DataFrame({"watch_ratio": [0.0, 5e-324, None]})
@@ -285,4 +285,5 @@ def test_scaler_expression_maps_the_ends_exactly_even_for_a_subnormal_span():
     assert scaled == [0.0, 1.0, None]
     ordinary = pl.DataFrame({"watch_ratio": [-1.0, 0.5, 1.0, 2.0, 9.0]})
     assert ordinary.select(TargetScaler(0.5, 2.0).transform_expr())["watch_ratio"].to_list() == pytest.approx(
-        [0.0, 0.0, 1 / 3, 1.0, 1.0])
+        [0.0, 0.0, 1 / 3, 1.0, 1.0]
+    )

@@ -91,10 +91,11 @@ def test_training_data_holds_no_test_or_selection_rows(tables):
     prepared = build_prepared_data(filtered, users, videos)
     for name in ("train", "val"):
         for column in ("user", "video", "target"):
-            np.testing.assert_array_equal(getattr(getattr(data, name), column),
-                                          getattr(getattr(prepared.training, name), column))
-    held_out = {(int(u), int(v)) for rows in (prepared.selection, prepared.test) for u, v in zip(rows.user, rows.video)}
-    seen = {(int(u), int(v)) for rows in (data.train, data.val) for u, v in zip(rows.user, rows.video)}
+            np.testing.assert_array_equal(
+                getattr(getattr(data, name), column), getattr(getattr(prepared.training, name), column)
+            )
+    held_out = {(int(u), int(v)) for rows in (prepared.selection, prepared.test) for u, v in zip(rows.user, rows.video, strict=False)}
+    seen = {(int(u), int(v)) for rows in (data.train, data.val) for u, v in zip(rows.user, rows.video, strict=False)}
     assert held_out and not held_out & seen
     assert isinstance(prepared, PreparedData) and prepared.n_users == data.n_users and prepared.scaler == data.scaler
 
@@ -102,8 +103,12 @@ def test_training_data_holds_no_test_or_selection_rows(tables):
 def test_the_planted_tables_rebuild_the_planted_data():
     planted = make_planted()
     rebuilt = build_prepared_data(*planted_tables(planted))
-    pairs = [(rebuilt.training.train, planted.data.train), (rebuilt.training.val, planted.data.val),
-             (rebuilt.selection, planted.prepared.selection), (rebuilt.test, planted.prepared.test)]
+    pairs = [
+        (rebuilt.training.train, planted.data.train),
+        (rebuilt.training.val, planted.data.val),
+        (rebuilt.selection, planted.prepared.selection),
+        (rebuilt.test, planted.prepared.test),
+    ]
     for got, want in pairs:
         for column in ("user", "video", "target", "watch_ratio", "passes_filter"):
             np.testing.assert_array_equal(getattr(got, column), getattr(want, column))

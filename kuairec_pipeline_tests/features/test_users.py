@@ -35,7 +35,7 @@ def raw_users(**overrides: list) -> pl.DataFrame:
 
 def ratios(rows: list[tuple[int, float, str]]) -> pl.DataFrame:
     """A minimal filtered_ratios: (user, target, split)."""
-    users, targets, splits = (list(column) for column in zip(*rows))
+    users, targets, splits = (list(column) for column in zip(*rows, strict=False))
     return pl.DataFrame(
         {"user_id": users, "video_id": [0] * len(rows), "target": targets, "split": splits},
         schema_overrides={"user_id": pl.Int32, "video_id": pl.Int32, "target": pl.Float32},

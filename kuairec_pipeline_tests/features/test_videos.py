@@ -85,8 +85,9 @@ def test_tag_ids_are_shifted_padded_and_truncated_to_a_fixed_length():
 def test_tag_padding_length_is_configurable_and_repeated_tags_count_once():
     tags = pl.Series("tags", [[3, 3, 1], []], dtype=pl.List(pl.Int32))
     assert padded_tag_ids(tags.list.unique(maintain_order=True), 6).to_list() == [[4, 2, 0, 0, 0, 0], [0] * 6]
-    features = build_video_features(raw_videos(tags=[[3, 3, 1], None, [], [2]]), RATIOS, None,
-                                    VideoFeatureConfig(max_tags=2))
+    features = build_video_features(
+        raw_videos(tags=[[3, 3, 1], None, [], [2]]), RATIOS, None, VideoFeatureConfig(max_tags=2)
+    )
     assert features["tag_ids"].to_list() == [[0, 0], [0, 0], [3, 0], [4, 2]]
 
 

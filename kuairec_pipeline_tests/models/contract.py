@@ -36,11 +36,10 @@ import scipy.sparse as sp
 from scipy.stats import norm
 
 from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS
-from kuairec_pipeline.target import TargetScaler
-from kuairec_pipeline.models.base import NAME_KEY, Recommender, decode_json, encode_json
 from kuairec_pipeline.features.ratios import FILTERED_RATIOS_SCHEMA, selection_user_mask
-from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
+from kuairec_pipeline.models.base import NAME_KEY, Recommender, decode_json, encode_json
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData, build_training_data
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 START_EPOCH = 1_593_561_600.0  # 2020-07-01 00:00 UTC, inside KuaiRec's collection window
 DAY = 86_400.0
@@ -98,11 +97,11 @@ def _mixture_truth(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """Expected ratio, expected ratio given <= 3, P(ratio > 2) under the two-normal noise (the clip at 0 ignored)."""
     weights = (1.0 - REPLAY_PROBABILITY, REPLAY_PROBABILITY)
     centres = (mean, mean + REPLAY_SHIFT)
-    expected = sum(w * c for w, c in zip(weights, centres))
+    expected = sum(w * c for w, c in zip(weights, centres, strict=False))
     mass_le3 = np.zeros_like(mean)
     sum_le3 = np.zeros_like(mean)
     prob_gt2 = np.zeros_like(mean)
-    for weight, centre in zip(weights, centres):
+    for weight, centre in zip(weights, centres, strict=False):
         a = (MAX_WATCH_RATIO - centre) / NOISE_SD
         below = norm.cdf(a)
         mass_le3 += weight * below
@@ -174,20 +173,24 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
 
     train, val, selection = (
         interactions(big_user[mask], big_video[mask], big_ratio[mask], big_time[mask], np.ones(mask.sum(), bool))
-        for mask in (is_train, is_val, is_selection))
-    test = interactions(test_user, test_video, test_ratio, np.full(test_user.size, np.nan),
-                        test_ratio <= MAX_WATCH_RATIO)
+        for mask in (is_train, is_val, is_selection)
+    )
+    test = interactions(
+        test_user, test_video, test_ratio, np.full(test_user.size, np.nan), test_ratio <= MAX_WATCH_RATIO
+    )
 
     # Side features, consistent with what build_training_data produces (0 = padding / unknown).
     noise_category = rng.integers(0, 5, n_users)  # 0 plays the blank one-hot
     user_categorical = np.stack([user_group + 1, noise_category], axis=1).astype(np.int32)
-    user_numeric = np.stack([_minmax(user_bias + rng.normal(0.0, 0.03, n_users)), rng.random(n_users)],
-                            axis=1).astype(np.float32)
+    user_numeric = np.stack([_minmax(user_bias + rng.normal(0.0, 0.03, n_users)), rng.random(n_users)], axis=1).astype(
+        np.float32
+    )
     authors_per_group = 4
     author = 1 + video_group * authors_per_group + rng.integers(0, authors_per_group, n_videos)
     video_categorical = author[:, None].astype(np.int32)
-    video_numeric = np.stack([_minmax(video_bias + rng.normal(0.0, 0.02, n_videos)), rng.random(n_videos)],
-                             axis=1).astype(np.float32)
+    video_numeric = np.stack(
+        [_minmax(video_bias + rng.normal(0.0, 0.02, n_videos)), rng.random(n_videos)], axis=1
+    ).astype(np.float32)
     video_tags = np.zeros((n_videos, MAX_TAGS_PER_VIDEO), dtype=np.int32)
     video_tags[:, 0] = video_group + 1  # tag g is group g's tag (stored as tag + 1)
     n_extra = rng.integers(0, MAX_TAGS_PER_VIDEO, n_videos)
@@ -219,13 +222,15 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
     )
 
     mean, mean_le3, prob_gt2 = _mixture_truth(expected[test_user, test_video])
-    truth = pl.DataFrame({
-        "user_id": test_user.astype(np.int32),
-        "video_id": test_video.astype(np.int32),
-        "expected_watch_ratio": mean,
-        "expected_watch_ratio_le3": mean_le3,
-        "prob_watch_ratio_gt2": prob_gt2,
-    })
+    truth = pl.DataFrame(
+        {
+            "user_id": test_user.astype(np.int32),
+            "video_id": test_video.astype(np.int32),
+            "expected_watch_ratio": mean,
+            "expected_watch_ratio_le3": mean_le3,
+            "prob_watch_ratio_gt2": prob_gt2,
+        }
+    )
 
     shown = sp.csr_matrix(exposed.astype(np.float32))
 
@@ -233,8 +238,17 @@ def make_planted(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups:
     remaining = np.where(exposed[withheld_users], -np.inf, expected[withheld_users])
     best = np.argmax(remaining, axis=1)
     assert np.array_equal(best, withheld_videos), "planted data: withheld star is not the best remaining video"
-    return PlantedData(PreparedData(data, selection, test), truth, expected, user_group, video_group, star_videos, withheld_users.astype(np.int64),
-                       withheld_videos.astype(np.int64), shown)
+    return PlantedData(
+        PreparedData(data, selection, test),
+        truth,
+        expected,
+        user_group,
+        video_group,
+        star_videos,
+        withheld_users.astype(np.int64),
+        withheld_videos.astype(np.int64),
+        shown,
+    )
 
 
 def make_interactions(users, videos, watch_ratio, scaler: TargetScaler, passes_filter=None) -> Interactions:
@@ -246,40 +260,61 @@ def make_interactions(users, videos, watch_ratio, scaler: TargetScaler, passes_f
         target=scaler.transform(watch_ratio).astype(np.float32),
         watch_ratio=watch_ratio,
         timestamp=np.full(watch_ratio.size, np.nan),
-        passes_filter=(np.ones(watch_ratio.size, bool) if passes_filter is None
-                       else np.asarray(passes_filter, dtype=bool)),
+        passes_filter=(
+            np.ones(watch_ratio.size, bool) if passes_filter is None else np.asarray(passes_filter, dtype=bool)
+        ),
     )
 
 
 def empty_like(rows: Interactions) -> Interactions:
-    return Interactions(*(getattr(rows, name)[:0] for name in
-                          ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")))
+    return Interactions(
+        *(getattr(rows, name)[:0] for name in ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter"))
+    )
 
 
 def _split_frame(rows: Interactions, split: str) -> pl.DataFrame:
-    return pl.DataFrame({
-        "user_id": rows.user.astype(np.int32), "video_id": rows.video.astype(np.int32),
-        "timestamp": rows.timestamp.astype(np.float64), "watch_ratio": rows.watch_ratio.astype(np.float64),
-        "target": rows.target.astype(np.float32), "split": [split] * len(rows),
-        "passes_filter": rows.passes_filter.astype(bool),
-    }, schema=dict(FILTERED_RATIOS_SCHEMA))
+    return pl.DataFrame(
+        {
+            "user_id": rows.user.astype(np.int32),
+            "video_id": rows.video.astype(np.int32),
+            "timestamp": rows.timestamp.astype(np.float64),
+            "watch_ratio": rows.watch_ratio.astype(np.float64),
+            "target": rows.target.astype(np.float32),
+            "split": [split] * len(rows),
+            "passes_filter": rows.passes_filter.astype(bool),
+        },
+        schema=dict(FILTERED_RATIOS_SCHEMA),
+    )
 
 
 def planted_tables(planted: PlantedData) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The planted data as the three prepared tables (``filtered_ratios``, ``user_features``, ``video_features``)
     from which ``build_prepared_data`` rebuilds ``planted.prepared``."""
     data, prepared = planted.data, planted.prepared
-    ratios = pl.concat([_split_frame(data.train, SPLIT_TRAIN), _split_frame(data.val, SPLIT_VAL),
-                        _split_frame(prepared.selection, SPLIT_SELECTION), _split_frame(prepared.test, SPLIT_TEST)])
-    users = pl.DataFrame({"user_id": np.arange(data.n_users, dtype=np.int32),
-                          **{name: data.user_categorical[:, i] for i, name in enumerate(data.user_categorical_names)},
-                          **{name: data.user_numeric[:, i] for i, name in enumerate(data.user_numeric_names)}})
-    videos = pl.DataFrame({
-        "video_id": np.arange(data.n_videos, dtype=np.int32),
-        "tag_ids": pl.Series(data.video_tags.tolist(), dtype=pl.List(pl.Int32)),
-        "tag_multi_hot": pl.Series(data.video_tag_multi_hot.tolist(), dtype=pl.List(pl.Float32)),
-        **{name: data.video_categorical[:, i] for i, name in enumerate(data.video_categorical_names)},
-        **{name: data.video_numeric[:, i] for i, name in enumerate(data.video_numeric_names)}})
+    ratios = pl.concat(
+        [
+            _split_frame(data.train, SPLIT_TRAIN),
+            _split_frame(data.val, SPLIT_VAL),
+            _split_frame(prepared.selection, SPLIT_SELECTION),
+            _split_frame(prepared.test, SPLIT_TEST),
+        ]
+    )
+    users = pl.DataFrame(
+        {
+            "user_id": np.arange(data.n_users, dtype=np.int32),
+            **{name: data.user_categorical[:, i] for i, name in enumerate(data.user_categorical_names)},
+            **{name: data.user_numeric[:, i] for i, name in enumerate(data.user_numeric_names)},
+        }
+    )
+    videos = pl.DataFrame(
+        {
+            "video_id": np.arange(data.n_videos, dtype=np.int32),
+            "tag_ids": pl.Series(data.video_tags.tolist(), dtype=pl.List(pl.Int32)),
+            "tag_multi_hot": pl.Series(data.video_tag_multi_hot.tolist(), dtype=pl.List(pl.Float32)),
+            **{name: data.video_categorical[:, i] for i, name in enumerate(data.video_categorical_names)},
+            **{name: data.video_numeric[:, i] for i, name in enumerate(data.video_numeric_names)},
+        }
+    )
     return ratios, users, videos
 
 
@@ -291,38 +326,52 @@ def scramble_held_out_targets(filtered_ratios: pl.DataFrame, seed: int = 0) -> p
     scaler = TargetScaler.from_filtered_ratios(filtered_ratios)
     return filtered_ratios.with_columns(
         watch_ratio=pl.when(held_out).then(fresh).otherwise(pl.col("watch_ratio"))
-    ).with_columns(
-        target=pl.when(held_out).then(scaler.transform_expr().cast(pl.Float32)).otherwise(pl.col("target")))
+    ).with_columns(target=pl.when(held_out).then(scaler.transform_expr().cast(pl.Float32)).otherwise(pl.col("target")))
 
 
-def make_featureless_prepared_data(n_users: int, n_videos: int, train: Interactions,
-                                   test: Interactions | None = None, val: Interactions | None = None,
-                                   selection: Interactions | None = None,
-                                   scaler: TargetScaler | None = None) -> PreparedData:
+def make_featureless_prepared_data(
+    n_users: int,
+    n_videos: int,
+    train: Interactions,
+    test: Interactions | None = None,
+    val: Interactions | None = None,
+    selection: Interactions | None = None,
+    scaler: TargetScaler | None = None,
+) -> PreparedData:
     """:func:`make_featureless_training_data` with the selection and test slices (empty unless given)."""
-    return PreparedData(make_featureless_training_data(n_users, n_videos, train, val, scaler),
-                        selection if selection is not None else empty_like(train),
-                        test if test is not None else empty_like(train))
+    return PreparedData(
+        make_featureless_training_data(n_users, n_videos, train, val, scaler),
+        selection if selection is not None else empty_like(train),
+        test if test is not None else empty_like(train),
+    )
 
 
-def make_featureless_training_data(n_users: int, n_videos: int, train: Interactions,
-                                   val: Interactions | None = None,
-                                   scaler: TargetScaler | None = None) -> TrainingData:
+def make_featureless_training_data(
+    n_users: int,
+    n_videos: int,
+    train: Interactions,
+    val: Interactions | None = None,
+    scaler: TargetScaler | None = None,
+) -> TrainingData:
     """A hand-made TrainingData with no side features (and the 4-slot / 31-tag shapes), for exact unit tests."""
     return TrainingData(
-        train=train, val=val if val is not None else empty_like(train),
-        n_users=n_users, n_videos=n_videos, scaler=scaler or TargetScaler(0.0, 3.0),
-        user_categorical=np.zeros((n_users, 0), np.int32), user_categorical_cardinality=[],
+        train=train,
+        val=val if val is not None else empty_like(train),
+        n_users=n_users,
+        n_videos=n_videos,
+        scaler=scaler or TargetScaler(0.0, 3.0),
+        user_categorical=np.zeros((n_users, 0), np.int32),
+        user_categorical_cardinality=[],
         user_numeric=np.zeros((n_users, 0), np.float32),
-        video_categorical=np.zeros((n_videos, 0), np.int32), video_categorical_cardinality=[],
+        video_categorical=np.zeros((n_videos, 0), np.int32),
+        video_categorical_cardinality=[],
         video_numeric=np.zeros((n_videos, 0), np.float32),
         video_tags=np.zeros((n_videos, MAX_TAGS_PER_VIDEO), np.int32),
         video_tag_multi_hot=np.zeros((n_videos, NUM_TAGS), np.float32),
     )
 
 
-def make_planted_training_data(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups: int = 3
-                               ) -> TrainingData:
+def make_planted_training_data(seed: int = 0, n_users: int = 60, n_videos: int = 80, n_groups: int = 3) -> TrainingData:
     """Just the TrainingData of :func:`make_planted`."""
     return make_planted(seed, n_users, n_videos, n_groups).data
 
@@ -383,8 +432,9 @@ class RecommenderContract:
             assert scores.dtype == np.float32
             assert np.isfinite(scores).all()
             assert scores.min() >= 0.0 and scores.max() <= 1.0
-        np.testing.assert_allclose(subset, every[np.ix_(data.test_users, data.test_videos)], rtol=0,
-                                   atol=self.cell_atol)
+        np.testing.assert_allclose(
+            subset, every[np.ix_(data.test_users, data.test_videos)], rtol=0, atol=self.cell_atol
+        )
 
     def test_predict_agrees_with_score_all(self, fitted: Recommender, planted: PlantedData) -> None:
         data = planted.prepared
@@ -400,8 +450,7 @@ class RecommenderContract:
     def test_withheld_strong_positive_ranks_first(self, fitted: Recommender, planted: PlantedData) -> None:
         if not self.ranks_videos:
             pytest.skip(f"{type(fitted).name} gives no per-video ranking by design")
-        ids, _ = fitted.recommend(planted.withheld_users, k=self.withheld_top_k,
-                                  exclude=planted.shown)
+        ids, _ = fitted.recommend(planted.withheld_users, k=self.withheld_top_k, exclude=planted.shown)
         first = ids[:, 0] == planted.withheld_videos
         in_top = (ids == planted.withheld_videos[:, None]).any(axis=1)
         missed = planted.withheld_users[~in_top].tolist()
@@ -427,8 +476,9 @@ class RecommenderContract:
     def test_explicit_zeros_in_exclude_are_not_seen(self, fitted: Recommender, planted: PlantedData) -> None:
         users = planted.prepared.test_users[:3]
         best, _ = fitted.recommend(users, k=1)
-        stored_zeros = sp.csr_matrix((np.zeros(users.size), (users, best[:, 0])),
-                                     shape=(planted.data.n_users, planted.data.n_videos))
+        stored_zeros = sp.csr_matrix(
+            (np.zeros(users.size), (users, best[:, 0])), shape=(planted.data.n_users, planted.data.n_videos)
+        )
         assert stored_zeros.nnz == users.size
         again, _ = fitted.recommend(users, k=1, exclude=stored_zeros)
         np.testing.assert_array_equal(again, best)
@@ -437,8 +487,9 @@ class RecommenderContract:
         users = planted.prepared.test_users[:5]
         ids, scores = fitted.recommend(users, k=10)
         grid = fitted.score_all(users)
-        np.testing.assert_allclose(scores, np.take_along_axis(grid, ids.astype(np.int64), axis=1), rtol=0,
-                                   atol=self.cell_atol)
+        np.testing.assert_allclose(
+            scores, np.take_along_axis(grid, ids.astype(np.int64), axis=1), rtol=0, atol=self.cell_atol
+        )
         # Best first: nothing outside the top 10 scores above the 10th.
         assert (grid.max(axis=1) <= scores[:, 0] + self.cell_atol).all()
 

@@ -58,8 +58,11 @@ def test_observed_pair_dot_matches_the_per_pair_dot() -> None:
     users, videos = rng.integers(0, 7, 60), rng.integers(0, 9, 60)
     pairs = aggregate_pairs(_rows(users.tolist(), videos.tolist(), [0.5] * 60), n_users=7, n_videos=9)
     user_factors, video_factors = rng.normal(size=(7, 3)), rng.normal(size=(9, 3))
-    np.testing.assert_allclose(observed_pair_dot(user_factors, video_factors, pairs),
-                               pair_dot(user_factors, video_factors, pairs.user, pairs.video), rtol=1e-12)
+    np.testing.assert_allclose(
+        observed_pair_dot(user_factors, video_factors, pairs),
+        pair_dot(user_factors, video_factors, pairs.user, pairs.video),
+        rtol=1e-12,
+    )
 
 
 def test_calibration_recovers_each_users_planted_taste_on_a_full_grid() -> None:
@@ -71,17 +74,25 @@ def test_calibration_recovers_each_users_planted_taste_on_a_full_grid() -> None:
     tags[tags.sum(axis=1) == 0, 0] = 1.0
     features = video_taste_features(tags, np.zeros((n_videos, 0)))
     taste = rng.normal(0, 0.1, (n_users, n_tags))
-    pair_user, pair_video = (grid.ravel() for grid in np.meshgrid(np.arange(n_users), np.arange(n_videos),
-                                                                   indexing="ij"))
+    pair_user, pair_video = (
+        grid.ravel() for grid in np.meshgrid(np.arange(n_users), np.arange(n_videos), indexing="ij")
+    )
     user_bias, video_bias = rng.normal(0, 0.05, n_users), rng.normal(0, 0.05, n_videos)
     target = 0.3 + user_bias[pair_user] + video_bias[pair_video] + (taste @ features.T).ravel()
     pairs = aggregate_pairs(_rows(pair_user.tolist(), pair_video.tolist(), target.tolist()), n_users, n_videos)
     video_factors = rng.normal(size=(n_videos, 2))
     config = ALSConfig(calibration_l2=0.0, calibration_tolerance=1e-12, taste_l2=1e-6, factor_l2=1e6)
     calibration = fit_calibration(video_factors, features, pairs, config)
-    fitted = (calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
-              + np.einsum("ij,ij->i", calibration.user_coefficients[pair_user].astype(np.float64),
-                          calibration.video_design[pair_video].astype(np.float64)))
+    fitted = (
+        calibration.global_bias
+        + calibration.user_bias[pair_user]
+        + calibration.video_bias[pair_video]
+        + np.einsum(
+            "ij,ij->i",
+            calibration.user_coefficients[pair_user].astype(np.float64),
+            calibration.video_design[pair_video].astype(np.float64),
+        )
+    )
     np.testing.assert_allclose(fitted, target, atol=1e-4)  # float32 rows and stored arrays
     # without the per-user taste, biases alone leave an error the size of the planted taste
     biases_only = calibration.global_bias + calibration.user_bias[pair_user] + calibration.video_bias[pair_video]
@@ -94,8 +105,15 @@ def test_calibration_gives_a_factor_shared_by_all_videos_no_weight() -> None:
     rng = np.random.default_rng(1)
     n_users, n_videos = 20, 25
     video_factors = np.ones((n_videos, 2))
-    pairs = aggregate_pairs(_rows(rng.integers(0, n_users, 300).tolist(), rng.integers(0, n_videos, 300).tolist(),
-                                  rng.uniform(0.2, 0.4, 300).tolist()), n_users, n_videos)
+    pairs = aggregate_pairs(
+        _rows(
+            rng.integers(0, n_users, 300).tolist(),
+            rng.integers(0, n_videos, 300).tolist(),
+            rng.uniform(0.2, 0.4, 300).tolist(),
+        ),
+        n_users,
+        n_videos,
+    )
     config = ALSConfig(calibration_l2=1.0)
     calibration = fit_calibration(video_factors, np.zeros((n_videos, 1)), pairs, config)
     global_bias, user_bias, video_bias = fit_biases(pairs, n_videos, bias_l2=1.0)
@@ -105,8 +123,17 @@ def test_calibration_gives_a_factor_shared_by_all_videos_no_weight() -> None:
     np.testing.assert_allclose(calibration.video_bias, video_bias, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad", [{"factors": 0}, {"alpha": -1.0}, {"taste_l2": 0.0}, {"factor_l2": 0.0},
-                                 {"iterations": 0}, {"calibration_tolerance": 0.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"factors": 0},
+        {"alpha": -1.0},
+        {"taste_l2": 0.0},
+        {"factor_l2": 0.0},
+        {"iterations": 0},
+        {"calibration_tolerance": 0.0},
+    ],
+)
 def test_config_rejects_out_of_range_values(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         ALSConfig(**bad)

@@ -50,8 +50,11 @@ def test_without_taste_scores_are_the_outer_sum_of_user_and_video_parts() -> Non
     model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=None)).fit(data)
     users, videos = np.array([3, 0, 7]), np.array([5, 1])
     config = model.config
-    raw = (user_design(data, config) @ model.user_weights)[users][:, None] \
-        + (video_design(data, config) @ model.video_weights)[videos][None, :] + model.intercept
+    raw = (
+        (user_design(data, config) @ model.user_weights)[users][:, None]
+        + (video_design(data, config) @ model.video_weights)[videos][None, :]
+        + model.intercept
+    )
     np.testing.assert_allclose(model.score_all(users, videos), np.clip(raw, 0, 1), atol=1e-6)
 
 
@@ -65,8 +68,14 @@ def test_features_beat_the_global_mean_on_validation() -> None:
 
 def test_switching_every_feature_off_leaves_the_mean() -> None:
     data = make_planted_training_data()
-    off = LinearConfig(use_user_categorical=False, use_user_numeric=False, use_video_categorical=False,
-                       use_video_tags=False, use_video_numeric=False, taste_l2=None)
+    off = LinearConfig(
+        use_user_categorical=False,
+        use_user_numeric=False,
+        use_video_categorical=False,
+        use_video_tags=False,
+        use_video_numeric=False,
+        taste_l2=None,
+    )
     model = LinearRecommender(off).fit(data)
     np.testing.assert_allclose(model.score_all(np.arange(4)), data.train.target.mean(), atol=1e-6)
 
@@ -76,8 +85,11 @@ def test_taste_adds_each_users_ridge_coefficients_on_the_video_features() -> Non
     model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=5.0)).fit(data)
     users, videos = np.array([3, 0, 7]), np.array([5, 1, 9])
     design = taste_design(data)
-    raw = model.user_part[users][:, None] + model.video_part[videos][None, :] \
+    raw = (
+        model.user_part[users][:, None]
+        + model.video_part[videos][None, :]
         + model.user_taste[users].astype(np.float64) @ design[videos].T
+    )
     np.testing.assert_allclose(model.score_all(users, videos), np.clip(raw, 0, 1), atol=1e-5)
     # personal: two users no longer rank the videos alike (the additive stage alone would)
     scores = model.score_all(np.arange(data.n_users))
@@ -87,9 +99,11 @@ def test_taste_adds_each_users_ridge_coefficients_on_the_video_features() -> Non
 def test_taste_lowers_validation_error_on_the_planted_group_affinity() -> None:
     # The planted data's personal part is the user-group x video-group affinity, which the group tag carries.
     data = make_planted_training_data()
+
     def val_rmse(config: LinearConfig) -> float:
         model = LinearRecommender(config).fit(data)
         return float(np.sqrt(np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)))
+
     assert val_rmse(LinearConfig(l2=1.0, taste_l2=5.0)) < 0.95 * val_rmse(LinearConfig(l2=1.0, taste_l2=None))
 
 

@@ -38,9 +38,16 @@ def _fit(val_values: list[float], max_epochs: int, patience: int = 2) -> EpochPr
     x = torch.linspace(0, 1, 32)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 2 * x), batch_size=8)
     stopper = EarlyStopping("val_mse", patience=patience)
-    trainer = lightning.Trainer(max_epochs=max_epochs, callbacks=[progress, stopper], logger=False,
-                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                num_sanity_val_steps=0, accelerator="cpu")
+    trainer = lightning.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[progress, stopper],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
     trainer.fit(_Toy(val_values), loader, loader)
     assert progress.lines == lines
     return progress

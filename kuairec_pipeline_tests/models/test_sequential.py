@@ -20,8 +20,19 @@ from kuairec_pipeline_tests.models.contract import RecommenderContract, make_pla
 
 # About a second of training on one CPU thread.
 SMALL = SequentialConfig(
-    max_len=8, hidden_dim=16, num_heads=2, num_layers=1, feedforward_dim=32, dropout=0.0, batch_windows=32,
-    max_epochs=30, positions_per_epoch=0, learning_rate=0.01, early_stopping_patience=3, seed=3, num_threads=1,
+    max_len=8,
+    hidden_dim=16,
+    num_heads=2,
+    num_layers=1,
+    feedforward_dim=32,
+    dropout=0.0,
+    batch_windows=32,
+    max_epochs=30,
+    positions_per_epoch=0,
+    learning_rate=0.01,
+    early_stopping_patience=3,
+    seed=3,
+    num_threads=1,
     accelerator="cpu",
 )
 
@@ -71,8 +82,17 @@ def timed_test(data: TrainingData) -> Interactions:
     return dataclasses.replace(data.test, timestamp=rng.uniform(low - 1e5, high + 1e5, len(data.test)))
 
 
-@pytest.mark.parametrize("field, value", [("max_len", 0), ("num_heads", 3), ("dropout", 1.0), ("num_layers", 9),
-                                          ("positions_per_epoch", -1), ("accelerator", "tpu")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_len", 0),
+        ("num_heads", 3),
+        ("dropout", 1.0),
+        ("num_layers", 9),
+        ("positions_per_epoch", -1),
+        ("accelerator", "tpu"),
+    ],
+)
 def test_config_refuses_values_out_of_range_naming_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=f"SequentialConfig.{field}"):
         dataclasses.replace(SMALL, **{field: value})
@@ -88,18 +108,23 @@ def test_numpy_states_equal_the_torch_forward(data: TrainingData, layers: int) -
     index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
     video, ratio = history.video[index], history.target[index]
     expected = sequential_network.torch_window_states(network, video, ratio, length)
-    np.testing.assert_allclose(encode_last_states(fitted.weights, fitted.input_vectors, fitted.config, video, ratio,
-                                                  length),
-                               expected, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(
+        encode_last_states(fitted.weights, fitted.input_vectors, fitted.config, video, ratio, length),
+        expected,
+        atol=2e-5,
+        rtol=0,
+    )
 
 
 def test_whole_history_rows_score_like_score_all(fitted: SequentialRecommender, data: TrainingData) -> None:
     untimed = dataclasses.replace(data.test, timestamp=np.full(len(data.test), np.nan))
-    np.testing.assert_allclose(fitted.predict_rows(untimed, data.train), fitted.predict(untimed.user, untimed.video),
-                               atol=2e-5, rtol=0)
+    np.testing.assert_allclose(
+        fitted.predict_rows(untimed, data.train), fitted.predict(untimed.user, untimed.video), atol=2e-5, rtol=0
+    )
     # Validation rows come after every training row of their user: the same state again.
-    np.testing.assert_allclose(fitted.predict_rows(data.val, data.train), fitted.predict(data.val.user,
-                                                                                          data.val.video), atol=2e-5)
+    np.testing.assert_allclose(
+        fitted.predict_rows(data.val, data.train), fitted.predict(data.val.user, data.val.video), atol=2e-5
+    )
 
 
 def test_a_prediction_never_depends_on_the_row_itself_or_anything_later(
@@ -121,8 +146,9 @@ def test_a_prediction_never_depends_on_the_row_itself_or_anything_later(
             video=np.where(later, rng.integers(0, data.n_videos, len(data.train)), data.train.video).astype(np.int32),
             target=np.where(later, rng.random(len(data.train)), data.train.target).astype(np.float32),
         )
-        with_itself = concat(perturbed, dataclasses.replace(query, target=np.array([1.0 - query.target[0]],
-                                                                                   np.float32)))
+        with_itself = concat(
+            perturbed, dataclasses.replace(query, target=np.array([1.0 - query.target[0]], np.float32))
+        )
         assert fitted.predict_rows(query, with_itself)[0] == pytest.approx(before[row], abs=1e-6)
         if earlier.any():  # the check can fail: changing an earlier row does move the prediction
             last_earlier = np.flatnonzero(earlier)[np.argmax(data.train.timestamp[earlier])]
@@ -181,8 +207,12 @@ def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData)
     np.testing.assert_allclose(cold, model.predict(early.user, early.video) * 0 + cold, atol=0)
     user10 = early.user == 10
     empty = model.weights["empty_state"] + model.weights["user_embedding.weight"][10]
-    expected = 1 / (1 + np.exp(-(model.video_vectors[early.video[user10], :-1] @ empty
-                                 + model.video_vectors[early.video[user10], -1])))
+    expected = 1 / (
+        1
+        + np.exp(
+            -(model.video_vectors[early.video[user10], :-1] @ empty + model.video_vectors[early.video[user10], -1])
+        )
+    )
     np.testing.assert_allclose(cold[user10], expected, atol=1e-6)
 
 
@@ -199,8 +229,7 @@ def test_the_ablation_differs_only_in_order(data: TrainingData) -> None:
 def test_early_stopping_keeps_the_best_epoch(data: TrainingData) -> None:
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
-    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=40, early_stopping_patience=2)).fit(
-        unlearnable)
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=40, early_stopping_patience=2)).fit(unlearnable)
     epochs = model.history.shape[0]
     assert epochs < 40 and model.best_epoch == int(np.argmin(model.history[:, 2]))
     kept = np.mean((model.predict_rows(unlearnable.val, unlearnable.train) - noise) ** 2)
@@ -226,7 +255,8 @@ def test_evaluation_takes_pointwise_metrics_from_the_history_before_each_row(
     assert value[("test", "mae")] == pytest.approx(expected[0], abs=1e-9)
     assert value[("test", "mae")] != pytest.approx(whole[0], abs=1e-6)  # the time-aware path was really taken
     assert value[("val", "mae")] == pytest.approx(
-        pointwise_errors(fitted.predict_rows(data.val, data.train), data.val.target)[0], abs=1e-9)
+        pointwise_errors(fitted.predict_rows(data.val, data.train), data.val.target)[0], abs=1e-9
+    )
 
 
 @pytest.mark.parametrize("name", ["sequential", "sequential_shuffled"])
@@ -253,7 +283,10 @@ def test_trains_on_a_gpu_and_scores_like_on_the_cpu(data: TrainingData) -> None:
     _, end, length = sequences.final_windows(history, SMALL.max_len)
     index, _ = sequences.window_matrix(history, end, length, SMALL.max_len, False)
     np.testing.assert_allclose(
-        encode_last_states(model.weights, model.input_vectors, model.config, history.video[index],
-                           history.target[index], length),
+        encode_last_states(
+            model.weights, model.input_vectors, model.config, history.video[index], history.target[index], length
+        ),
         sequential_network.torch_window_states(network, history.video[index], history.target[index], length),
-        atol=2e-5, rtol=0)
+        atol=2e-5,
+        rtol=0,
+    )

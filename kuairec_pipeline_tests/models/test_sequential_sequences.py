@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from kuairec_pipeline.features.scaling import TargetScaler
+
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.data import Interactions
 
@@ -48,7 +48,7 @@ def test_history_refuses_users_outside_the_id_space() -> None:
 def test_training_windows_cover_every_row_once_and_never_cross_users(max_len: int) -> None:
     history = sequences.build_history(random_rows(), n_users=12)
     start, length = sequences.training_windows(history, max_len)
-    covered = np.concatenate([np.arange(s, s + n) for s, n in zip(start, length)])
+    covered = np.concatenate([np.arange(s, s + n) for s, n in zip(start, length, strict=False)])
     np.testing.assert_array_equal(np.sort(covered), np.arange(len(history)))
     assert (length >= 1).all() and (length <= max_len).all()
     user_of_row = np.repeat(np.arange(12), history.lengths())
@@ -65,7 +65,7 @@ def test_prefix_counts_count_rows_strictly_before_the_time_and_all_rows_without_
     times = rng.integers(-1, 42, 300).astype(np.float64)
     times[::7] = np.nan
     counts = sequences.prefix_counts(history, users, times)
-    for user, time, count in zip(users, times, counts):
+    for user, time, count in zip(users, times, counts, strict=False):
         mine = rows.timestamp[rows.user == user]
         expected = mine.size if np.isnan(time) else int((mine < time).sum())  # untimed rows: never "before"
         assert count == expected
@@ -94,16 +94,23 @@ def test_shuffled_windows_hold_the_same_rows_in_a_key_order_that_depends_on_the_
     ordered, valid = sequences.window_matrix(history, end, length, 8, shuffle=False)
     shuffled, valid_shuffled = sequences.window_matrix(history, end, length, 8, shuffle=True)
     np.testing.assert_array_equal(valid, valid_shuffled)
-    np.testing.assert_array_equal(np.sort(np.where(valid, ordered, -1), axis=1),
-                                  np.sort(np.where(valid, shuffled, -1), axis=1))
+    np.testing.assert_array_equal(
+        np.sort(np.where(valid, ordered, -1), axis=1), np.sort(np.where(valid, shuffled, -1), axis=1)
+    )
     assert not np.array_equal(ordered, shuffled)
     keys = history.key[shuffled]
-    assert all((np.diff(k[v].astype(np.float64)) >= 0).all() for k, v in zip(keys, valid))
+    assert all((np.diff(k[v].astype(np.float64)) >= 0).all() for k, v in zip(keys, valid, strict=False))
     # A row's key is a function of (user, video, timestamp, seed): the same in a history with other rows.
-    first_half = sequences.build_history(Interactions(*(getattr(rows, f)[:200] for f in (
-        "user", "video", "target", "watch_ratio", "timestamp", "passes_filter"))), n_users=12, seed=5)
+    first_half = sequences.build_history(
+        Interactions(
+            *(getattr(rows, f)[:200] for f in ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter"))
+        ),
+        n_users=12,
+        seed=5,
+    )
     np.testing.assert_array_equal(
-        np.sort(first_half.key), np.sort(sequences.shuffle_keys(rows.user[:200], rows.video[:200],
-                                                                rows.timestamp[:200], 5)))
+        np.sort(first_half.key),
+        np.sort(sequences.shuffle_keys(rows.user[:200], rows.video[:200], rows.timestamp[:200], 5)),
+    )
     other_seed = sequences.build_history(rows, n_users=12, seed=6)
     assert not np.array_equal(other_seed.key, history.key)

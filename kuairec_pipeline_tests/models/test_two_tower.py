@@ -82,9 +82,16 @@ def test_bundle_holds_the_weights_under_a_prefix(fitted: TwoTowerRecommender) ->
 
 
 def _without_val(data: TrainingData) -> TrainingData:
-    return dataclasses.replace(data, val=dataclasses.replace(data.val, **{
-        name: getattr(data.val, name)[:0] for name in ("user", "video", "target", "watch_ratio", "timestamp",
-                                                        "passes_filter")}))
+    return dataclasses.replace(
+        data,
+        val=dataclasses.replace(
+            data.val,
+            **{
+                name: getattr(data.val, name)[:0]
+                for name in ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
+            },
+        ),
+    )
 
 
 def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: TrainingData) -> None:
@@ -92,8 +99,9 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: T
     # Free biases and a random start (the former default): every kept state is a trained epoch.
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
-    config = dataclasses.replace(SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05,
-                                 fixed_biases=False, link="sigmoid")
+    config = dataclasses.replace(
+        SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05, fixed_biases=False, link="sigmoid"
+    )
     model = TwoTowerRecommender(config).fit(unlearnable)
     epochs_run = model.history.shape[0]
     assert epochs_run < config.max_epochs
@@ -117,16 +125,21 @@ def test_it_starts_from_the_exact_biases_plus_each_users_ridge_taste(data: Train
     config = dataclasses.replace(SMALL, embedding_dim=48, max_epochs=10, early_stopping_patience=1)
     model = TwoTowerRecommender(config).fit(unlearnable)
     assert model.best_epoch == -1 and model.stopped_early
-    global_bias, user_bias, video_bias = fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos),
-                                                   data.n_videos, config.bias_l2)
+    global_bias, user_bias, video_bias = fit_biases(
+        aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, config.bias_l2
+    )
     pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
     tower = model.network.video_tower
     tags = tower.tag_weights.numpy()
     np.testing.assert_allclose(tags.sum(axis=1)[tags.sum(axis=1) > 0], 1.0, atol=1e-6)
     design = np.hstack([np.ones((data.n_videos, 1)), video_taste_features(tags, tower.numeric.numpy())])
     residual = pairs.mean_target - global_bias - user_bias[pairs.user] - video_bias[pairs.video]
-    taste = per_user_ridge(pairs.matrix(pairs.count, data.n_videos),
-                           pairs.matrix(pairs.count * residual, data.n_videos), design, config.taste_l2)
+    taste = per_user_ridge(
+        pairs.matrix(pairs.count, data.n_videos),
+        pairs.matrix(pairs.count * residual, data.n_videos),
+        design,
+        config.taste_l2,
+    )
     expected = global_bias + user_bias[:, None] + video_bias[None, :] + taste @ design.T
     np.testing.assert_allclose(model.score_all(np.arange(data.n_users)), np.clip(expected, 0, 1), atol=1e-4)
 
@@ -161,8 +174,12 @@ def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weight
     assert not model.stopped_early  # it used every allowed epoch: the asset metadata says so
     from kuairec_pipeline.orchestration.assets.train import two_tower_training_metadata
 
-    assert two_tower_training_metadata(model) == {"epochs_trained": 3, "best_epoch": 2, "stopped_early": False,
-                                                  "stop_reason": "max_epochs"}
+    assert two_tower_training_metadata(model) == {
+        "epochs_trained": 3,
+        "best_epoch": 2,
+        "stopped_early": False,
+        "stop_reason": "max_epochs",
+    }
     assert np.isnan(model.history[:, 2]).all()
     assert np.isfinite(model.score_all(np.arange(data.n_users))).all()
 

@@ -31,22 +31,29 @@ def instance_dir(root: Path) -> Path:
 
 def pipeline_env(root: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUAIREC_", "DAGSTER_"))}
-    env.update({
-        "KUAIREC_HOME": str(root / "home"),
-        "KUAIREC_PROFILE": "tiny",
-        "DAGSTER_HOME": str(instance_dir(root)),
-        "OPENBLAS_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "KUAIREC_HOME": str(root / "home"),
+            "KUAIREC_PROFILE": "tiny",
+            "DAGSTER_HOME": str(instance_dir(root)),
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(overrides)
     return env
 
 
-def materialize(env: dict[str, str], select: str = "*", timeout: float = 600,
-                extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def materialize(
+    env: dict[str, str], select: str = "*", timeout: float = 600, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select, *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -78,12 +85,15 @@ def listening_addresses(port: int) -> set[str]:
 
 
 @contextlib.contextmanager
-def dagster_dev(args: list[str], env: dict[str, str], cwd: Path, port: int,
-                timeout: float = 120) -> Iterator[str]:
+def dagster_dev(args: list[str], env: dict[str, str], cwd: Path, port: int, timeout: float = 120) -> Iterator[str]:
     """Run ``dagster dev <args> -p port`` until it answers; yield its URL; stop its whole process group after."""
     process = subprocess.Popen(
-        [DAGSTER, "dev", *args, "-p", str(port)], cwd=cwd, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,  # own group: killable
+        [DAGSTER, "dev", *args, "-p", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # own group: killable
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -17,8 +17,13 @@ from kuairec_pipeline.orchestration.metadata import (
 
 
 def test_array_summary_is_one_text_with_prefixed_arrays_counted():
-    arrays = {"user_embeddings": np.zeros((200, 44), np.float32), "best_epoch": np.array(3),
-              "weights.a": np.zeros((2, 2)), "weights.b": np.zeros(3), "__config_json__": np.zeros(10, np.uint8)}
+    arrays = {
+        "user_embeddings": np.zeros((200, 44), np.float32),
+        "best_epoch": np.array(3),
+        "weights.a": np.zeros((2, 2)),
+        "weights.b": np.zeros(3),
+        "__config_json__": np.zeros(10, np.uint8),
+    }
     summary = array_summary(arrays)
     assert set(summary) == {"arrays", "size_bytes"}
     assert summary["arrays"].value == "user_embeddings (200, 44); best_epoch (); weights.*: 2 arrays"
@@ -27,8 +32,9 @@ def test_array_summary_is_one_text_with_prefixed_arrays_counted():
 
 def test_numbers_are_rounded():
     assert rounded_floats({"a": 0.123456789, "b": 7, "c": "x"}) == {"a": 0.1235, "b": 7, "c": "x"}
-    test = pl.DataFrame({"model": ["als", "als", "als"], "metric": ["rmse", "ndcg@10", "mae"],
-                         "value": [0.16789012345, 0.2, 0.1]})
+    test = pl.DataFrame(
+        {"model": ["als", "als", "als"], "metric": ["rmse", "ndcg@10", "mae"], "value": [0.16789012345, 0.2, 0.1]}
+    )
     assert {k: v.value for k, v in headline_metrics(test).items()} == {"rmse als": 0.1679, "ndcg@10 als": 0.2}
 
 
@@ -41,6 +47,7 @@ def test_training_summary_reports_epochs_best_and_a_curve():
     assert base64.b64decode(markdown.split("base64,")[1].rstrip(")")).startswith(b"\x89PNG")
     empty = training_summary("two_tower", np.zeros((0, 4)), ("epoch", "train_loss", "val_mse", "val_mae"), -1)
     assert empty["epochs_trained"].value == 0 and "training_curve" not in empty
-    without_val = training_summary("m", np.array([[0, 0.1, math.nan, math.nan]]),
-                                   ("epoch", "train_loss", "val_mse", "val_mae"), 0)
+    without_val = training_summary(
+        "m", np.array([[0, 0.1, math.nan, math.nan]]), ("epoch", "train_loss", "val_mse", "val_mae"), 0
+    )
     assert "best_val_mse" not in without_val and "final_val_mse" not in without_val

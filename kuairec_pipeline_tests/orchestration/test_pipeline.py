@@ -16,8 +16,16 @@ from kuairec_pipeline_tests.orchestration.conftest import assets_dir, materializ
 
 pytestmark = pytest.mark.slow
 
-BOLD_KEYS = ["raw_interactions", "filtered_ratios", "user_features", "video_features", "als_factors",
-             "two_tower_embeddings", "hybrid_model", "metrics"]
+BOLD_KEYS = [
+    "raw_interactions",
+    "filtered_ratios",
+    "user_features",
+    "video_features",
+    "als_factors",
+    "two_tower_embeddings",
+    "hybrid_model",
+    "metrics",
+]
 
 
 def test_definitions_load():
@@ -32,17 +40,39 @@ def _digest(path: Path) -> str:
 
 def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
     folder = assets_dir(materialized_pipeline)
-    for key in ["source_files", "raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos",
-                "planted_truth", "filtered_ratios", "user_features", "video_features", "metrics",
-                "recommendations"]:
+    for key in [
+        "source_files",
+        "raw_interactions",
+        "raw_eval_interactions",
+        "raw_users",
+        "raw_videos",
+        "planted_truth",
+        "filtered_ratios",
+        "user_features",
+        "video_features",
+        "metrics",
+        "recommendations",
+    ]:
         assert (folder / f"{key}.parquet").is_file(), key
     for key in ["linear_baseline", "als_factors", "two_tower_embeddings", "hybrid_model"]:
         with np.load(folder / f"{key}.npz", allow_pickle=False) as bundle:
             assert len(bundle.files) > 0, key
     metrics = pl.read_parquet(folder / "metrics.parquet")
     assert {"model", "metric", "value", "split"} <= set(metrics.columns)
-    for model in ["global_mean", "user_mean", "video_mean", "user_video_bias", "user_tag_profile", "popularity",
-                  "random", "oracle", "linear", "als", "two_tower", "hybrid"]:
+    for model in [
+        "global_mean",
+        "user_mean",
+        "video_mean",
+        "user_video_bias",
+        "user_tag_profile",
+        "popularity",
+        "random",
+        "oracle",
+        "linear",
+        "als",
+        "two_tower",
+        "hybrid",
+    ]:
         assert model in metrics["model"].to_list(), model
     recs = pl.read_parquet(folder / "recommendations.parquet")
     assert {"user_id", "rank", "video_id", "score", "model"} <= set(recs.columns)

@@ -9,14 +9,27 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kuairec_pipeline_tests.orchestration.conftest import LOOPBACK_HEX, REPO, dagster_dev, free_port, listening_addresses
+from kuairec_pipeline_tests.orchestration.conftest import (
+    LOOPBACK_HEX,
+    REPO,
+    dagster_dev,
+    free_port,
+    listening_addresses,
+)
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT_DIR = REPO / "data" / "screenshots"  # git-ignored; kept after the run for a person to look at
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +78,9 @@ def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
         page.goto(f"{url}/assets/metrics", wait_until="domcontentloaded")
         # headline metrics are plain rounded numbers: on the page itself, no dialog to open
         stored = pl.read_parquet(Path(env["KUAIREC_HOME"]) / "assets" / "metrics.parquet")
-        rmse = stored.filter((pl.col("split") == "test") & (pl.col("metric") == "rmse")
-                             & (pl.col("model") == "two_tower"))["value"].item()
+        rmse = stored.filter(
+            (pl.col("split") == "test") & (pl.col("metric") == "rmse") & (pl.col("model") == "two_tower")
+        )["value"].item()
         row = page.locator("tr", has_text="rmse two_tower").first
         row.wait_for(timeout=60000)
         assert f"{rmse:.4f}".rstrip("0") in row.inner_text(), row.inner_text()

@@ -95,8 +95,9 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-def run_all(jobs: Iterable[Callable[[], subprocess.CompletedProcess[str]]],
-            workers: int = PARALLEL_RUNS) -> list[subprocess.CompletedProcess[str]]:
+def run_all(
+    jobs: Iterable[Callable[[], subprocess.CompletedProcess[str]]], workers: int = PARALLEL_RUNS
+) -> list[subprocess.CompletedProcess[str]]:
     """Run CLI invocations ``workers`` at a time (each in its own folders), results in the order given."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: job(), list(jobs)))

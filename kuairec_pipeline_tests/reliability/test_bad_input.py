@@ -54,8 +54,11 @@ def edit_field(path: Path, row: int, column: str, value: bytes) -> None:
 def drop_column(path: Path, column: str) -> None:
     lines = path.read_bytes().split(b"\n")
     index = lines[0].decode().split(",").index(column)
-    path.write_bytes(b"\n".join(b",".join(f for i, f in enumerate(line.split(b",")) if i != index) if line else line
-                                for line in lines))
+    path.write_bytes(
+        b"\n".join(
+            b",".join(f for i, f in enumerate(line.split(b",")) if i != index) if line else line for line in lines
+        )
+    )
 
 
 def zip_twin(source: Path, archive: Path, extra: dict[str, bytes] | None = None) -> Path:
@@ -158,25 +161,50 @@ CASES = [
     BadInput("missing_file", "*", missing_file),
     BadInput("empty_file", "raw_eval_interactions+", empty_file),
     BadInput("missing_column", "raw_interactions+", missing_column),
-    BadInput("non_numeric_value", "raw_interactions+",
-             value_case(BIG, [(7, "play_duration", b"12abc")], "value '12abc': is not a whole number")),
+    BadInput(
+        "non_numeric_value",
+        "raw_interactions+",
+        value_case(BIG, [(7, "play_duration", b"12abc")], "value '12abc': is not a whole number"),
+    ),
     # A null duration first, then a null watch_ratio: the first is named, both are counted.
-    BadInput("null_values", "raw_interactions+",
-             value_case(BIG, [(11, "play_duration", b""), (19, "watch_ratio", b"")],
-                        "play_duration is blank", "1 play_duration_blank, 1 watch_ratio_blank")),
+    BadInput(
+        "null_values",
+        "raw_interactions+",
+        value_case(
+            BIG,
+            [(11, "play_duration", b""), (19, "watch_ratio", b"")],
+            "play_duration is blank",
+            "1 play_duration_blank, 1 watch_ratio_blank",
+        ),
+    ),
     # A negative watch_ratio first, then a negative duration.
-    BadInput("negative_values", "raw_interactions+",
-             value_case(BIG, [(13, "watch_ratio", b"-0.5"), (23, "video_duration", b"-100")],
-                        "value -0.5: watch_ratio is negative", "1 video_duration_negative, 1 watch_ratio_negative")),
-    BadInput("infinite_watch_ratio", "raw_eval_interactions+",
-             value_case(SMALL, [(17, "watch_ratio", b"inf")], "value inf: watch_ratio is infinite")),
+    BadInput(
+        "negative_values",
+        "raw_interactions+",
+        value_case(
+            BIG,
+            [(13, "watch_ratio", b"-0.5"), (23, "video_duration", b"-100")],
+            "value -0.5: watch_ratio is negative",
+            "1 video_duration_negative, 1 watch_ratio_negative",
+        ),
+    ),
+    BadInput(
+        "infinite_watch_ratio",
+        "raw_eval_interactions+",
+        value_case(SMALL, [(17, "watch_ratio", b"inf")], "value inf: watch_ratio is infinite"),
+    ),
     # Durations are whole milliseconds: "inf" is text in an integer column.
-    BadInput("infinite_duration", "raw_interactions+",
-             value_case(BIG, [(29, "video_duration", b"inf")], "value 'inf': is not a whole number")),
+    BadInput(
+        "infinite_duration",
+        "raw_interactions+",
+        value_case(BIG, [(29, "video_duration", b"inf")], "value 'inf': is not a whole number"),
+    ),
     BadInput("truncated_last_line", "raw_interactions+", truncated_last_line),
-    BadInput("unseen_ids", "raw_eval_interactions+",
-             value_case(SMALL, [(4, "user_id", b"999999")],
-                        "value 999999: user 999999 never appears in big_matrix.csv")),
+    BadInput(
+        "unseen_ids",
+        "raw_eval_interactions+",
+        value_case(SMALL, [(4, "user_id", b"999999")], "value 999999: user 999999 never appears in big_matrix.csv"),
+    ),
     BadInput("non_utf8_byte", "raw_interactions+", non_utf8_big),
     BadInput("truncated_zip", "*", truncated_zip),
     BadInput("zip_slip", "*", zip_slip),
@@ -211,8 +239,9 @@ def bad_runs(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> di
         setup = case.damage(root, source)
         env = copy_home(baseline, root, source=source, KUAIREC_SOURCE=str(setup.source))
         runs[case.name] = CaseRun(case, root, setup, env, _snapshot(root))
-    results = run_all(lambda run=run: materialize(run.env, select=run.case.select, timeout=300)
-                      for run in runs.values())
+    results = run_all(
+        lambda run=run: materialize(run.env, select=run.case.select, timeout=300) for run in runs.values()
+    )
     for run, result in zip(runs.values(), results, strict=True):
         run.result = result
     return runs
@@ -252,16 +281,23 @@ def test_every_case_is_documented() -> None:
 def test_unseen_ids_are_named_by_row_or_dropped(tmp_path: Path) -> None:
     """loader.require_known_ids, which raw_eval_interactions runs against raw_interactions."""
     header = ",".join(schema.SMALL_MATRIX.column_names)
-    rows = ["0,1,100,200,2020-07-05 00:00:00.000,20200705.0,1593878400.0,0.5",
-            "0,7,100,200,2020-07-05 00:00:01.000,20200705.0,1593878401.0,0.5",  # video 7: never in big_matrix
-            "9,1,100,200,,,,0.5"]  # user 9: never in big_matrix
+    rows = [
+        "0,1,100,200,2020-07-05 00:00:00.000,20200705.0,1593878400.0,0.5",
+        "0,7,100,200,2020-07-05 00:00:01.000,20200705.0,1593878401.0,0.5",  # video 7: never in big_matrix
+        "9,1,100,200,,,,0.5",
+    ]  # user 9: never in big_matrix
     path = tmp_path / SMALL
     path.write_text("\n".join([header, *rows]) + "\n")
     known = pl.LazyFrame({"user_id": [0, 3], "video_id": [1, 2]}, schema={"user_id": pl.Int32, "video_id": pl.Int32})
     lazy, _ = loader.scan_interactions(path, schema.SMALL_MATRIX)
     with pytest.raises(KuaiRecDataError, match="1 user_id_unseen, 1 video_id_unseen") as caught:
         loader.require_known_ids(lazy, path, known)
-    assert (caught.value.file, caught.value.column, caught.value.row, caught.value.value) == (str(path), "video_id", 2, 7)
+    assert (caught.value.file, caught.value.column, caught.value.row, caught.value.value) == (
+        str(path),
+        "video_id",
+        2,
+        7,
+    )
     assert "video 7 never appears in big_matrix.csv" in str(caught.value)
 
     lazy, _ = loader.scan_interactions(path, schema.SMALL_MATRIX, on_invalid="drop")

@@ -21,12 +21,31 @@ from kuairec_pipeline_tests.reliability.conftest import Baseline, output, run_al
 
 pytestmark = pytest.mark.slow
 
-TABLES = ["source_files", "raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos", "planted_truth",
-          "filtered_ratios", "user_features", "video_features", "metrics", "recommendations"]
+TABLES = [
+    "source_files",
+    "raw_interactions",
+    "raw_eval_interactions",
+    "raw_users",
+    "raw_videos",
+    "planted_truth",
+    "filtered_ratios",
+    "user_features",
+    "video_features",
+    "metrics",
+    "recommendations",
+]
 BUNDLES = ["linear_baseline", "als_factors", "two_tower_embeddings", "hybrid_model"]
 # Pure functions of the twin's seed: equal to the baseline's unless two runs mixed their writes.
-DETERMINISTIC = ["raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos", "planted_truth",
-                 "filtered_ratios", "user_features", "video_features"]
+DETERMINISTIC = [
+    "raw_interactions",
+    "raw_eval_interactions",
+    "raw_users",
+    "raw_videos",
+    "planted_truth",
+    "filtered_ratios",
+    "user_features",
+    "video_features",
+]
 
 
 def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: Path) -> None:
@@ -48,7 +67,8 @@ def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: P
         assert frame.height > 0 or key == "planted_truth", key
     for key in DETERMINISTIC:
         assert pl.read_parquet(assets / f"{key}.parquet").equals(
-            pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")), key
+            pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")
+        ), key
     for key in BUNDLES:
         with np.load(assets / f"{key}.npz", allow_pickle=False) as bundle:
             assert bundle.files and all(bundle[name].size >= 0 for name in bundle.files), key

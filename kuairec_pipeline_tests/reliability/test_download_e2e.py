@@ -89,22 +89,26 @@ def _env(root: Path, url: str, md5: str, baseline: Baseline | None = None) -> di
 def runs(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     archive = _zipped_twin(baseline.twin)
     md5 = hashlib.md5(archive).hexdigest()
-    servers = {"resumed": FileServer(payload=archive, drop_after=[DROPPED_AFTER]),
-               "bad_md5": FileServer(payload=archive)}
+    servers = {
+        "resumed": FileServer(payload=archive, drop_after=[DROPPED_AFTER]),
+        "bad_md5": FileServer(payload=archive),
+    }
     httpds = [_serve(state) for state in servers.values()]
     envs = {
         "resumed": _env(tmp_path_factory.mktemp("download-resumed"), servers["resumed"].url, md5),
         "bad_md5": _env(tmp_path_factory.mktemp("download-bad-md5"), servers["bad_md5"].url, "0" * 32, baseline),
-        "offline": _env(tmp_path_factory.mktemp("download-offline"),
-                        f"http://127.0.0.1:{_closed_port()}/KuaiRec.zip", md5, baseline),
+        "offline": _env(
+            tmp_path_factory.mktemp("download-offline"), f"http://127.0.0.1:{_closed_port()}/KuaiRec.zip", md5, baseline
+        ),
     }
     before = {name: _asset_files(Path(env["KUAIREC_HOME"])) for name, env in envs.items()}
     downloads = Path(envs["resumed"]["KUAIREC_HOME"]) / "downloads"
     downloads.mkdir(parents=True)
     (downloads / f"KuaiRec.zip{download.PART_SUFFIX}").write_bytes(archive[:ALREADY_DOWNLOADED])  # a killed run's
     try:
-        results = run_all([lambda name=name: materialize(envs[name], select=INGEST, timeout=300) for name in envs],
-                          workers=len(envs))
+        results = run_all(
+            [lambda name=name: materialize(envs[name], select=INGEST, timeout=300) for name in envs], workers=len(envs)
+        )
         yield Runs(archive, servers, envs, dict(zip(envs, results, strict=True)), before)
     finally:
         for httpd in httpds:
@@ -116,15 +120,18 @@ def test_interrupted_download_resumes_and_the_pipeline_materializes(runs: Runs, 
     result = runs.results["resumed"]
     assert result.returncode == 0, output(result)[-6000:]
     # The previous run's part file was resumed, then the dropped transfer was resumed where it stopped.
-    assert runs.servers["resumed"].requests == [f"bytes={ALREADY_DOWNLOADED}-",
-                                                f"bytes={ALREADY_DOWNLOADED + DROPPED_AFTER}-"]
+    assert runs.servers["resumed"].requests == [
+        f"bytes={ALREADY_DOWNLOADED}-",
+        f"bytes={ALREADY_DOWNLOADED + DROPPED_AFTER}-",
+    ]
     home = runs.home("resumed")
     assert (home / "downloads" / "KuaiRec.zip").read_bytes() == runs.archive
     assert (home / "source" / "KuaiRec" / ".kuairec-unpacked.json").is_file()
     assert temporaries(home) == []
     for key in ("raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos"):
         assert pl.read_parquet(home / "assets" / f"{key}.parquet").equals(
-            pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")), key
+            pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")
+        ), key
     assert pl.read_parquet(home / "assets" / "planted_truth.parquet").is_empty()  # a real archive has no oracle
 
 
@@ -155,5 +162,7 @@ def test_no_network_suggests_a_local_source(runs: Runs) -> None:
 
 
 def _asset_files(home: Path) -> dict[str, str]:
-    return {**{f"assets/{k}": v for k, v in digests(home / "assets").items()},
-            **{f"models/{k}": v for k, v in digests(home / "models").items()}}
+    return {
+        **{f"assets/{k}": v for k, v in digests(home / "assets").items()},
+        **{f"models/{k}": v for k, v in digests(home / "models").items()},
+    }

@@ -30,7 +30,11 @@ def start(env: dict[str, str], select: str, log: Path) -> subprocess.Popen[bytes
     with open(log, "wb") as sink:
         return subprocess.Popen(
             [DAGSTER, "asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select],
-            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -50,8 +54,10 @@ def kill_when(process: subprocess.Popen[bytes], log: Path, ready: Callable[[], b
 
 def asset_files(home: Path) -> dict[str, str]:
     """Every asset and model file, temporary files left out (a kill -9 leaves its temporary file behind)."""
-    return {**{f"assets/{k}": v for k, v in digests(home / "assets", skip=_is_temporary).items()},
-            **{f"models/{k}": v for k, v in digests(home / "models", skip=_is_temporary).items()}}
+    return {
+        **{f"assets/{k}": v for k, v in digests(home / "assets", skip=_is_temporary).items()},
+        **{f"models/{k}": v for k, v in digests(home / "models", skip=_is_temporary).items()},
+    }
 
 
 def _is_temporary(path: Path) -> bool:

@@ -19,8 +19,14 @@ from kuairec_pipeline_tests.reliability.conftest import Baseline, copy_home, dig
 
 
 def kuairec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kuairec_pipeline.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kuairec_pipeline.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_config(path: Path, ops: dict) -> str:
@@ -42,14 +48,19 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
     assert before.returncode == 0, output(before)
 
     model_files = digests(folder, skip=lambda p: p.suffix != ".npz")
-    rerun = materialize(env, select="filtered_ratios",
-                        extra=("-c", run_config(tmp_path / "five.json", {"filtered_ratios": {"max_watch_ratio": 5.0}})))
+    rerun = materialize(
+        env,
+        select="filtered_ratios",
+        extra=("-c", run_config(tmp_path / "five.json", {"filtered_ratios": {"max_watch_ratio": 5.0}})),
+    )
     assert rerun.returncode == 0, output(rerun)[-6000:]
     assert digests(folder, skip=lambda p: p.suffix != ".npz") == model_files  # the models are the old ones
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:  # the UI's staleness follows the content
         event = instance.get_latest_materialization_event(AssetKey("filtered_ratios"))
         version = event.asset_materialization.tags["dagster/data_version"]
-    assert version == provenance.file_fingerprint(folder / "filtered_ratios.parquet") != record.inputs["filtered_ratios"]
+    assert (
+        version == provenance.file_fingerprint(folder / "filtered_ratios.parquet") != record.inputs["filtered_ratios"]
+    )
 
     for args in (("--model", "als"), ()):
         answer = kuairec(env, "recommend", "--user", "13", "-k", "3", *args)
@@ -61,11 +72,13 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
     metrics_only = materialize(env, select="metrics")
     assert metrics_only.returncode != 0
     assert "different runs" in output(metrics_only) and "als_factors was trained on filtered_ratios" in output(
-        metrics_only)
+        metrics_only
+    )
 
 
-def test_a_failed_blocking_check_keeps_the_previous_file_and_names_the_culprit(baseline: Baseline,
-                                                                              tmp_path: Path) -> None:
+def test_a_failed_blocking_check_keeps_the_previous_file_and_names_the_culprit(
+    baseline: Baseline, tmp_path: Path
+) -> None:
     env = copy_home(baseline, tmp_path / "case")
     folder = assets_dir(env)
     users = pl.read_parquet(folder / "raw_users.parquet")
@@ -88,11 +101,16 @@ def test_bad_run_config_is_refused_before_anything_is_written(baseline: Baseline
     }
     envs = {name: copy_home(baseline, tmp_path / name) for name in cases}
     before = {name: digests(Path(env["KUAIREC_HOME"])) for name, env in envs.items()}
-    results = run_all([
-        (lambda name=name: materialize(envs[name], select="*",
-                                       extra=("-c", run_config(tmp_path / f"{name}.json", cases[name]))))
-        for name in cases
-    ])
+    results = run_all(
+        [
+            (
+                lambda name=name: materialize(
+                    envs[name], select="*", extra=("-c", run_config(tmp_path / f"{name}.json", cases[name]))
+                )
+            )
+            for name in cases
+        ]
+    )
     range_text, empty_text = (output(r) for r in results)
     assert all(r.returncode != 0 for r in results)
     assert "ops.filtered_ratios.config.max_watch_ratio = -1.0: allowed > 0.0" in range_text

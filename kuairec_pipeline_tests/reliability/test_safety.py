@@ -85,14 +85,28 @@ def unsafe_uses(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_the_scan_finds_each_unsafe_construct() -> None:
-    snippet = "\n".join([
-        "import pickle", "from joblib import load", "eval('1')", "exec('x = 1')", "builtins.eval('1')",
-        "np.load(f)", "np.load(f, allow_pickle=True)", "numpy.load(f, allow_pickle=flag)", "torch.load(f)",
-        "torch.load(f, weights_only=False)", "pd.read_pickle(f)", "yaml.load(f)",
-        # and what is fine:
-        "np.load(f, allow_pickle=False)", "torch.load(f, map_location='cpu', weights_only=True)", "model.eval()",
-        "pl.col('tags').list.eval(pl.element() + 1)", "yaml.load(f, Loader=yaml.SafeLoader)",
-    ])
+    snippet = "\n".join(
+        [
+            "import pickle",
+            "from joblib import load",
+            "eval('1')",
+            "exec('x = 1')",
+            "builtins.eval('1')",
+            "np.load(f)",
+            "np.load(f, allow_pickle=True)",
+            "numpy.load(f, allow_pickle=flag)",
+            "torch.load(f)",
+            "torch.load(f, weights_only=False)",
+            "pd.read_pickle(f)",
+            "yaml.load(f)",
+            # and what is fine:
+            "np.load(f, allow_pickle=False)",
+            "torch.load(f, map_location='cpu', weights_only=True)",
+            "model.eval()",
+            "pl.col('tags').list.eval(pl.element() + 1)",
+            "yaml.load(f, Loader=yaml.SafeLoader)",
+        ]
+    )
     flagged_lines = {int(use.split(":")[1]) for use in unsafe_uses(snippet)}
     assert flagged_lines == set(range(1, 13)), unsafe_uses(snippet)
 
@@ -134,8 +148,11 @@ def test_numpy_io_manager_refuses_an_object_array(tmp_path: Path) -> None:
     assert not marker.exists()
     # and none is ever written: the write path refuses object arrays before pickle could be needed
     with pytest.raises(TypeError, match="dtype object"):
-        manager.dump_to_path(build_output_context(asset_key="als_factors"), {"payload": np.empty(1, dtype=object)},
-                             UPath(tmp_path / "written.npz"))
+        manager.dump_to_path(
+            build_output_context(asset_key="als_factors"),
+            {"payload": np.empty(1, dtype=object)},
+            UPath(tmp_path / "written.npz"),
+        )
     assert not (tmp_path / "written.npz").exists()
 
 
@@ -180,8 +197,13 @@ def test_ui_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
 
 
 def test_no_project_file_configures_a_public_bind() -> None:
-    files = [REPO / "README.md", REPO / "workspace.yaml", REPO / "dagster.yaml", *sorted((REPO / "scripts").glob("*")),
-             *sorted((REPO / ".ci").glob("*"))]
+    files = [
+        REPO / "README.md",
+        REPO / "workspace.yaml",
+        REPO / "dagster.yaml",
+        *sorted((REPO / "scripts").glob("*")),
+        *sorted((REPO / ".ci").glob("*")),
+    ]
     for path in files:
         if path.is_file():
             text = path.read_text()

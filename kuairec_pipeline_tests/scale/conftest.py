@@ -65,9 +65,10 @@ def redis_server(workdir: Path) -> Iterator[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     log = open(workdir / "redis.log", "w")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for_port(port, process, "redis-server")
@@ -84,15 +85,32 @@ def celery_worker(env: dict[str, str], workdir: Path, name: str, concurrency: in
     workdir.mkdir(parents=True, exist_ok=True)
     # The worker's config is the celery executor's own config block, flat (not under our selector's "celery" key).
     config = workdir / "worker.yaml"
-    config.write_text("execution:\n  config:\n    broker: {env: KUAIREC_CELERY_BROKER}\n"
-                      "    backend: {env: KUAIREC_CELERY_BROKER}\n")
+    config.write_text(
+        "execution:\n  config:\n    broker: {env: KUAIREC_CELERY_BROKER}\n    backend: {env: KUAIREC_CELERY_BROKER}\n"
+    )
     log_path = workdir / "worker.log"
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
-         "-n", name, "--", "--concurrency", str(concurrency), "--pool", "prefork"],
+        [
+            str(BIN / "dagster-celery"),
+            "worker",
+            "start",
+            "-A",
+            "dagster_celery.app",
+            "-y",
+            str(config),
+            "-n",
+            name,
+            "--",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+        ],
         env={**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"},  # dagster-celery runs `celery` by name
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for_worker(env, process, name, log_path)
@@ -102,8 +120,9 @@ def celery_worker(env: dict[str, str], workdir: Path, name: str, concurrency: in
         log.close()
 
 
-def _wait_for_worker(env: dict[str, str], process: subprocess.Popen, name: str, log_path: Path,
-                     timeout: float = 120) -> None:
+def _wait_for_worker(
+    env: dict[str, str], process: subprocess.Popen, name: str, log_path: Path, timeout: float = 120
+) -> None:
     from celery import Celery
 
     app = Celery("probe", broker=env["KUAIREC_CELERY_BROKER"], backend=env["KUAIREC_CELERY_BROKER"])

@@ -41,9 +41,15 @@ class RankFootprint(lightning.Callback):
         self.rows.append(int(batch[2].shape[0]))
 
     def on_train_end(self, trainer, pl_module) -> None:
-        record = {"rank": trainer.global_rank, "world": trainer.world_size, "rows": sum(self.rows),
-                  "steps": len(self.rows), "initial": self.initial, "digest": weights_digest(pl_module),
-                  "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None}
+        record = {
+            "rank": trainer.global_rank,
+            "world": trainer.world_size,
+            "rows": sum(self.rows),
+            "steps": len(self.rows),
+            "initial": self.initial,
+            "digest": weights_digest(pl_module),
+            "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+        }
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
@@ -72,8 +78,9 @@ def test_ddp_spawn_two_cpu_processes_gloo(tmp_path):
     data = make_planted_training_data()
     config = dataclasses.replace(SMALL, max_epochs=3, batch_size=128)
     torch.manual_seed(config.seed)
-    network = fit_data_parallel(config, data, devices=2, accelerator="cpu", process_group_backend="gloo",
-                                callbacks=[RankFootprint(tmp_path)])
+    network = fit_data_parallel(
+        config, data, devices=2, accelerator="cpu", process_group_backend="gloo", callbacks=[RankFootprint(tmp_path)]
+    )
     records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["rank"] for r in records] == [0, 1] and {r["world"] for r in records} == {2}
     assert {r["backend"] for r in records} == {"gloo"}

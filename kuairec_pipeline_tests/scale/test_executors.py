@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, Definitions
@@ -22,17 +21,26 @@ def test_environment_selects_the_executor():
     assert default_executor_config({"KUAIREC_EXECUTOR": "multiprocess"}) == {"multiprocess": MULTIPROCESS_DEFAULT}
     celery = default_executor_config({"KUAIREC_EXECUTOR": "celery", "KUAIREC_CELERY_BROKER": "redis://h:1/0"})
     # URLs stay references to the environment, so a password in them never lands in the stored run config
-    assert celery == {"celery": {"broker": {"env": "KUAIREC_CELERY_BROKER"},
-                                 "backend": {"env": "KUAIREC_CELERY_BROKER"}}}
-    both = default_executor_config({"KUAIREC_EXECUTOR": "celery", "KUAIREC_CELERY_BROKER": "redis://h:1/0",
-                                    "KUAIREC_CELERY_BACKEND": "redis://h:1/1"})
+    assert celery == {
+        "celery": {"broker": {"env": "KUAIREC_CELERY_BROKER"}, "backend": {"env": "KUAIREC_CELERY_BROKER"}}
+    }
+    both = default_executor_config(
+        {
+            "KUAIREC_EXECUTOR": "celery",
+            "KUAIREC_CELERY_BROKER": "redis://h:1/0",
+            "KUAIREC_CELERY_BACKEND": "redis://h:1/1",
+        }
+    )
     assert both["celery"]["backend"] == {"env": "KUAIREC_CELERY_BACKEND"}
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"KUAIREC_EXECUTOR": "dask"}, "KUAIREC_EXECUTOR='dask' is not one of in_process, multiprocess, celery"),
-    ({"KUAIREC_EXECUTOR": "celery"}, "needs KUAIREC_CELERY_BROKER"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"KUAIREC_EXECUTOR": "dask"}, "KUAIREC_EXECUTOR='dask' is not one of in_process, multiprocess, celery"),
+        ({"KUAIREC_EXECUTOR": "celery"}, "needs KUAIREC_CELERY_BROKER"),
+    ],
+)
 def test_invalid_executor_environment_is_refused(environ, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_definitions(environ=environ)
@@ -54,10 +62,16 @@ def _step_pids(dagster_home: str) -> tuple[int, dict[str, int]]:
         (run,) = instance.get_runs()
         assert run.is_success
         records = instance.all_logs(run.run_id)
-    run_pid = next(r.dagster_event.pid for r in records
-                   if r.dagster_event and r.dagster_event.event_type == DagsterEventType.RUN_START)
-    steps = {r.step_key: r.dagster_event.pid for r in records
-             if r.dagster_event and r.dagster_event.event_type == DagsterEventType.STEP_SUCCESS}
+    run_pid = next(
+        r.dagster_event.pid
+        for r in records
+        if r.dagster_event and r.dagster_event.event_type == DagsterEventType.RUN_START
+    )
+    steps = {
+        r.step_key: r.dagster_event.pid
+        for r in records
+        if r.dagster_event and r.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
+    }
     return run_pid, steps
 
 
@@ -73,7 +87,9 @@ def test_run_config_selects_multiprocess_over_the_environment(tmp_path):
     # The environment says in_process; the run config wins: every step in its own process.
     env = pipeline_env(tmp_path, KUAIREC_EXECUTOR="in_process")
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"execution": {"config": {"multiprocess": {"max_concurrent": 2, **MULTIPROCESS_DEFAULT}}}}))
+    config.write_text(
+        yaml.safe_dump({"execution": {"config": {"multiprocess": {"max_concurrent": 2, **MULTIPROCESS_DEFAULT}}}})
+    )
     result = materialize(env, extra=("-c", str(config)))
     assert result.returncode == 0, result.stderr[-6000:]
     run_pid, steps = _step_pids(env["DAGSTER_HOME"])
@@ -94,8 +110,12 @@ def test_celery_executor_runs_every_step_on_a_worker(tmp_path):
     assert len(steps) >= 15 and run_pid not in steps.values()
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         (run,) = instance.get_runs()
-        delegated = {r.step_key for r in instance.all_logs(run.run_id)
-                     if r.dagster_event and r.dagster_event.event_type == DagsterEventType.ENGINE_EVENT
-                     and "in celery worker" in (r.dagster_event.message or "")}
+        delegated = {
+            r.step_key
+            for r in instance.all_logs(run.run_id)
+            if r.dagster_event
+            and r.dagster_event.event_type == DagsterEventType.ENGINE_EVENT
+            and "in celery worker" in (r.dagster_event.message or "")
+        }
     assert delegated == set(steps)  # every step went through the broker to the worker
     _all_assets_written(env)

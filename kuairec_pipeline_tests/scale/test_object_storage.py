@@ -26,8 +26,12 @@ KUAIREC = str(Path(sys.executable).with_name("kuairec"))
 
 def _s3_env(endpoint: str) -> dict[str, str]:
     # Made up per test run and passed only through the environment: no credential is in any file of the repo.
-    return {"AWS_ACCESS_KEY_ID": secrets.token_hex(10), "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+    return {
+        "AWS_ACCESS_KEY_ID": secrets.token_hex(10),
+        "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
 
 
 def _filesystem(env: dict[str, str]):
@@ -35,11 +39,18 @@ def _filesystem(env: dict[str, str]):
     import boto3
     import s3fs
 
-    credentials = {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-                   "endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": env["AWS_DEFAULT_REGION"]}
+    credentials = {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "endpoint_url": env["AWS_ENDPOINT_URL"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
     boto3.client("s3", **credentials).create_bucket(Bucket=BUCKET)
-    return s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-                             client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"})
+    return s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"},
+    )
 
 
 def test_asset_storage_setting():
@@ -97,7 +108,8 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
             for name, key in objects.items():
                 data = fs.cat_file(key)
                 metadata = instance.get_latest_materialization_event(
-                    AssetKey(Path(name).stem)).asset_materialization.metadata
+                    AssetKey(Path(name).stem)
+                ).asset_materialization.metadata
                 if name.endswith(".parquet"):
                     assert pl.read_parquet(io.BytesIO(data)).height == metadata["dagster/row_count"].value > 0, name
                 else:
@@ -110,8 +122,14 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         recs = pl.read_parquet(io.BytesIO(fs.cat_file(objects["recommendations.parquet"])))
         user = int(recs["user_id"][0])
         expected = recs.filter(pl.col("user_id") == user).sort("rank")["video_id"].head(5).to_list()
-        answer = subprocess.run([KUAIREC, "recommend", "--user", str(user), "-k", "5"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=300)
+        answer = subprocess.run(
+            [KUAIREC, "recommend", "--user", str(user), "-k", "5"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert answer.returncode == 0, answer.stderr
         rows = [line.split() for line in answer.stdout.splitlines() if line.strip()[:1].isdigit()]
         assert [int(row[1]) for row in rows] == expected

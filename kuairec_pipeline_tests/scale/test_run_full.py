@@ -18,8 +18,22 @@ def test_run_full_times_every_step_on_tiny(tmp_path):
     out = tmp_path / "figures.json"
     env = pipeline_env(tmp_path)  # only for a clean environment: the script sets its own KUAIREC_HOME
     result = subprocess.run(
-        [sys.executable, "benchmarks/run_full.py", "--profile", "tiny", "--workdir", str(tmp_path / "run"),
-         "--json", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "benchmarks/run_full.py",
+            "--profile",
+            "tiny",
+            "--workdir",
+            str(tmp_path / "run"),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-6000:]
     figures = json.loads(out.read_text())
     steps = {step["step"]: step for step in figures["steps"]}
@@ -30,6 +44,12 @@ def test_run_full_times_every_step_on_tiny(tmp_path):
     assert sum(step["seconds"] for step in steps.values()) <= figures["run_s"] <= figures["total_s"]
     assert (tmp_path / "run" / "home" / "assets" / "metrics.parquet").is_file()  # a real run, kept in --workdir
     assert "total" in result.stdout and "two_tower_embeddings" in result.stdout
-    rerun = subprocess.run([sys.executable, "benchmarks/run_full.py", "--workdir", str(tmp_path / "run")],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "benchmarks/run_full.py", "--workdir", str(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 2 and "is not empty" in rerun.stderr  # never measures on leftovers

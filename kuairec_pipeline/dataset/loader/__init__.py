@@ -43,7 +43,20 @@ from kuairec_pipeline.dataset.loader.small_files import (
 )
 
 __all__ = [
-    "OFFICIAL_FILE_NAMES", "RAW_VIDEOS_SCHEMA", "KuaiRecFiles", "OnInvalid", "ParquetSinkConfig", "ValidationReport",
-    "build_raw_videos", "convert_interactions", "find_kuairec_files", "read_captions", "read_item_categories",
-    "read_social_network", "read_user_features", "require_known_ids", "scan_interactions", "scan_item_daily_features",
+    "OFFICIAL_FILE_NAMES",
+    "RAW_VIDEOS_SCHEMA",
+    "KuaiRecFiles",
+    "OnInvalid",
+    "ParquetSinkConfig",
+    "ValidationReport",
+    "build_raw_videos",
+    "convert_interactions",
+    "find_kuairec_files",
+    "read_captions",
+    "read_item_categories",
+    "read_social_network",
+    "read_user_features",
+    "require_known_ids",
+    "scan_interactions",
+    "scan_item_daily_features",
 ]

@@ -58,8 +58,9 @@ def _check_header(path: Path, file_schema: FileSchema) -> None:
     try:
         header_text = header_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise KuaiRecDataError(f"the header line is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                               file=path, row=0) from None
+        raise KuaiRecDataError(
+            f"the header line is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path, row=0
+        ) from None
     _check_header_names(_split_header(header_text), file_schema, path)
     if not has_data:
         raise KuaiRecDataError("has a header but no data rows", file=path)
@@ -82,21 +83,25 @@ def _check_header_names(found: list[str], file_schema: FileSchema, path: Path) -
         raise KuaiRecDataError(
             f"column {missing[0]!r} is missing and {extra[0]!r} is not a {file_schema.file_name} column "
             f"(renamed?); expected the header {expected_text}",
-            file=path, column=missing[0],
+            file=path,
+            column=missing[0],
         )
     if missing:
-        raise KuaiRecDataError(f"column {missing[0]!r} is missing; expected the header {expected_text}",
-                               file=path, column=missing[0])
+        raise KuaiRecDataError(
+            f"column {missing[0]!r} is missing; expected the header {expected_text}", file=path, column=missing[0]
+        )
     if extra:
-        raise KuaiRecDataError(f"unexpected column {extra[0]!r}; expected the header {expected_text}",
-                               file=path, column=extra[0])
+        raise KuaiRecDataError(
+            f"unexpected column {extra[0]!r}; expected the header {expected_text}", file=path, column=extra[0]
+        )
     if duplicated:
         raise KuaiRecDataError(f"column {duplicated[0]!r} appears more than once", file=path, column=duplicated[0])
     position = next(i for i, (a, b) in enumerate(zip(found, expected, strict=True)) if a != b)
     raise KuaiRecDataError(
         f"columns are out of order: position {position + 1} holds {found[position]!r}, expected "
         f"{expected[position]!r}; expected the header {expected_text}",
-        file=path, column=found[position],
+        file=path,
+        column=found[position],
     )
 
 
@@ -117,7 +122,9 @@ def _check_last_line(path: Path, file_schema: FileSchema) -> None:
         raise KuaiRecDataError(
             f"the last line has {_fields(fields)}, expected {len(file_schema.columns)}: the file looks truncated "
             "(an interrupted copy or download?)",
-            file=path, row=row, value=text[-80:],
+            file=path,
+            row=row,
+            value=text[-80:],
         )
 
 

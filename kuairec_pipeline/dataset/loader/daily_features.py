@@ -26,7 +26,8 @@ def _daily_text_columns() -> set[str]:
     # Integer columns that may be blank are read as text and converted exactly: a writer that stores blanks as
     # NaN (pandas) turns such columns into floats ("12.0").
     return {
-        name for name, dtype in ITEM_DAILY_FEATURES.columns.items()
+        name
+        for name, dtype in ITEM_DAILY_FEATURES.columns.items()
         if dtype.is_integer() and name in ITEM_DAILY_FEATURES.nullable
     }
 
@@ -42,19 +43,26 @@ def scan_item_daily_features(path: str | os.PathLike[str]) -> pl.LazyFrame:
     _check_header(csv_path, file_schema)
     _check_last_line(csv_path, file_schema)
     text_columns = _daily_text_columns()
-    scan_schema = {name: (pl.String() if name in text_columns else dtype)
-                   for name, dtype in file_schema.columns.items()}
+    scan_schema = {
+        name: (pl.String() if name in text_columns else dtype) for name, dtype in file_schema.columns.items()
+    }
 
     def typed(lazy: pl.LazyFrame) -> pl.LazyFrame:
-        return lazy.with_columns(_exact_integer(pl.col(name), file_schema.columns[name]).alias(name)
-                                 for name in text_columns)
+        return lazy.with_columns(
+            _exact_integer(pl.col(name), file_schema.columns[name]).alias(name) for name in text_columns
+        )
 
     checks = [
         _ValueCheck(f"{name}_blank", name, pl.col(name).is_null(), "is blank, which this column never is")
-        for name in file_schema.columns if name not in file_schema.nullable
+        for name in file_schema.columns
+        if name not in file_schema.nullable
     ] + [
-        _ValueCheck(f"{name}_not_integral", name, pl.col(f"{name}__text").is_not_null() & pl.col(name).is_null(),
-                    f"is not {_describe(file_schema.columns[name])}")
+        _ValueCheck(
+            f"{name}_not_integral",
+            name,
+            pl.col(f"{name}__text").is_not_null() & pl.col(name).is_null(),
+            f"is not {_describe(file_schema.columns[name])}",
+        )
         for name in sorted(text_columns)
     ]
     code = _reason_code(checks)
@@ -70,10 +78,19 @@ def scan_item_daily_features(path: str | os.PathLike[str]) -> pl.LazyFrame:
         raise KuaiRecDataError("has a header but no data rows", file=csv_path)
     if counts["invalid"]:
         first = (
-            scan(row_index_name=_ROW).with_columns(code.alias(_REASON)).filter(pl.col(_REASON) != 0).head(1)
-            .collect(engine="streaming").row(0, named=True)
+            scan(row_index_name=_ROW)
+            .with_columns(code.alias(_REASON))
+            .filter(pl.col(_REASON) != 0)
+            .head(1)
+            .collect(engine="streaming")
+            .row(0, named=True)
         )
         check = checks[first[_REASON] - 1]
-        raise KuaiRecDataError(f"{check.problem} ({counts['invalid']:,} invalid rows in this file)", file=csv_path,
-                               column=check.column, row=first[_ROW] + 1, value=first.get(f"{check.column}__text"))
+        raise KuaiRecDataError(
+            f"{check.problem} ({counts['invalid']:,} invalid rows in this file)",
+            file=csv_path,
+            column=check.column,
+            row=first[_ROW] + 1,
+            value=first.get(f"{check.column}__text"),
+        )
     return typed(pl.scan_csv(csv_path, schema=scan_schema))

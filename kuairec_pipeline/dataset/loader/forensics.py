@@ -45,15 +45,26 @@ def _first_invalid_value(
     return KuaiRecDataError(
         f"{problem}. Invalid rows in this file: {summary}. Fix the file, or read it with on_invalid='drop' to "
         "leave such rows out.",
-        file=path, column=check.column, row=row, value=value,
+        file=path,
+        column=check.column,
+        row=row,
+        value=value,
     )
 
 
 def _raw_lines(source: Path | bytes) -> pl.LazyFrame:
     """Each data line as one string (no quoting, no splitting), with its 0-based data row index."""
     return pl.scan_csv(
-        source, has_header=False, skip_lines=1, schema={"line": pl.String()}, separator="\x1f", quote_char=None,
-        encoding="utf8-lossy", truncate_ragged_lines=True, row_index_name=_ROW, empty_string_is_null=False,
+        source,
+        has_header=False,
+        skip_lines=1,
+        schema={"line": pl.String()},
+        separator="\x1f",
+        quote_char=None,
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        row_index_name=_ROW,
+        empty_string_is_null=False,
     )
 
 
@@ -77,18 +88,23 @@ def _collect_or_explain(query: pl.LazyFrame, path: Path, scan_schema: Mapping[st
         raise _explain_parse_failure(path, scan_schema, exc) from exc
 
 
-_PARSE_FAILURE = re.compile(r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]*)` at column '(?P<column>[^']*)'",
-                            re.DOTALL)
+_PARSE_FAILURE = re.compile(
+    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]*)` at column '(?P<column>[^']*)'", re.DOTALL
+)
 
 
-def _explain_parse_failure(path: Path, scan_schema: Mapping[str, pl.DataType],
-                           exc: pl.exceptions.PolarsError) -> KuaiRecDataError:
+def _explain_parse_failure(
+    path: Path, scan_schema: Mapping[str, pl.DataType], exc: pl.exceptions.PolarsError
+) -> KuaiRecDataError:
     """Turn polars' parse error (which names no row) into one that names the row, by re-reading as text."""
     message = str(exc)
     first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     text_scan = pl.scan_csv(
-        path, schema={name: pl.String() for name in scan_schema}, encoding="utf8-lossy",
-        truncate_ragged_lines=True, row_index_name=_ROW,
+        path,
+        schema={name: pl.String() for name in scan_schema},
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        row_index_name=_ROW,
     )
     if "utf-8" in message.lower() or "utf8" in message.lower():
         columns = list(scan_schema)
@@ -97,19 +113,31 @@ def _explain_parse_failure(path: Path, scan_schema: Mapping[str, pl.DataType],
         if found.height:
             record = found.row(0, named=True)
             column = next(c for c in columns if record[c] is not None and "\ufffd" in record[c])
-            return KuaiRecDataError("holds bytes that are not UTF-8 text (the file must be UTF-8)",
-                                    file=path, column=column, row=record[_ROW] + 1, value=record[column])
+            return KuaiRecDataError(
+                "holds bytes that are not UTF-8 text (the file must be UTF-8)",
+                file=path,
+                column=column,
+                row=record[_ROW] + 1,
+                value=record[column],
+            )
         return KuaiRecDataError("holds bytes that are not UTF-8 text (the file must be UTF-8)", file=path)
     if "more fields" in message:
         expected = len(scan_schema)
         found = (
-            _raw_lines(path).with_columns(_field_count(pl.col("line")).alias("fields"))
-            .filter(pl.col("fields") > expected).head(1).collect(engine="streaming")
+            _raw_lines(path)
+            .with_columns(_field_count(pl.col("line")).alias("fields"))
+            .filter(pl.col("fields") > expected)
+            .head(1)
+            .collect(engine="streaming")
         )
         if found.height:
             record = found.row(0, named=True)
-            return KuaiRecDataError(f"the line has {_fields(record['fields'])}, expected {expected}",
-                                    file=path, row=record[_ROW] + 1, value=record["line"][:200])
+            return KuaiRecDataError(
+                f"the line has {_fields(record['fields'])}, expected {expected}",
+                file=path,
+                row=record[_ROW] + 1,
+                value=record["line"][:200],
+            )
         return KuaiRecDataError(f"a line has more than {expected} fields", file=path)
     match = _PARSE_FAILURE.search(message)
     if match and match["column"] in scan_schema:
@@ -119,11 +147,13 @@ def _explain_parse_failure(path: Path, scan_schema: Mapping[str, pl.DataType],
         found = (
             text_scan.select(_ROW, column)
             .filter(text.is_not_null() & text.cast(dtype, strict=False).is_null())
-            .head(1).collect(engine="streaming")
+            .head(1)
+            .collect(engine="streaming")
         )
         if found.height:
             row_index, value = found.row(0)
-            return KuaiRecDataError(f"is not {_describe(dtype)}", file=path, column=column, row=row_index + 1,
-                                    value=value)
+            return KuaiRecDataError(
+                f"is not {_describe(dtype)}", file=path, column=column, row=row_index + 1, value=value
+            )
         return KuaiRecDataError(f"is not {_describe(dtype)}", file=path, column=column, value=match["value"])
     return KuaiRecDataError(f"could not be read as CSV: {first_line}", file=path)

@@ -71,8 +71,11 @@ def _interaction_checks(file_schema: FileSchema) -> list[_ValueCheck]:
 
     def blank(column: str) -> None:
         if column not in file_schema.nullable:
-            checks.append(_ValueCheck(f"{column}_blank", column, pl.col(column).is_null(),
-                                      "is blank or missing (truncated line?)"))
+            checks.append(
+                _ValueCheck(
+                    f"{column}_blank", column, pl.col(column).is_null(), "is blank or missing (truncated line?)"
+                )
+            )
 
     for column in ("user_id", "video_id"):
         blank(column)
@@ -83,14 +86,18 @@ def _interaction_checks(file_schema: FileSchema) -> list[_ValueCheck]:
     blank("time")
     blank("date")
     date = pl.col("date")
-    checks.append(_ValueCheck(
-        "date_not_integral", "date",
-        ~date.is_finite() | (date != date.floor()) | (date < 0) | (date > 2**31 - 1),
-        "is not a whole YYYYMMDD number",
-    ))
+    checks.append(
+        _ValueCheck(
+            "date_not_integral",
+            "date",
+            ~date.is_finite() | (date != date.floor()) | (date < 0) | (date > 2**31 - 1),
+            "is not a whole YYYYMMDD number",
+        )
+    )
     blank("timestamp")
-    checks.append(_ValueCheck("timestamp_not_finite", "timestamp", ~pl.col("timestamp").is_finite(),
-                              "is NaN or infinite"))
+    checks.append(
+        _ValueCheck("timestamp_not_finite", "timestamp", ~pl.col("timestamp").is_finite(), "is NaN or infinite")
+    )
     blank("watch_ratio")
     ratio = pl.col("watch_ratio")
     checks.append(_ValueCheck("watch_ratio_nan", "watch_ratio", ratio.is_nan(), "is NaN"))
@@ -121,9 +128,15 @@ def _suspicious_value_flags(file_schema: FileSchema) -> list[pl.Expr]:
     flags += [pl.col(name).min() < 0 for name in ("user_id", "video_id", "play_duration", "video_duration")]
     date, stamp, ratio = pl.col("date"), pl.col("timestamp"), pl.col("watch_ratio")
     flags += [
-        date.is_nan().any(), date.min() < 0, date.max() > 2**31 - 1, (date != date.floor()).any(),
-        stamp.is_nan().any(), stamp.is_infinite().any(),
-        ratio.is_nan().any(), ratio.min() < 0, ratio.max() == math.inf,
+        date.is_nan().any(),
+        date.min() < 0,
+        date.max() > 2**31 - 1,
+        (date != date.floor()).any(),
+        stamp.is_nan().any(),
+        stamp.is_infinite().any(),
+        ratio.is_nan().any(),
+        ratio.min() < 0,
+        ratio.max() == math.inf,
     ]
     return [flag.fill_null(False).alias(f"suspicious_{index}") for index, flag in enumerate(flags)]
 
@@ -134,9 +147,11 @@ def _interaction_rows_and_suspicion(file_schema: FileSchema) -> list[pl.Expr]:
 
 def _invalid_counts(scan: pl.LazyFrame, checks: list[_ValueCheck], code: pl.Expr) -> dict[str, int]:
     """Rows failing each check (each row counted under its first failed check), in one streaming pass."""
-    counts = scan.select(
-        (code == index).sum().alias(check.reason) for index, check in enumerate(checks, start=1)
-    ).collect(engine="streaming").row(0, named=True)
+    counts = (
+        scan.select((code == index).sum().alias(check.reason) for index, check in enumerate(checks, start=1))
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
     return {reason: int(count) for reason, count in counts.items() if count}
 
 
@@ -153,8 +168,9 @@ def scan_interactions(
     """
     csv_path = _check_interactions_file(path, schema, on_invalid)
     scan = _scan_interactions_csv(csv_path, schema)
-    summary = _collect_or_explain(scan.select(_interaction_rows_and_suspicion(schema)), csv_path,
-                                  _interaction_scan_schema(schema))
+    summary = _collect_or_explain(
+        scan.select(_interaction_rows_and_suspicion(schema)), csv_path, _interaction_scan_schema(schema)
+    )
     return _finish_scan(csv_path, schema, on_invalid, int(summary["rows"].item()), bool(summary["suspicious"].item()))
 
 
@@ -180,8 +196,14 @@ def _finish_scan(
     code = _reason_code(checks)
     invalid = _invalid_counts(_scan_interactions_csv(csv_path, file_schema), checks, code) if suspicious else {}
     if invalid and on_invalid == "error":
-        raise _first_invalid_value(csv_path, _scan_interactions_csv(csv_path, file_schema, row_index_name=_ROW),
-                                   checks, code, invalid, file_schema)
+        raise _first_invalid_value(
+            csv_path,
+            _scan_interactions_csv(csv_path, file_schema, row_index_name=_ROW),
+            checks,
+            code,
+            invalid,
+            file_schema,
+        )
     lazy = _scan_interactions_csv(csv_path, file_schema)
     if invalid:
         lazy = lazy.filter(code == 0)
@@ -211,9 +233,13 @@ def convert_interactions(
     scan_schema = _interaction_scan_schema(schema)
     date = pl.col("date")
     typed = pl.scan_csv(source, schema=scan_schema).with_columns(
-        pl.when(date.is_null()).then(None)
-        .when((date == date.floor()) & (date >= 0) & (date <= 2**31 - 1)).then(date)
-        .otherwise(-1).cast(pl.Int32).alias("date"),
+        pl.when(date.is_null())
+        .then(None)
+        .when((date == date.floor()) & (date >= 0) & (date <= 2**31 - 1))
+        .then(date)
+        .otherwise(-1)
+        .cast(pl.Int32)
+        .alias("date"),
         pl.col("timestamp").fill_nan(-math.inf),
         pl.col("watch_ratio").fill_nan(-math.inf),
     )
@@ -258,8 +284,10 @@ def _suspicion_from_parquet_statistics(path: Path, file_schema: FileSchema) -> t
     suspicious = (
         any(nulls.get(name, 0) for name in file_schema.columns if name not in file_schema.nullable)
         # ids, durations, dates (-1 stands for a non-integral one) and watch_ratio (-inf for NaN) are never negative
-        or any(lowest.get(name, 0) < 0 for name in ("user_id", "video_id", "play_duration", "video_duration",
-                                                    "date", "watch_ratio"))
+        or any(
+            lowest.get(name, 0) < 0
+            for name in ("user_id", "video_id", "play_duration", "video_duration", "date", "watch_ratio")
+        )
         or highest.get("watch_ratio", 0) == math.inf
         or not -math.inf < lowest.get("timestamp", 0) <= highest.get("timestamp", 0) < math.inf
     )
@@ -279,26 +307,40 @@ def require_known_ids(
     ``"error"``: raise KuaiRecDataError at the first row holding an id ``known`` never has, naming the file,
     column, row and id. ``"drop"``: leave such rows out; returns how many per reason (``{column}_unseen``).
     """
-    known_ids = {column: known.select(pl.col(column).unique()).collect(engine="streaming")[column]
-                 for column in ("user_id", "video_id")}
+    known_ids = {
+        column: known.select(pl.col(column).unique()).collect(engine="streaming")[column]
+        for column in ("user_id", "video_id")
+    }
     unseen = {column: ~pl.col(column).is_in(ids.implode()) for column, ids in known_ids.items()}
     code = pl.when(unseen["user_id"]).then(pl.lit(1, pl.UInt8)).when(unseen["video_id"]).then(pl.lit(2, pl.UInt8))
     code = code.otherwise(pl.lit(0, pl.UInt8))
     counts = lazy.select((code == 1).sum().alias("user_id_unseen"), (code == 2).sum().alias("video_id_unseen"))
-    counts = {reason: int(count) for reason, count in counts.collect(engine="streaming").row(0, named=True).items()
-              if count}
+    counts = {
+        reason: int(count) for reason, count in counts.collect(engine="streaming").row(0, named=True).items() if count
+    }
     if not counts:
         return lazy, {}
     if on_invalid == "drop":
         return lazy.filter(code == 0), counts
     # In "error" mode ``lazy`` holds every data row of the file in order, so the row index is the file's row.
-    first = (lazy.with_row_index(_ROW).with_columns(code.alias(_REASON)).filter(pl.col(_REASON) != 0)
-             .select(_ROW, _REASON, "user_id", "video_id").sort(_ROW).head(1).collect().row(0, named=True))
+    first = (
+        lazy.with_row_index(_ROW)
+        .with_columns(code.alias(_REASON))
+        .filter(pl.col(_REASON) != 0)
+        .select(_ROW, _REASON, "user_id", "video_id")
+        .sort(_ROW)
+        .head(1)
+        .collect()
+        .row(0, named=True)
+    )
     column = "user_id" if first[_REASON] == 1 else "video_id"
     summary = ", ".join(f"{count:,} {reason}" for reason, count in counts.items())
     raise KuaiRecDataError(
         f"{column.removesuffix('_id')} {first[column]} never appears in {known_file}; every user and video of "
         f"{Path(path).name} must also be in {known_file} (train on big, evaluate on small). Rows with unseen ids: "
         f"{summary}. Check that both files come from the same copy of KuaiRec, or read with on_invalid='drop'.",
-        file=path, column=column, row=first[_ROW] + 1, value=first[column],
+        file=path,
+        column=column,
+        row=first[_ROW] + 1,
+        value=first[column],
     )

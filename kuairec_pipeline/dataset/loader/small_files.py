@@ -57,8 +57,10 @@ def _read_small_csv(path: str | os.PathLike[str], file_schema: FileSchema) -> pl
     except UnicodeDecodeError as exc:
         raise KuaiRecDataError(
             f"holds bytes that are not UTF-8 text ({exc.reason} at byte {exc.start}; the file must be UTF-8)",
-            file=csv_path, column=_column_at(raw, exc.start, file_schema), row=raw.count(b"\n", 0, exc.start),
-            value=raw[max(0, exc.start - 20):exc.end + 20].decode("utf-8", errors="replace"),
+            file=csv_path,
+            column=_column_at(raw, exc.start, file_schema),
+            row=raw.count(b"\n", 0, exc.start),
+            value=raw[max(0, exc.start - 20) : exc.end + 20].decode("utf-8", errors="replace"),
         ) from None
     if _CR_STAND_IN in text:
         raise KuaiRecDataError("holds the control character U+001E, which no KuaiRec file has", file=csv_path)
@@ -71,13 +73,16 @@ def _read_small_csv(path: str | os.PathLike[str], file_schema: FileSchema) -> pl
         for record in records:
             row = len(values) + 1
             if not record:
-                raise KuaiRecDataError("the line is blank (a data row was lost, or an empty line slipped in)",
-                                       file=csv_path, row=row)
+                raise KuaiRecDataError(
+                    "the line is blank (a data row was lost, or an empty line slipped in)", file=csv_path, row=row
+                )
             if len(record) != len(names):
                 raise KuaiRecDataError(
                     f"the line has {_fields(len(record))}, expected {len(names)}"
                     + (" (truncated or damaged line)" if len(record) < len(names) else ""),
-                    file=csv_path, row=row, value=",".join(record)[:200].replace(_CR_STAND_IN, "\r"),
+                    file=csv_path,
+                    row=row,
+                    value=",".join(record)[:200].replace(_CR_STAND_IN, "\r"),
                 )
             values.append(record)
     except csv.Error as exc:
@@ -88,18 +93,22 @@ def _read_small_csv(path: str | os.PathLike[str], file_schema: FileSchema) -> pl
         {name: [record[i] for record in values] for i, name in enumerate(names)},
         schema={name: pl.String() for name in names},
     ).with_columns(
-        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name).str.replace_all(_CR_STAND_IN, "\r", literal=True))
+        pl.when(pl.col(name) == "")
+        .then(None)
+        .otherwise(pl.col(name).str.replace_all(_CR_STAND_IN, "\r", literal=True))
         .alias(name)
         for name in names
     )
-    typed = text_frame.select(_typed_column(pl.col(name), dtype).alias(name)
-                              for name, dtype in file_schema.columns.items())
+    typed = text_frame.select(
+        _typed_column(pl.col(name), dtype).alias(name) for name, dtype in file_schema.columns.items()
+    )
     for name, dtype in file_schema.columns.items():
         unparsed = text_frame[name].is_not_null() & typed[name].is_null()
         if unparsed.any():
             index = int(unparsed.arg_true()[0])
-            raise KuaiRecDataError(f"is not {_describe(dtype)}", file=csv_path, column=name, row=index + 1,
-                                   value=text_frame[name][index])
+            raise KuaiRecDataError(
+                f"is not {_describe(dtype)}", file=csv_path, column=name, row=index + 1, value=text_frame[name][index]
+            )
         if name not in file_schema.nullable and typed[name].null_count():
             index = int(typed[name].is_null().arg_true()[0])
             raise KuaiRecDataError("is blank, which this column never is", file=csv_path, column=name, row=index + 1)
@@ -119,8 +128,13 @@ def _require_unique(frame: pl.DataFrame, column: str, path: str | os.PathLike[st
     repeated = ~frame[column].is_first_distinct()
     if repeated.any():
         index = int(repeated.arg_true()[0])
-        raise KuaiRecDataError("appears twice (one row per id expected)", file=path, column=column, row=index + 1,
-                               value=frame[column][index])
+        raise KuaiRecDataError(
+            "appears twice (one row per id expected)",
+            file=path,
+            column=column,
+            row=index + 1,
+            value=frame[column][index],
+        )
 
 
 def _require_non_negative(frame: pl.DataFrame, column: str, path: str | os.PathLike[str]) -> None:
@@ -139,14 +153,16 @@ def _parse_int_list(frame: pl.DataFrame, column: str, path: str | os.PathLike[st
     malformed = text.is_null() | ~text.str.contains(_INT_LIST)
     if malformed.any():
         index = int(malformed.arg_true()[0])
-        raise KuaiRecDataError("is not a list of whole numbers such as [27, 9]", file=path, column=column,
-                               row=index + 1, value=text[index])
+        raise KuaiRecDataError(
+            "is not a list of whole numbers such as [27, 9]", file=path, column=column, row=index + 1, value=text[index]
+        )
     # 18 digits always fit an int64; longer numbers are out of every id range anyway.
     too_long = text.str.contains(r"\d{19}")
     if too_long.any():
         index = int(too_long.arg_true()[0])
-        raise KuaiRecDataError("holds a number out of range", file=path, column=column, row=index + 1,
-                               value=text[index])
+        raise KuaiRecDataError(
+            "holds a number out of range", file=path, column=column, row=index + 1, value=text[index]
+        )
     return text.str.extract_all(r"\d+").cast(pl.List(pl.Int64()))
 
 
@@ -173,13 +189,23 @@ def read_item_categories(path: str | os.PathLike[str]) -> pl.DataFrame:
     bad_count = (counts < 1) | (counts > MAX_TAGS_PER_VIDEO)
     if bad_count.any():
         index = int(bad_count.arg_true()[0])
-        raise KuaiRecDataError(f"holds {counts[index]} tags; every video has 1 to {MAX_TAGS_PER_VIDEO}", file=path,
-                               column="feat", row=index + 1, value=frame["feat"][index])
+        raise KuaiRecDataError(
+            f"holds {counts[index]} tags; every video has 1 to {MAX_TAGS_PER_VIDEO}",
+            file=path,
+            column="feat",
+            row=index + 1,
+            value=frame["feat"][index],
+        )
     out_of_range = tags.list.eval((pl.element() < 0) | (pl.element() >= NUM_TAGS)).list.any()
     if out_of_range.any():
         index = int(out_of_range.arg_true()[0])
-        raise KuaiRecDataError(f"holds a tag id outside 0..{NUM_TAGS - 1}", file=path, column="feat", row=index + 1,
-                               value=frame["feat"][index])
+        raise KuaiRecDataError(
+            f"holds a tag id outside 0..{NUM_TAGS - 1}",
+            file=path,
+            column="feat",
+            row=index + 1,
+            value=frame["feat"][index],
+        )
     return pl.DataFrame({"video_id": frame["video_id"], "tags": tags.cast(pl.List(pl.Int8()))})
 
 
@@ -197,6 +223,11 @@ def read_social_network(path: str | os.PathLike[str]) -> pl.DataFrame:
     too_large = friends.list.max() > 2**31 - 1
     if too_large.any():
         index = int(too_large.arg_true()[0])
-        raise KuaiRecDataError("holds a user id out of range", file=path, column="friend_list", row=index + 1,
-                               value=frame["friend_list"][index])
+        raise KuaiRecDataError(
+            "holds a user id out of range",
+            file=path,
+            column="friend_list",
+            row=index + 1,
+            value=frame["friend_list"][index],
+        )
     return pl.DataFrame({"user_id": frame["user_id"], "friend_list": friends.cast(pl.List(pl.Int32()))})

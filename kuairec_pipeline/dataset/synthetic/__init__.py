@@ -50,7 +50,22 @@ from kuairec_pipeline.dataset.synthetic.statistics import (
 )
 
 __all__ = [
-    "DATA_SUBDIR", "GENERATOR_VERSION", "MAX_WATCH_RATIO", "PARAMS_FILE", "PROFILES", "TRUTH_DIR", "TRUTH_FILE",
-    "TwinBehaviour", "TwinProfile", "data_dir", "generate_twin", "oracle_difficulty", "read_params",
-    "reference_statistics", "small_test_pairs", "truth_dir", "twin_is_complete", "twin_statistics",
+    "DATA_SUBDIR",
+    "GENERATOR_VERSION",
+    "MAX_WATCH_RATIO",
+    "PARAMS_FILE",
+    "PROFILES",
+    "TRUTH_DIR",
+    "TRUTH_FILE",
+    "TwinBehaviour",
+    "TwinProfile",
+    "data_dir",
+    "generate_twin",
+    "oracle_difficulty",
+    "read_params",
+    "reference_statistics",
+    "small_test_pairs",
+    "truth_dir",
+    "twin_is_complete",
+    "twin_statistics",
 ]

@@ -42,18 +42,42 @@ class TwinProfile:
 PROFILES: dict[str, TwinProfile] = {
     # Tests and CI: a few thousand rows, generated in well under a second.
     "tiny": TwinProfile(
-        name="tiny", n_users=200, n_videos=300, big_rows=16_000, n_small_users=40, n_small_videos=60,
-        min_rows_per_user=12, n_social_users=14, n_authors=200, users_per_chunk=200,
+        name="tiny",
+        n_users=200,
+        n_videos=300,
+        big_rows=16_000,
+        n_small_users=40,
+        n_small_videos=60,
+        min_rows_per_user=12,
+        n_social_users=14,
+        n_authors=200,
+        users_per_chunk=200,
     ),
     # The default: the whole pipeline, model training included, in a couple of minutes on two cores.
     "demo": TwinProfile(
-        name="demo", n_users=1_500, n_videos=2_500, big_rows=500_000, n_small_users=300, n_small_videos=600,
-        min_rows_per_user=20, n_social_users=100, n_authors=1_700, users_per_chunk=300,
+        name="demo",
+        n_users=1_500,
+        n_videos=2_500,
+        big_rows=500_000,
+        n_small_users=300,
+        n_small_videos=600,
+        min_rows_per_user=20,
+        n_social_users=100,
+        n_authors=1_700,
+        users_per_chunk=300,
     ),
     # Real scale (docs/KUAIREC.md): 7,176 x 10,728, 12.5 M rows in big, 1,411 x 3,327 dense small (~4.68 M rows).
     "full": TwinProfile(
-        name="full", n_users=7_176, n_videos=10_728, big_rows=12_530_806, n_small_users=1_411,
-        n_small_videos=3_327, min_rows_per_user=100, n_social_users=472, n_authors=7_300, users_per_chunk=192,
+        name="full",
+        n_users=7_176,
+        n_videos=10_728,
+        big_rows=12_530_806,
+        n_small_users=1_411,
+        n_small_videos=3_327,
+        min_rows_per_user=100,
+        n_social_users=472,
+        n_authors=7_300,
+        users_per_chunk=192,
     ),
 }
 
@@ -112,8 +136,18 @@ class ExposureModel:
     # median and max are the real ones (100 / 1,846 / 16,015); the anchors between are guesses with the real
     # mean below the median (1,746 < 1,846).
     activity_quantiles: tuple[tuple[float, float], ...] = (
-        (0.0, 0.054), (0.02, 0.15), (0.05, 0.3), (0.10, 0.5), (0.25, 0.8), (0.5, 1.0), (0.75, 1.16),
-        (0.9, 1.32), (0.97, 1.6), (0.99, 2.2), (0.999, 4.5), (1.0, 8.7),
+        (0.0, 0.054),
+        (0.02, 0.15),
+        (0.05, 0.3),
+        (0.10, 0.5),
+        (0.25, 0.8),
+        (0.5, 1.0),
+        (0.75, 1.16),
+        (0.9, 1.32),
+        (0.97, 1.6),
+        (0.99, 2.2),
+        (0.999, 4.5),
+        (1.0, 8.7),
     )
 
 

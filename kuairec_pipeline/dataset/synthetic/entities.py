@@ -134,10 +134,10 @@ def build_videos(profile: TwinProfile, behaviour: TwinBehaviour, seed: int) -> V
     tag_weights[rows, tags[tags >= 0]] = 1.0
     tag_weights /= tag_weights.sum(axis=1, keepdims=True)
 
-    log_duration = (np.log(behaviour.duration_median_ms)
-                    + behaviour.duration_log_std * rng.standard_normal(n))
-    duration_ms = np.clip(np.round(np.exp(log_duration)), behaviour.duration_min_ms,
-                          behaviour.duration_max_ms).astype(np.int64)
+    log_duration = np.log(behaviour.duration_median_ms) + behaviour.duration_log_std * rng.standard_normal(n)
+    duration_ms = np.clip(np.round(np.exp(log_duration)), behaviour.duration_min_ms, behaviour.duration_max_ms).astype(
+        np.int64
+    )
     log_duration_z = _standardize(np.log(duration_ms.astype(np.float64)))
 
     # Authors: a few prolific ones, many with one video (Zipf over author ranks).
@@ -148,10 +148,12 @@ def build_videos(profile: TwinProfile, behaviour: TwinBehaviour, seed: int) -> V
 
     tag_effect = preference.tag_bias_std * rng.standard_normal(NUM_TAGS)
     quality_z = rng.standard_normal(n)
-    bias = (preference.duration_effect * log_duration_z
-            + tag_weights.astype(np.float64) @ tag_effect
-            + author_effect[author_id]
-            + preference.video_latent_std * quality_z)
+    bias = (
+        preference.duration_effect * log_duration_z
+        + tag_weights.astype(np.float64) @ tag_effect
+        + author_effect[author_id]
+        + preference.video_latent_std * quality_z
+    )
 
     exposure = behaviour.exposure
     rho = exposure.popularity_quality_correlation
@@ -162,12 +164,14 @@ def build_videos(profile: TwinProfile, behaviour: TwinBehaviour, seed: int) -> V
 
     # small_matrix videos: popular and short ones are likelier (real small videos are as short as big's views).
     subset_rng = random_stream(seed, STREAM_SUBSETS, 0)
-    weights = np.exp(exposure.small_video_popularity_exponent * log_popularity
-                     - exposure.small_video_shortness_weight * log_duration_z)
-    small_ids = np.sort(subset_rng.choice(n, size=profile.n_small_videos, replace=False,
-                                          p=weights / weights.sum())).astype(np.int32)
-    return Videos(duration_ms, tags, tag_weights, author_id, log_popularity, bias, log_duration_z, factors,
-                  small_ids)
+    weights = np.exp(
+        exposure.small_video_popularity_exponent * log_popularity
+        - exposure.small_video_shortness_weight * log_duration_z
+    )
+    small_ids = np.sort(
+        subset_rng.choice(n, size=profile.n_small_videos, replace=False, p=weights / weights.sum())
+    ).astype(np.int32)
+    return Videos(duration_ms, tags, tag_weights, author_id, log_popularity, bias, log_duration_z, factors, small_ids)
 
 
 def _range_label(values: np.ndarray, bounds: tuple[tuple[int, str], ...], top_label: str) -> np.ndarray:
@@ -176,8 +180,9 @@ def _range_label(values: np.ndarray, bounds: tuple[tuple[int, str], ...], top_la
     return labels[np.searchsorted(uppers, values, side="left")]
 
 
-def _heavy_count(rng: np.random.Generator, n: int, zero_share: float, log_median: float, log_std: float,
-                 cap: int) -> np.ndarray:
+def _heavy_count(
+    rng: np.random.Generator, n: int, zero_share: float, log_median: float, log_std: float, cap: int
+) -> np.ndarray:
     counts = np.round(np.exp(log_median + log_std * rng.standard_normal(n))).astype(np.int64)
     counts = np.clip(counts, 1, cap)
     return np.where(rng.random(n) < zero_share, 0, counts)
@@ -204,16 +209,19 @@ def build_user_features(n_users: int, seed: int) -> pl.DataFrame:
         return np.where(rng.random(n) < 0.15, np.maximum(drifted, 0), values)
 
     columns["follow_user_num"] = follow.astype(np.int32)
-    columns["follow_user_num_range"] = _range_label(snapshot(follow), reference.FOLLOW_RANGES,
-                                                    reference.FOLLOW_TOP_LABEL)
+    columns["follow_user_num_range"] = _range_label(
+        snapshot(follow), reference.FOLLOW_RANGES, reference.FOLLOW_TOP_LABEL
+    )
     columns["fans_user_num"] = fans.astype(np.int32)
     columns["fans_user_num_range"] = _range_label(snapshot(fans), reference.FANS_RANGES, reference.FANS_TOP_LABEL)
     columns["friend_user_num"] = friends.astype(np.int32)
-    columns["friend_user_num_range"] = _range_label(snapshot(friends), reference.FRIEND_RANGES,
-                                                    reference.FRIEND_TOP_LABEL)
+    columns["friend_user_num_range"] = _range_label(
+        snapshot(friends), reference.FRIEND_RANGES, reference.FRIEND_TOP_LABEL
+    )
     columns["register_days"] = register_days.astype(np.int32)
-    columns["register_days_range"] = _range_label(snapshot(register_days), reference.REGISTER_RANGES,
-                                                  reference.REGISTER_TOP_LABEL)
+    columns["register_days_range"] = _range_label(
+        snapshot(register_days), reference.REGISTER_RANGES, reference.REGISTER_TOP_LABEL
+    )
 
     onehots: dict[str, np.ndarray] = {}
     for name in ONEHOT_COLUMNS:
@@ -262,14 +270,16 @@ def build_users(profile: TwinProfile, behaviour: TwinBehaviour, videos: Videos, 
     n = profile.n_users
     features = build_user_features(n, seed)
 
-    bias = (_observed_user_effect(features, rng, preference.user_observed_std)
-            + preference.user_latent_std * rng.standard_normal(n))
+    bias = _observed_user_effect(
+        features, rng, preference.user_observed_std
+    ) + preference.user_latent_std * rng.standard_normal(n)
     factor_scale = np.sqrt(preference.factor_std / np.sqrt(preference.latent_dim))
     factors = (factor_scale * rng.standard_normal((n, preference.latent_dim))).astype(np.float32)
     tag_affinity = (preference.tag_affinity_std * rng.standard_normal((n, NUM_TAGS))).astype(np.float32)
     duration_preference = preference.duration_preference_std * rng.standard_normal(n)
     sequence_effect = np.maximum(
-        0.0, preference.sequence_effect_mean + preference.sequence_effect_std * rng.standard_normal(n))
+        0.0, preference.sequence_effect_mean + preference.sequence_effect_std * rng.standard_normal(n)
+    )
 
     subset_rng = random_stream(seed, STREAM_SUBSETS, 1)
     small_ids = np.sort(subset_rng.choice(n, size=profile.n_small_users, replace=False)).astype(np.int32)
@@ -292,12 +302,24 @@ def build_users(profile: TwinProfile, behaviour: TwinBehaviour, videos: Videos, 
     skew_days = rng.uniform(-exposure.max_clock_skew_days_before, exposure.max_clock_skew_days_after, n)
     clock_skew_ms = np.where(skewed, np.round(skew_days * DAY_MS), 0).astype(np.int64)
 
-    return Users(features, bias, factors, tag_affinity, duration_preference, sequence_effect, rows_target,
-                 window_start_ms, window_end_ms, clock_skew_ms, small_ids)
+    return Users(
+        features,
+        bias,
+        factors,
+        tag_affinity,
+        duration_preference,
+        sequence_effect,
+        rows_target,
+        window_start_ms,
+        window_end_ms,
+        clock_skew_ms,
+        small_ids,
+    )
 
 
-def static_eta(users: Users, videos: Videos, user_ids: np.ndarray, video_ids: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def static_eta(
+    users: Users, videos: Videos, user_ids: np.ndarray, video_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Static log engagement of every (user in ``user_ids``) x (video in ``video_ids``, default all) pair, and
     its taste part (everything but the user bias): the feed shows users what they like, whatever their mood.
 

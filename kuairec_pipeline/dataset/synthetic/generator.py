@@ -40,7 +40,14 @@ from kuairec_pipeline.dataset.synthetic.side_files import (
 from kuairec_pipeline.settings import DEFAULT_SEED
 
 __all__ = [
-    "DATA_SUBDIR", "PARAMS_FILE", "TRUTH_DIR", "TRUTH_FILE", "data_dir", "generate_twin", "read_params", "truth_dir",
+    "DATA_SUBDIR",
+    "PARAMS_FILE",
+    "TRUTH_DIR",
+    "TRUTH_FILE",
+    "data_dir",
+    "generate_twin",
+    "read_params",
+    "truth_dir",
     "twin_is_complete",
 ]
 
@@ -48,8 +55,10 @@ DATA_SUBDIR = Path("KuaiRec 2.0") / "data"  # the archive's own layout, space in
 TRUTH_DIR = "_truth"
 TRUTH_FILE = "expected_small.parquet"
 PARAMS_FILE = "params.json"
-CREDIT = ("Synthetic twin of KuaiRec 2.0 (Gao et al., CIKM 2022, CC BY-SA 4.0): the official schema and "
-          "published statistics, synthetic rows.")
+CREDIT = (
+    "Synthetic twin of KuaiRec 2.0 (Gao et al., CIKM 2022, CC BY-SA 4.0): the official schema and "
+    "published statistics, synthetic rows."
+)
 
 
 def data_dir(out_dir: str | Path) -> Path:
@@ -128,7 +137,10 @@ def twin_is_complete(out_dir: str | Path, profile: str, seed: int) -> bool:
     if params is None:
         return False
     if (params.get("profile"), params.get("seed"), params.get("generator_version")) != (
-            profile, seed, GENERATOR_VERSION):
+        profile,
+        seed,
+        GENERATOR_VERSION,
+    ):
         return False
     files = [data_dir(out_dir) / spec.file_name for spec in ALL_FILES] + [truth_dir(out_dir) / TRUTH_FILE]
     return all(path.is_file() for path in files)
@@ -180,8 +192,7 @@ def _write_twin(root: Path, profile: TwinProfile, seed: int, behaviour: TwinBeha
     write_item_daily_features(videos, seed, files / ITEM_DAILY_FEATURES.file_name)
     write_social_network(users, profile.n_social_users, seed, files / SOCIAL_NETWORK.file_name)
     write_caption_category(videos, seed, files / CAPTION_CATEGORY.file_name)
-    with (open(files / BIG_MATRIX.file_name, "wb") as big_file,
-          open(files / SMALL_MATRIX.file_name, "wb") as small_file):
+    with open(files / BIG_MATRIX.file_name, "wb") as big_file, open(files / SMALL_MATRIX.file_name, "wb") as small_file:
         truth, summary = write_interactions(users, videos, profile, behaviour, seed, big_file, small_file)
 
     truth_folder = truth_dir(root)
@@ -200,8 +211,9 @@ def _write_twin(root: Path, profile: TwinProfile, seed: int, behaviour: TwinBeha
             "small_rows": summary["small_rows"],
             "small_pairs": truth.height,
         },
-        "calibration": {key: summary[key] for key in
-                        ("eta_offset_big", "eta_offset_small", "mean_eta_big", "mean_eta_small")},
+        "calibration": {
+            key: summary[key] for key in ("eta_offset_big", "eta_offset_small", "mean_eta_big", "mean_eta_small")
+        },
         "profile_definition": asdict(profile),
         "behaviour": behaviour.as_dict(),
         "credit": CREDIT,

@@ -31,10 +31,34 @@ from kuairec_pipeline.dataset.synthetic.entities import STREAM_CHUNK, Users, Vid
 from kuairec_pipeline.dataset.synthetic.noise import planted_moments, sample_watch_ratio
 
 # Share of views per Beijing hour (0..23): quiet at night, peaks at lunch and in the evening.
-HOURLY_ACTIVITY = np.array([
-    3.0, 1.8, 1.0, 0.6, 0.5, 0.6, 1.2, 2.2, 3.0, 3.4, 3.6, 4.0, 5.0, 5.2, 4.4, 4.0, 4.0, 4.4, 5.0, 5.8, 6.6, 7.0,
-    6.4, 4.8,
-])
+HOURLY_ACTIVITY = np.array(
+    [
+        3.0,
+        1.8,
+        1.0,
+        0.6,
+        0.5,
+        0.6,
+        1.2,
+        2.2,
+        3.0,
+        3.4,
+        3.6,
+        4.0,
+        5.0,
+        5.2,
+        4.4,
+        4.0,
+        4.0,
+        4.4,
+        5.0,
+        5.8,
+        6.6,
+        7.0,
+        6.4,
+        4.8,
+    ]
+)
 HOURLY_CDF = np.cumsum(HOURLY_ACTIVITY) / HOURLY_ACTIVITY.sum()
 
 KIND_FIRST_VIEW, KIND_REWATCH, KIND_SMALL = 0, 1, 2
@@ -66,8 +90,9 @@ def _available_mask(chunk_users: np.ndarray, users: Users, videos: Videos) -> np
     return available
 
 
-def distinct_targets(chunk_users: np.ndarray, users: Users, available: np.ndarray, behaviour: TwinBehaviour
-                     ) -> np.ndarray:
+def distinct_targets(
+    chunk_users: np.ndarray, users: Users, available: np.ndarray, behaviour: TwinBehaviour
+) -> np.ndarray:
     exposure = behaviour.exposure
     share_first_views = 1.0 - exposure.rewatch_share / (1.0 - exposure.duplicate_share)
     wanted = users.rows_target[chunk_users] * share_first_views
@@ -75,8 +100,13 @@ def distinct_targets(chunk_users: np.ndarray, users: Users, available: np.ndarra
     return np.minimum(wanted, cap)
 
 
-def exposure_probabilities(taste: np.ndarray, log_popularity: np.ndarray, available: np.ndarray,
-                           expected_counts: np.ndarray, taste_weight: float) -> np.ndarray:
+def exposure_probabilities(
+    taste: np.ndarray,
+    log_popularity: np.ndarray,
+    available: np.ndarray,
+    expected_counts: np.ndarray,
+    taste_weight: float,
+) -> np.ndarray:
     """P(user saw video) = 1 - exp(-c_u w_uv), with c_u such that each row sums to ``expected_counts``."""
     log_weight = taste_weight * taste + log_popularity.astype(np.float32)[None, :]
     log_weight -= log_weight.max(axis=1, keepdims=True)
@@ -105,14 +135,19 @@ def calibrate_offsets(users: Users, videos: Videos, behaviour: TwinBehaviour, se
     sample = np.sort(rng.choice(users.count, size=min(users.count, 600), replace=False))
     _, taste = static_eta(users, videos, sample)
     available = _available_mask(sample, users, videos)
-    first_view = exposure_probabilities(taste, videos.log_popularity, available,
-                                        distinct_targets(sample, users, available, behaviour),
-                                        behaviour.exposure.taste_weight)
+    first_view = exposure_probabilities(
+        taste,
+        videos.log_popularity,
+        available,
+        distinct_targets(sample, users, available, behaviour),
+        behaviour.exposure.taste_weight,
+    )
     expected_first = first_view.sum(axis=1, dtype=np.float64)
     expected_rewatch = np.maximum(users.rows_target[sample] - expected_first, 0.0)
     rewatch_weight = first_view * _rewatch_weight(videos, behaviour).astype(np.float32)[None, :]
-    rewatch_mean = ((rewatch_weight * taste).sum(axis=1, dtype=np.float64)
-                    / np.maximum(rewatch_weight.sum(axis=1, dtype=np.float64), 1e-30))
+    rewatch_mean = (rewatch_weight * taste).sum(axis=1, dtype=np.float64) / np.maximum(
+        rewatch_weight.sum(axis=1, dtype=np.float64), 1e-30
+    )
     taste_total = (first_view * taste).sum(dtype=np.float64) + (expected_rewatch * rewatch_mean).sum()
     big_taste_mean = taste_total / (expected_first.sum() + expected_rewatch.sum())
     big_user_mean = np.average(users.bias, weights=users.rows_target)
@@ -121,8 +156,10 @@ def calibrate_offsets(users: Users, videos: Videos, behaviour: TwinBehaviour, se
     _, small_taste = static_eta(users, videos, small_sample, videos.small_ids)
     small_mean = users.bias[users.small_ids].mean() + small_taste.mean(dtype=np.float64)
     preference = behaviour.preference
-    return EtaOffsets(big=float(preference.big_mean_eta - big_user_mean - big_taste_mean),
-                      small=float(preference.small_mean_eta - small_mean))
+    return EtaOffsets(
+        big=float(preference.big_mean_eta - big_user_mean - big_taste_mean),
+        small=float(preference.small_mean_eta - small_mean),
+    )
 
 
 def guaranteed_viewers(users: Users, videos: Videos, seed: int) -> np.ndarray:
@@ -132,8 +169,9 @@ def guaranteed_viewers(users: Users, videos: Videos, seed: int) -> np.ndarray:
     activity = users.rows_target.astype(np.float64)
     outside_small = activity * ~np.isin(np.arange(users.count), users.small_ids)
     viewers = rng.choice(users.count, size=videos.count, p=activity / activity.sum())
-    viewers[videos.small_ids] = rng.choice(users.count, size=videos.small_ids.shape[0],
-                                           p=outside_small / outside_small.sum())
+    viewers[videos.small_ids] = rng.choice(
+        users.count, size=videos.small_ids.shape[0], p=outside_small / outside_small.sum()
+    )
     return viewers
 
 
@@ -161,8 +199,9 @@ def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(is_start, np.arange(sorted_keys.shape[0]), 0))
 
 
-def sequential_signal(user_local: np.ndarray, video: np.ndarray, videos: Videos, window: int, decay: float
-                      ) -> np.ndarray:
+def sequential_signal(
+    user_local: np.ndarray, video: np.ndarray, videos: Videos, window: int, decay: float
+) -> np.ndarray:
     """Overlap between a view's tags and the (decayed) tags of the user's previous ``window`` views, minus the
     overlap with the user's usual tag mix: what the order adds beyond the user's static taste.
 
@@ -207,22 +246,31 @@ def _server_date(server_ms: np.ndarray) -> np.ndarray:
     return YYYYMMDD[day_index - _DATE_TABLE_FIRST_DAY]
 
 
-def interaction_frame(user: np.ndarray, video: np.ndarray, play_ms: np.ndarray, duration_ms: np.ndarray,
-                      client_ms: np.ndarray, date: np.ndarray, blank_time: np.ndarray | None,
-                      float_date: bool) -> pl.DataFrame:
+def interaction_frame(
+    user: np.ndarray,
+    video: np.ndarray,
+    play_ms: np.ndarray,
+    duration_ms: np.ndarray,
+    client_ms: np.ndarray,
+    date: np.ndarray,
+    blank_time: np.ndarray | None,
+    float_date: bool,
+) -> pl.DataFrame:
     """Rows in the official column order and formats: Beijing `time` with ms, epoch `timestamp` with a ms
     fraction, `date` YYYYMMDD (a float like 20200705.0 in small_matrix), full-precision watch_ratio."""
-    frame = pl.DataFrame({
-        "user_id": user.astype(np.int32),
-        "video_id": video.astype(np.int32),
-        "play_duration": play_ms.astype(np.int64),
-        "video_duration": duration_ms.astype(np.int64),
-        "client_ms": client_ms.astype(np.int64),
-        "date": date.astype(np.float64 if float_date else np.int32),
-        # numpy's division is correctly rounded, so 1593878903438 ms prints as 1593878903.438, as in the files.
-        "timestamp": client_ms / 1000.0,
-        "watch_ratio": play_ms / duration_ms,
-    })
+    frame = pl.DataFrame(
+        {
+            "user_id": user.astype(np.int32),
+            "video_id": video.astype(np.int32),
+            "play_duration": play_ms.astype(np.int64),
+            "video_duration": duration_ms.astype(np.int64),
+            "client_ms": client_ms.astype(np.int64),
+            "date": date.astype(np.float64 if float_date else np.int32),
+            # numpy's division is correctly rounded, so 1593878903438 ms prints as 1593878903.438, as in the files.
+            "timestamp": client_ms / 1000.0,
+            "watch_ratio": play_ms / duration_ms,
+        }
+    )
     time_expr = pl.from_epoch(pl.col("client_ms") + BEIJING_OFFSET_MS, time_unit="ms").dt.strftime(TIME_FORMAT)
     timestamp_expr = pl.col("timestamp")
     date_expr = pl.col("date")
@@ -233,13 +281,27 @@ def interaction_frame(user: np.ndarray, video: np.ndarray, play_ms: np.ndarray, 
         timestamp_expr = pl.when(pl.col("blank")).then(None).otherwise(timestamp_expr)
         date_expr = pl.when(pl.col("blank")).then(None).otherwise(date_expr)
     return frame.select(
-        "user_id", "video_id", "play_duration", "video_duration",
-        time_expr.alias("time"), date_expr.alias("date"), timestamp_expr.alias("timestamp"), "watch_ratio",
+        "user_id",
+        "video_id",
+        "play_duration",
+        "video_duration",
+        time_expr.alias("time"),
+        date_expr.alias("date"),
+        timestamp_expr.alias("timestamp"),
+        "watch_ratio",
     )
 
 
-def generate_chunk(chunk_index: int, chunk_users: np.ndarray, users: Users, videos: Videos,
-                   behaviour: TwinBehaviour, offsets: EtaOffsets, viewers: np.ndarray, seed: int) -> ChunkResult:
+def generate_chunk(
+    chunk_index: int,
+    chunk_users: np.ndarray,
+    users: Users,
+    videos: Videos,
+    behaviour: TwinBehaviour,
+    offsets: EtaOffsets,
+    viewers: np.ndarray,
+    seed: int,
+) -> ChunkResult:
     """All views of the users ``chunk_users`` (contiguous ids); ``viewers`` from ``guaranteed_viewers``."""
     rng = random_stream(seed, STREAM_CHUNK, chunk_index)
     exposure, preference = behaviour.exposure, behaviour.preference
@@ -248,9 +310,13 @@ def generate_chunk(chunk_index: int, chunk_users: np.ndarray, users: Users, vide
     # 1. Exposure in big_matrix.
     eta_static, taste = static_eta(users, videos, chunk_users)
     available = _available_mask(chunk_users, users, videos)
-    probability = exposure_probabilities(taste, videos.log_popularity, available,
-                                         distinct_targets(chunk_users, users, available, behaviour),
-                                         exposure.taste_weight)
+    probability = exposure_probabilities(
+        taste,
+        videos.log_popularity,
+        available,
+        distinct_targets(chunk_users, users, available, behaviour),
+        exposure.taste_weight,
+    )
     del taste
     seen = rng.random(probability.shape, dtype=np.float32) < probability
     del probability
@@ -286,29 +352,37 @@ def generate_chunk(chunk_index: int, chunk_users: np.ndarray, users: Users, vide
     end_ms = users.window_end_ms[chunk_users]
     first_time = _view_times(rng, start_ms[first_local], end_ms[first_local])
     original_time = first_time[rewatch_pair]
-    rewatch_time = original_time + 1_000 + np.floor(
-        rng.random(rewatch_pair.shape[0]) * np.maximum(end_ms[rewatch_user] - original_time - 1_000, 1)
-    ).astype(np.int64)
+    rewatch_time = (
+        original_time
+        + 1_000
+        + np.floor(
+            rng.random(rewatch_pair.shape[0]) * np.maximum(end_ms[rewatch_user] - original_time - 1_000, 1)
+        ).astype(np.int64)
+    )
     rewatch_time = np.minimum(rewatch_time, end_ms[rewatch_user] - 1)  # stays inside the log's last day
     block_time = _view_times(rng, start_ms[block_user], end_ms[block_user])
 
     local = np.concatenate([first_local, rewatch_user, block_user])
     video = np.concatenate([first_video, first_video[rewatch_pair], block_video])
     server_ms = np.concatenate([first_time, rewatch_time, block_time])
-    kind = np.concatenate([
-        np.full(first_local.shape[0], KIND_FIRST_VIEW, np.int8),
-        np.full(rewatch_user.shape[0], KIND_REWATCH, np.int8),
-        np.full(block_user.shape[0], KIND_SMALL, np.int8),
-    ])
+    kind = np.concatenate(
+        [
+            np.full(first_local.shape[0], KIND_FIRST_VIEW, np.int8),
+            np.full(rewatch_user.shape[0], KIND_REWATCH, np.int8),
+            np.full(block_user.shape[0], KIND_SMALL, np.int8),
+        ]
+    )
     order = np.lexsort((server_ms, local))
     local, video, server_ms, kind = local[order], video[order], server_ms[order], kind[order]
 
     # 3. Log engagement of each view: static + context offset + sequential effect.
     in_small = kind == KIND_SMALL
     sequence = sequential_signal(local, video, videos, preference.sequence_window, preference.sequence_decay)
-    eta = (eta_static[local, video].astype(np.float64)
-           + np.where(in_small, offsets.small, offsets.big)
-           + users.sequence_effect[chunk_users[local]] * sequence)
+    eta = (
+        eta_static[local, video].astype(np.float64)
+        + np.where(in_small, offsets.small, offsets.big)
+        + users.sequence_effect[chunk_users[local]] * sequence
+    )
     del eta_static
 
     # 4. Watch ratios, quantized to whole milliseconds of play as in the real files.
@@ -324,31 +398,61 @@ def generate_chunk(chunk_index: int, chunk_users: np.ndarray, users: Users, vide
     n_duplicates = int(round(big_rows.shape[0] * exposure.duplicate_share / (1.0 - exposure.duplicate_share)))
     duplicated = rng.choice(big_rows, size=n_duplicates, replace=True) if big_rows.shape[0] else big_rows
     big_rows = np.sort(np.concatenate([big_rows, duplicated]), kind="stable")
-    big = interaction_frame(user[big_rows], video[big_rows], play_ms[big_rows], duration_ms[big_rows],
-                            client_ms[big_rows], date[big_rows], None, float_date=False)
+    big = interaction_frame(
+        user[big_rows],
+        video[big_rows],
+        play_ms[big_rows],
+        duration_ms[big_rows],
+        client_ms[big_rows],
+        date[big_rows],
+        None,
+        float_date=False,
+    )
 
     small_rows = np.flatnonzero(in_small)
     blank = rng.random(small_rows.shape[0]) < exposure.small_empty_time_share
     # Blank-time rows go last within their user (a sort with nulls last, as pandas does).
     small_order = np.lexsort((blank, user[small_rows]))
     small_rows, blank = small_rows[small_order], blank[small_order]
-    small = interaction_frame(user[small_rows], video[small_rows], play_ms[small_rows], duration_ms[small_rows],
-                              client_ms[small_rows], date[small_rows], blank, float_date=True)
+    small = interaction_frame(
+        user[small_rows],
+        video[small_rows],
+        play_ms[small_rows],
+        duration_ms[small_rows],
+        client_ms[small_rows],
+        date[small_rows],
+        blank,
+        float_date=True,
+    )
 
     moments = planted_moments(eta[small_rows], True, behaviour.watch_ratio)
-    truth = pl.DataFrame({
-        "user_id": user[small_rows].astype(np.int32),
-        "video_id": video[small_rows].astype(np.int32),
-        "expected_watch_ratio": moments.expected_watch_ratio,
-        "expected_watch_ratio_le3": moments.expected_watch_ratio_le3,
-        "prob_watch_ratio_gt2": moments.prob_watch_ratio_gt2,
-    })
-    return ChunkResult(big, small, truth, float(eta[~in_small].mean()) if (~in_small).any() else 0.0,
-                       float(eta[in_small].mean()) if in_small.any() else 0.0)
+    truth = pl.DataFrame(
+        {
+            "user_id": user[small_rows].astype(np.int32),
+            "video_id": video[small_rows].astype(np.int32),
+            "expected_watch_ratio": moments.expected_watch_ratio,
+            "expected_watch_ratio_le3": moments.expected_watch_ratio_le3,
+            "prob_watch_ratio_gt2": moments.prob_watch_ratio_gt2,
+        }
+    )
+    return ChunkResult(
+        big,
+        small,
+        truth,
+        float(eta[~in_small].mean()) if (~in_small).any() else 0.0,
+        float(eta[in_small].mean()) if in_small.any() else 0.0,
+    )
 
 
-def write_interactions(users: Users, videos: Videos, profile: TwinProfile, behaviour: TwinBehaviour, seed: int,
-                       big_file: BinaryIO, small_file: BinaryIO) -> tuple[pl.DataFrame, dict]:
+def write_interactions(
+    users: Users,
+    videos: Videos,
+    profile: TwinProfile,
+    behaviour: TwinBehaviour,
+    seed: int,
+    big_file: BinaryIO,
+    small_file: BinaryIO,
+) -> tuple[pl.DataFrame, dict]:
     """Write both matrices chunk by chunk; return the planted truth (one row per small pair) and a summary."""
     offsets = calibrate_offsets(users, videos, behaviour, seed)
     viewers = guaranteed_viewers(users, videos, seed)

@@ -28,10 +28,12 @@ def mixture_weights(eta: np.ndarray, in_small: np.ndarray | bool, model: WatchRa
     centred = np.asarray(eta, dtype=np.float64) - model.eta_reference
     in_small = np.asarray(in_small, dtype=bool)
     p_zero = expit(model.zero_logit - model.zero_slope * centred)
-    p_swipe = expit(model.swipe_logit + np.where(in_small, model.small_swipe_logit_shift, 0.0)
-                    - model.swipe_slope * centred)
-    p_replay = expit(model.replay_logit + np.where(in_small, model.small_replay_logit_shift, 0.0)
-                     + model.replay_slope * centred)
+    p_swipe = expit(
+        model.swipe_logit + np.where(in_small, model.small_swipe_logit_shift, 0.0) - model.swipe_slope * centred
+    )
+    p_replay = expit(
+        model.replay_logit + np.where(in_small, model.small_replay_logit_shift, 0.0) + model.replay_slope * centred
+    )
     played = 1.0 - p_zero
     kept = played * (1.0 - p_swipe)  # neither zero nor swipe
     return MixtureWeights(zero=p_zero, swipe=played * p_swipe, replay=kept * p_replay, engaged=kept * (1.0 - p_replay))
@@ -82,17 +84,25 @@ def planted_moments(eta: np.ndarray, in_small: np.ndarray | bool, model: WatchRa
     engaged_partial = lognormal_mean * ndtr((log_cap - eta - sigma * sigma) / sigma)
     replay_partial = _pareto_partial_mean(cap, model) if cap > model.replay_min else 0.0
     partial = weights.swipe * swipe_mean + weights.engaged * engaged_partial + weights.replay * replay_partial
-    prob_le_cap = (weights.zero + weights.swipe + weights.engaged * ndtr((log_cap - eta) / sigma)
-                   + weights.replay * _pareto_cdf(cap, model))
+    prob_le_cap = (
+        weights.zero
+        + weights.swipe
+        + weights.engaged * ndtr((log_cap - eta) / sigma)
+        + weights.replay * _pareto_cdf(cap, model)
+    )
 
     swipe_above_two = max(0.0, 1.0 - 2.0 / model.swipe_max) if model.swipe_max > 2.0 else 0.0
-    prob_gt2 = (weights.swipe * swipe_above_two + weights.engaged * (1.0 - ndtr((log_two - eta) / sigma))
-                + weights.replay * (1.0 - _pareto_cdf(2.0, model)))
+    prob_gt2 = (
+        weights.swipe * swipe_above_two
+        + weights.engaged * (1.0 - ndtr((log_two - eta) / sigma))
+        + weights.replay * (1.0 - _pareto_cdf(2.0, model))
+    )
     return PlantedMoments(mean, partial / prob_le_cap, prob_gt2)
 
 
-def sample_watch_ratio(eta: np.ndarray, in_small: np.ndarray | bool, model: WatchRatioModel,
-                       rng: np.random.Generator) -> np.ndarray:
+def sample_watch_ratio(
+    eta: np.ndarray, in_small: np.ndarray | bool, model: WatchRatioModel, rng: np.random.Generator
+) -> np.ndarray:
     """One watch ratio per view, drawn from the mixture (vectorized; ~4 random numbers per view)."""
     eta = np.asarray(eta, dtype=np.float64)
     n = eta.shape[0]
@@ -109,6 +119,6 @@ def sample_watch_ratio(eta: np.ndarray, in_small: np.ndarray | bool, model: Watc
     zero_edge = weights.zero
     swipe_edge = zero_edge + weights.swipe
     replay_edge = swipe_edge + weights.replay
-    return np.where(pick < zero_edge, 0.0,
-                    np.where(pick < swipe_edge, swipe,
-                             np.where(pick < replay_edge, replay, engaged)))
+    return np.where(
+        pick < zero_edge, 0.0, np.where(pick < swipe_edge, swipe, np.where(pick < replay_edge, replay, engaged))
+    )

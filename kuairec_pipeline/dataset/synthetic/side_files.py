@@ -37,24 +37,152 @@ PERIOD_FIRST_DATE = dt.date(2020, 7, 5)
 
 # Words the synthetic captions, cover texts and category names are made of.
 WORDS = (
-    "今天", "生活", "快乐", "美食", "分享", "搞笑", "日常", "宝宝", "旅行", "风景", "音乐", "舞蹈", "可爱", "朋友",
-    "家乡", "记录", "美好", "时光", "喜欢", "一起", "努力", "加油", "健身", "运动", "游戏", "农村", "城市", "夜景",
-    "小狗", "猫咪", "做饭", "教程", "技巧", "穿搭", "化妆", "手工", "钓鱼", "汽车", "篮球", "足球", "唱歌", "吉他",
-    "读书", "学习", "工作", "下班", "周末", "夏天", "雨天", "晚安", "早安", "开心", "感动", "温暖", "回忆", "青春",
-    "梦想", "妈妈", "爸爸", "老师", "同学", "小伙", "姑娘", "味道", "家常菜", "海边", "山里", "老家", "果园", "大棚",
+    "今天",
+    "生活",
+    "快乐",
+    "美食",
+    "分享",
+    "搞笑",
+    "日常",
+    "宝宝",
+    "旅行",
+    "风景",
+    "音乐",
+    "舞蹈",
+    "可爱",
+    "朋友",
+    "家乡",
+    "记录",
+    "美好",
+    "时光",
+    "喜欢",
+    "一起",
+    "努力",
+    "加油",
+    "健身",
+    "运动",
+    "游戏",
+    "农村",
+    "城市",
+    "夜景",
+    "小狗",
+    "猫咪",
+    "做饭",
+    "教程",
+    "技巧",
+    "穿搭",
+    "化妆",
+    "手工",
+    "钓鱼",
+    "汽车",
+    "篮球",
+    "足球",
+    "唱歌",
+    "吉他",
+    "读书",
+    "学习",
+    "工作",
+    "下班",
+    "周末",
+    "夏天",
+    "雨天",
+    "晚安",
+    "早安",
+    "开心",
+    "感动",
+    "温暖",
+    "回忆",
+    "青春",
+    "梦想",
+    "妈妈",
+    "爸爸",
+    "老师",
+    "同学",
+    "小伙",
+    "姑娘",
+    "味道",
+    "家常菜",
+    "海边",
+    "山里",
+    "老家",
+    "果园",
+    "大棚",
 )
 HASHTAGS = (
-    "感谢快手我要上热门", "作品推广", "高清视频", "日常", "搞笑", "美食", "小小喵", "用快影上热门", "正能量",
-    "记录生活", "萌宠", "农村生活", "健身打卡", "穿搭", "旅行", "音乐", "舞蹈", "手工", "家常菜", "钓鱼",
+    "感谢快手我要上热门",
+    "作品推广",
+    "高清视频",
+    "日常",
+    "搞笑",
+    "美食",
+    "小小喵",
+    "用快影上热门",
+    "正能量",
+    "记录生活",
+    "萌宠",
+    "农村生活",
+    "健身打卡",
+    "穿搭",
+    "旅行",
+    "音乐",
+    "舞蹈",
+    "手工",
+    "家常菜",
+    "钓鱼",
 )
 ENDINGS = ("", "！", "。", "...", "~", "！！", "？")
 CATEGORY_NAMES = (
-    "影视", "动漫", "游戏", "汽车", "美妆", "时尚", "明星娱乐", "运动", "颜值", "喜剧", "体育", "亲子", "美食",
-    "宠物", "音乐", "舞蹈", "三农", "旅游", "情感", "教育", "科技", "财经", "军事", "历史", "读书", "摄影",
-    "生活", "高新数码", "民生资讯", "健康", "家居", "健身", "才艺", "其他", "校园", "职场", "手工", "园艺",
+    "影视",
+    "动漫",
+    "游戏",
+    "汽车",
+    "美妆",
+    "时尚",
+    "明星娱乐",
+    "运动",
+    "颜值",
+    "喜剧",
+    "体育",
+    "亲子",
+    "美食",
+    "宠物",
+    "音乐",
+    "舞蹈",
+    "三农",
+    "旅游",
+    "情感",
+    "教育",
+    "科技",
+    "财经",
+    "军事",
+    "历史",
+    "读书",
+    "摄影",
+    "生活",
+    "高新数码",
+    "民生资讯",
+    "健康",
+    "家居",
+    "健身",
+    "才艺",
+    "其他",
+    "校园",
+    "职场",
+    "手工",
+    "园艺",
 )
-UPLOAD_TYPES = {"ShortImport": 46, "LongImport": 17, "ShortCamera": 12, "LongCamera": 6, "Web": 5,
-                "PictureSet": 5, "FollowShoot": 3, "Kmovie": 3, "LongPicture": 2, UNKNOWN: 1}
+UPLOAD_TYPES = {
+    "ShortImport": 46,
+    "LongImport": 17,
+    "ShortCamera": 12,
+    "LongCamera": 6,
+    "Web": 5,
+    "PictureSet": 5,
+    "FollowShoot": 3,
+    "Kmovie": 3,
+    "LongPicture": 2,
+    UNKNOWN: 1,
+}
 RESOLUTIONS = ((720, 1280, 62), (1080, 1920, 14), (540, 960, 10), (368, 640, 6), (1280, 720, 5), (720, 720, 3))
 # collect_* counters did not exist before this day of the log (docs/KUAIREC.md: blank on early dates).
 COLLECT_FIRST_DAY = 10
@@ -71,10 +199,12 @@ def write_user_features(users: Users, path: Path) -> None:
 
 def write_item_categories(videos: Videos, path: Path) -> None:
     tag_lists = [row[row >= 0].tolist() for row in videos.tags]  # one short list per video: 10k rows at most
-    frame = pl.DataFrame({"video_id": np.arange(videos.count, dtype=np.int32),
-                          "tags": pl.Series(tag_lists, dtype=pl.List(pl.Int64))})
+    frame = pl.DataFrame(
+        {"video_id": np.arange(videos.count, dtype=np.int32), "tags": pl.Series(tag_lists, dtype=pl.List(pl.Int64))}
+    )
     frame.select("video_id", _list_literal(pl.col("tags")).alias("feat")).select(
-        ITEM_CATEGORIES.column_names).write_csv(path)
+        ITEM_CATEGORIES.column_names
+    ).write_csv(path)
 
 
 def write_social_network(users: Users, n_social_users: int, seed: int, path: Path) -> None:
@@ -84,15 +214,16 @@ def write_social_network(users: Users, n_social_users: int, seed: int, path: Pat
     sizes = np.minimum(rng.geometric(0.55, members.shape[0]), 12)
     # Friends are mostly other members (friendship is mutual), sometimes anyone.
     friend_lists = []
-    for member, size in zip(members, sizes):
+    for member, size in zip(members, sizes, strict=False):
         pool = members if rng.random() < 0.8 else np.arange(n_users)
         candidates = pool[pool != member]
-        friend_lists.append(sorted(rng.choice(candidates, size=min(size, candidates.shape[0]), replace=False)
-                                   .tolist()))
-    frame = pl.DataFrame({"user_id": members.astype(np.int32),
-                          "friends": pl.Series(friend_lists, dtype=pl.List(pl.Int64))})
+        friend_lists.append(sorted(rng.choice(candidates, size=min(size, candidates.shape[0]), replace=False).tolist()))
+    frame = pl.DataFrame(
+        {"user_id": members.astype(np.int32), "friends": pl.Series(friend_lists, dtype=pl.List(pl.Int64))}
+    )
     frame.select("user_id", _list_literal(pl.col("friends")).alias("friend_list")).select(
-        SOCIAL_NETWORK.column_names).write_csv(path)
+        SOCIAL_NETWORK.column_names
+    ).write_csv(path)
 
 
 def _phrase(rng: np.random.Generator, low: int, high: int) -> str:
@@ -176,9 +307,12 @@ def write_caption_category(videos: Videos, seed: int, path: Path) -> None:
         covers,
         captions,
         topics,
-        [str(v) for v in first_id.tolist()], category_name(1, first_id),
-        [str(v) for v in second_id.tolist()], category_name(2, second_id),
-        [str(v) for v in third_id.tolist()], category_name(3, third_id),
+        [str(v) for v in first_id.tolist()],
+        category_name(1, first_id),
+        [str(v) for v in second_id.tolist()],
+        category_name(2, second_id),
+        [str(v) for v in third_id.tolist()],
+        category_name(3, third_id),
     ]
     lines = [",".join(CAPTION_CATEGORY.column_names)]
     lines.extend(",".join(_quote_field(column[row]) for column in columns) for row in range(n))
@@ -201,8 +335,9 @@ def write_item_daily_features(videos: Videos, seed: int, path: Path) -> None:
     video_type = np.where(rng.random(n) < 0.03, "AD", "NORMAL")
     upload_type_names = list(UPLOAD_TYPES)
     upload_weights = np.array(list(UPLOAD_TYPES.values()), dtype=np.float64)
-    upload_type = np.asarray(upload_type_names)[rng.choice(len(upload_type_names), n,
-                                                           p=upload_weights / upload_weights.sum())]
+    upload_type = np.asarray(upload_type_names)[
+        rng.choice(len(upload_type_names), n, p=upload_weights / upload_weights.sum())
+    ]
     resolution = rng.choice(len(RESOLUTIONS), n, p=np.array([r[2] for r in RESOLUTIONS]) / 100.0)
     width = np.array([r[0] for r in RESOLUTIONS])[resolution]
     height = np.array([r[1] for r in RESOLUTIONS])[resolution]
@@ -221,8 +356,12 @@ def write_item_daily_features(videos: Videos, seed: int, path: Path) -> None:
     rows = video_of_day.shape[0]
     age = day - upload_day[video_of_day]
 
-    log_show = (np.log(reference.DAILY_SHOW_CNT_MEDIAN) + 1.3 * videos.log_popularity[video_of_day]
-                - 0.6 * np.log1p(age / 7.0) + 1.3 * rng.standard_normal(rows))
+    log_show = (
+        np.log(reference.DAILY_SHOW_CNT_MEDIAN)
+        + 1.3 * videos.log_popularity[video_of_day]
+        - 0.6 * np.log1p(age / 7.0)
+        + 1.3 * rng.standard_normal(rows)
+    )
     show_cnt = np.maximum(np.round(np.exp(log_show)), 1).astype(np.int64)
     play_cnt = _scaled(rng, show_cnt, 0.35, 0.95)
     play_user_num = _scaled(rng, play_cnt, 0.85, 1.0)
@@ -247,8 +386,9 @@ def write_item_daily_features(videos: Videos, seed: int, path: Path) -> None:
     tag_name = np.array([WORDS[t % len(WORDS)] for t in range(100 + NUM_TAGS * 10)], dtype=object)[tag_id]
     tag_name[rng.random(rows) < reference.DAILY_TAG_NAME_BLANK_SHARE] = None
 
-    dates = np.array([int((PERIOD_FIRST_DATE + dt.timedelta(days=d)).strftime("%Y%m%d"))
-                      for d in range(PERIOD_DAYS)], dtype=np.int32)
+    dates = np.array(
+        [int((PERIOD_FIRST_DATE + dt.timedelta(days=d)).strftime("%Y%m%d")) for d in range(PERIOD_DAYS)], dtype=np.int32
+    )
     upload_dates = {d: (PERIOD_FIRST_DATE + dt.timedelta(days=int(d))).isoformat() for d in np.unique(upload_day)}
     columns = {
         "video_id": video_of_day.astype(np.int32),

@@ -23,8 +23,10 @@ MAX_WATCH_RATIO = 3.0  # the pipeline's default outlier filter (docs/DESIGN.md)
 
 def _scan_interactions(path: Path) -> pl.LazyFrame:
     # Read as the schema says (never date/timestamp as float32); blanks in small_matrix become nulls.
-    return pl.scan_csv(path, schema_overrides={"date": pl.Float64, "timestamp": pl.Float64,
-                                               "watch_ratio": pl.Float64, "time": pl.String})
+    return pl.scan_csv(
+        path,
+        schema_overrides={"date": pl.Float64, "timestamp": pl.Float64, "watch_ratio": pl.Float64, "time": pl.String},
+    )
 
 
 def small_test_pairs(out_dir: str | Path) -> pl.DataFrame:
@@ -110,24 +112,30 @@ def oracle_difficulty(out_dir: str | Path, max_watch_ratio: float = MAX_WATCH_RA
 
 def _watch_ratio_statistics(lazy: pl.LazyFrame) -> dict[str, float]:
     wr = pl.col("watch_ratio")
-    row = lazy.select(
-        pl.len().alias("rows"),
-        wr.mean().alias("watch_ratio_mean"),
-        wr.median().alias("watch_ratio_median"),
-        wr.quantile(0.25, interpolation="linear").alias("watch_ratio_q25"),
-        wr.quantile(0.75, interpolation="linear").alias("watch_ratio_q75"),
-        (wr >= 1.0).mean().alias("share_ge_1"),
-        (wr > 3.0).mean().alias("share_gt_3"),
-        (wr > 5.0).mean().alias("share_gt_5"),
-        (wr == 0.0).mean().alias("share_zero"),
-        wr.max().alias("watch_ratio_max"),
-        pl.col("video_duration").median().alias("video_duration_median_ms"),
-        pl.col("video_duration").mean().alias("video_duration_mean_ms"),
-        pl.corr(pl.col("video_duration").log(), wr.clip(0.0, 5.0)).alias("duration_ratio_correlation"),
-        pl.col("time").is_null().mean().alias("empty_time_share"),
-        (pl.struct("user_id", "video_id").n_unique()
-         / (pl.col("user_id").n_unique() * pl.col("video_id").n_unique())).alias("pair_density"),
-    ).collect().row(0, named=True)
+    row = (
+        lazy.select(
+            pl.len().alias("rows"),
+            wr.mean().alias("watch_ratio_mean"),
+            wr.median().alias("watch_ratio_median"),
+            wr.quantile(0.25, interpolation="linear").alias("watch_ratio_q25"),
+            wr.quantile(0.75, interpolation="linear").alias("watch_ratio_q75"),
+            (wr >= 1.0).mean().alias("share_ge_1"),
+            (wr > 3.0).mean().alias("share_gt_3"),
+            (wr > 5.0).mean().alias("share_gt_5"),
+            (wr == 0.0).mean().alias("share_zero"),
+            wr.max().alias("watch_ratio_max"),
+            pl.col("video_duration").median().alias("video_duration_median_ms"),
+            pl.col("video_duration").mean().alias("video_duration_mean_ms"),
+            pl.corr(pl.col("video_duration").log(), wr.clip(0.0, 5.0)).alias("duration_ratio_correlation"),
+            pl.col("time").is_null().mean().alias("empty_time_share"),
+            (
+                pl.struct("user_id", "video_id").n_unique()
+                / (pl.col("user_id").n_unique() * pl.col("video_id").n_unique())
+            ).alias("pair_density"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     return {key: float(value) for key, value in row.items()}
 
 
@@ -154,25 +162,37 @@ def twin_statistics(out_dir: str | Path) -> dict[str, dict[str, float]]:
     distinct_rows = big.unique().select(pl.len()).collect().item()
     big_stats["duplicate_share"] = 1.0 - distinct_rows / big_stats["rows"]
     per_user = big.group_by("user_id").agg(pl.len().alias("rows"), pl.col("watch_ratio").mean().alias("mean"))
-    user_row = per_user.select(
-        pl.col("rows").median().alias("rows_per_user_median"),
-        pl.col("rows").min().alias("rows_per_user_min"),
-        pl.col("rows").max().alias("rows_per_user_max"),
-        pl.col("mean").mean().alias("user_mean_ratio_mean"),
-        pl.col("mean").std().alias("user_mean_ratio_std"),
-    ).collect().row(0, named=True)
+    user_row = (
+        per_user.select(
+            pl.col("rows").median().alias("rows_per_user_median"),
+            pl.col("rows").min().alias("rows_per_user_min"),
+            pl.col("rows").max().alias("rows_per_user_max"),
+            pl.col("mean").mean().alias("user_mean_ratio_mean"),
+            pl.col("mean").std().alias("user_mean_ratio_std"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     big_stats.update({key: float(value) for key, value in user_row.items()})
     per_video = big.unique().group_by("video_id").agg(pl.len().alias("rows"))
-    video_row = per_video.select(
-        pl.col("rows").median().alias("rows_per_video_median"),
-        pl.col("rows").max().alias("rows_per_video_max"),
-    ).collect().row(0, named=True)
+    video_row = (
+        per_video.select(
+            pl.col("rows").median().alias("rows_per_video_median"),
+            pl.col("rows").max().alias("rows_per_video_max"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     big_stats.update({key: float(value) for key, value in video_row.items()})
 
     tags = pl.read_csv(files / ITEM_CATEGORIES.file_name)["feat"].str.count_matches(",") + 1
     tag_shares = {f"tags_per_video_{k}": float((tags == k).mean()) for k in range(1, 5)}
-    return {"big_matrix": big_stats, "small_matrix": small_stats, "item_categories": tag_shares,
-            "difficulty": oracle_difficulty(out_dir)}
+    return {
+        "big_matrix": big_stats,
+        "small_matrix": small_stats,
+        "item_categories": tag_shares,
+        "difficulty": oracle_difficulty(out_dir),
+    }
 
 
 def reference_statistics() -> dict[str, dict[str, float]]:

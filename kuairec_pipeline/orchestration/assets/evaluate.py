@@ -1,6 +1,5 @@
 """Evaluation and serving: one metrics table for every model and baseline, and the top 50 per user."""
 
-
 import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetSelection, AutomationCondition, Config, MetadataValue, asset
@@ -10,7 +9,6 @@ from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.evaluation.selection import select_served_model
-from kuairec_pipeline.target import SPLIT_SELECTION
 from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline.orchestration.lineage import require_same_tables
@@ -19,12 +17,14 @@ from kuairec_pipeline.orchestration.report_step import write_run_report
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.recommend import build_recommendations
+from kuairec_pipeline.target import SPLIT_SELECTION
 
 GROUP = "evaluate"
 # Re-run by the automation sensor (when turned on) once a model was re-trained. Updates of the prepared tables alone
 # are ignored: the models trained on the old tables would be refused as stale until they are re-trained too.
 FOLLOWS_MODELS = AutomationCondition.eager().ignore(
-    AssetSelection.assets("filtered_ratios", "user_features", "video_features", "planted_truth"))
+    AssetSelection.assets("filtered_ratios", "user_features", "video_features", "planted_truth")
+)
 # The served model is the trained model with the best ndcg@10 on the selection slice (a slice no model fitted,
 # stopped early or blended on): it serves ranked lists, so it is chosen on how it ranks each selection user's own
 # videos; the selection rmse breaks a tie (evaluation/selection.py).
@@ -39,15 +39,28 @@ def _by_model(bundles_by_asset: dict[str, dict[str, np.ndarray]]) -> dict[str, d
 
 
 def _trained(bundles: dict[str, dict[str, np.ndarray]]):
-    return [TRAINED_MODELS[name].model_class().from_bundle(bundle, TRAINED_MODELS[name].asset_key)
-            for name, bundle in bundles.items()]
+    return [
+        TRAINED_MODELS[name].model_class().from_bundle(bundle, TRAINED_MODELS[name].asset_key)
+        for name, bundle in bundles.items()
+    ]
 
 
-@asset(group_name=GROUP, code_version=code_version("metrics"), ins=MODEL_INS,
-       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
-def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_features: pl.DataFrame,
-            video_features: pl.DataFrame, planted_truth: pl.DataFrame, kuairec: KuaiRecResource,
-            **model_bundles: dict[str, np.ndarray]) -> pl.DataFrame:
+@asset(
+    group_name=GROUP,
+    code_version=code_version("metrics"),
+    ins=MODEL_INS,
+    automation_condition=FOLLOWS_MODELS,
+    kinds={"polars", "parquet"},
+)
+def metrics(
+    context: AssetExecutionContext,
+    filtered_ratios: pl.DataFrame,
+    user_features: pl.DataFrame,
+    video_features: pl.DataFrame,
+    planted_truth: pl.DataFrame,
+    kuairec: KuaiRecResource,
+    **model_bundles: dict[str, np.ndarray],
+) -> pl.DataFrame:
     """Every model and baseline through one evaluation function, on the same test arrays, via the same scoring
     path recommendations use. Long form: model, metric, value, split (``test`` per docs/DESIGN.md, with the
     beyond-accuracy metrics of the top-10 lists; ``selection`` rows choose the served model; ``val`` pointwise
@@ -62,29 +75,44 @@ def metrics(context: AssetExecutionContext, filtered_ratios: pl.DataFrame, user_
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
     has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
-    context.add_output_metadata({
-        "metrics_table": MetadataValue.md(report.metrics_markdown(shown)),
-        "served_model": MetadataValue.text(select_served_model(table) if has_selection
-                                           else "none: filtered_ratios has no selection slice"),
-        "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
-        "models": MetadataValue.text(", ".join(m.name for m in models)),
-        "report": MetadataValue.path(str(report_path)),
-        **headline_metrics(test),  # plain numbers: on the asset page and its Plots tab without a dialog
-    })
+    context.add_output_metadata(
+        {
+            "metrics_table": MetadataValue.md(report.metrics_markdown(shown)),
+            "served_model": MetadataValue.text(
+                select_served_model(table) if has_selection else "none: filtered_ratios has no selection slice"
+            ),
+            "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
+            "models": MetadataValue.text(", ".join(m.name for m in models)),
+            "report": MetadataValue.path(str(report_path)),
+            **headline_metrics(test),  # plain numbers: on the asset page and its Plots tab without a dialog
+        }
+    )
     return table
 
 
 class RecommendationsConfig(Config):
     k: int = Field(default=50, ge=1, le=10_000, description="Videos recommended per user. Allowed: 1..10000.")
-    exclude_seen: bool = Field(default=True, description="Leave out videos the user watched in big_matrix (train, "
-                               "val or selection rows).")
+    exclude_seen: bool = Field(
+        default=True, description="Leave out videos the user watched in big_matrix (train, val or selection rows)."
+    )
 
 
-@asset(group_name=GROUP, code_version=code_version("recommendations"), ins=MODEL_INS,
-       automation_condition=FOLLOWS_MODELS, kinds={"polars", "parquet"})
-def recommendations(context: AssetExecutionContext, config: RecommendationsConfig, metrics: pl.DataFrame,
-                    filtered_ratios: pl.DataFrame, user_features: pl.DataFrame, video_features: pl.DataFrame,
-                    **model_bundles: dict[str, np.ndarray]) -> pl.DataFrame:
+@asset(
+    group_name=GROUP,
+    code_version=code_version("recommendations"),
+    ins=MODEL_INS,
+    automation_condition=FOLLOWS_MODELS,
+    kinds={"polars", "parquet"},
+)
+def recommendations(
+    context: AssetExecutionContext,
+    config: RecommendationsConfig,
+    metrics: pl.DataFrame,
+    filtered_ratios: pl.DataFrame,
+    user_features: pl.DataFrame,
+    video_features: pl.DataFrame,
+    **model_bundles: dict[str, np.ndarray],
+) -> pl.DataFrame:
     """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10."""
     bundles = _by_model(model_bundles)
     chosen = select_served_model(metrics)
@@ -93,6 +121,11 @@ def recommendations(context: AssetExecutionContext, config: RecommendationsConfi
     data = build_prepared_data(filtered_ratios, user_features, video_features)
     seen = seen_matrix(data) if config.exclude_seen else None
     table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
-    context.add_output_metadata({"model": chosen, "users": int(table["user_id"].n_unique()),
-                                 **({provenance.TRAINED_WITH: record.to_json()} if record is not None else {})})
+    context.add_output_metadata(
+        {
+            "model": chosen,
+            "users": int(table["user_id"].n_unique()),
+            **({provenance.TRAINED_WITH: record.to_json()} if record is not None else {}),
+        }
+    )
     return table
