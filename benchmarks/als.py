@@ -65,7 +65,8 @@ def main() -> None:
     )
     calibration = model.calibration
     print(
-        f"  calibration: global {calibration.global_bias:.3f}, per-user coefficients {calibration.user_coefficients.shape}"
+        f"  calibration: global {calibration.global_bias:.3f}, "
+        f"per-user coefficients {calibration.user_coefficients.shape}"
     )
 
 

@@ -89,7 +89,7 @@ def padded_tag_ids(tags: pl.Series, max_tags: int) -> pl.Series:
 
 
 def tag_multi_hot(tags: pl.Series, num_tags: int) -> pl.Series:
-    """``list[f32]`` of length ``num_tags``: 1.0 for each tag the video carries (all of them, beyond ``max_tags`` too)."""
+    """``list[f32]`` of length ``num_tags``: 1.0 for each tag the video carries (all, beyond ``max_tags`` too)."""
     lengths = tags.list.len().to_numpy()
     rows = np.repeat(np.arange(len(tags)), lengths)
     columns = tags.explode(empty_as_null=False).drop_nulls().to_numpy().astype(np.int64)

@@ -1,10 +1,10 @@
 """Ridge regression on user and video side features (the original project's feature baseline), plus each user's
 own ridge regression of what is left on the video features: user x feature interaction terms.
 
-Stage 1, design row of an interaction = [user features of its user | video features of its video | 1]. With no id features
-the prediction splits into a user part and a video part, ``score = U[u] @ w_u + V[v] @ w_v + b``, so scoring a grid
-is an outer sum and the (pairs x features) design matrix is never built, neither to fit nor to score. The normal
-equations are solved by conjugate gradients whose products go through the per-user and per-video feature
+Stage 1, design row of an interaction = [user features of its user | video features of its video | 1]. With no id
+features the prediction splits into a user part and a video part, ``score = U[u] @ w_u + V[v] @ w_v + b``, so
+scoring a grid is an outer sum and the (pairs x features) design matrix is never built, neither to fit nor to score.
+The normal equations are solved by conjugate gradients whose products go through the per-user and per-video feature
 matrices and the sparse (user x video) interaction-count matrix, which makes an iteration cost O(distinct pairs).
 """
 

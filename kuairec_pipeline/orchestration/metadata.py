@@ -8,11 +8,12 @@ numbers (visible without opening a dialog), next to the markdown table and chart
 from __future__ import annotations
 
 import base64
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
-from dagster import MetadataValue
+from dagster import DataVersion, MetadataValue, Output
 
 DIGITS = 4
 HEADLINE_METRICS = ("rmse", "ndcg@10")  # test metrics emitted per model as plottable numbers
@@ -87,3 +88,12 @@ def headline_metrics(test: pl.DataFrame, metrics: Sequence[str] = HEADLINE_METRI
         f"{metric} {model}": rounded(value)
         for model, metric, value in chosen.select("model", "metric", "value").iter_rows()
     }
+
+
+def versioned_output(value: object, version: str, metadata: dict | None = None) -> Output:
+    """``Output(value)`` with an explicit data version (a content fingerprint), so the UI marks what is downstream
+    of changed data as stale. ``data_version`` is beta in Dagster 1.13; we use it knowingly, so its notice is
+    silenced here and nowhere else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter `data_version`.*beta")
+        return Output(value, data_version=DataVersion(version), metadata=metadata or {})

@@ -287,7 +287,9 @@ def test_item_daily_features(tiny: Path) -> None:
     for column in ("video_duration", "collect_cnt"):
         assert daily[column].null_count() > 0
     nullable = ITEM_DAILY_FEATURES.nullable
-    assert all(count == 0 or name in nullable for name, count in zip(daily.columns, daily.null_count().row(0), strict=False))
+    assert all(
+        count == 0 or name in nullable for name, count in zip(daily.columns, daily.null_count().row(0), strict=False)
+    )
     shows = daily["show_cnt"].cast(pl.Int64)
     assert shows.max() > 20 * shows.median()  # heavy-tailed
 

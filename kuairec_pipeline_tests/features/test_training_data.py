@@ -94,7 +94,11 @@ def test_training_data_holds_no_test_or_selection_rows(tables):
             np.testing.assert_array_equal(
                 getattr(getattr(data, name), column), getattr(getattr(prepared.training, name), column)
             )
-    held_out = {(int(u), int(v)) for rows in (prepared.selection, prepared.test) for u, v in zip(rows.user, rows.video, strict=False)}
+    held_out = {
+        (int(u), int(v))
+        for rows in (prepared.selection, prepared.test)
+        for u, v in zip(rows.user, rows.video, strict=False)
+    }
     seen = {(int(u), int(v)) for rows in (data.train, data.val) for u, v in zip(rows.user, rows.video, strict=False)}
     assert held_out and not held_out & seen
     assert isinstance(prepared, PreparedData) and prepared.n_users == data.n_users and prepared.scaler == data.scaler

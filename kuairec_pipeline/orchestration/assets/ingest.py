@@ -4,12 +4,13 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, DataVersion, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.dataset import loader, schema, source
 from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
+from kuairec_pipeline.orchestration.metadata import versioned_output
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.orchestration.versions import code_version
 
@@ -64,7 +65,7 @@ def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> Ou
     # so the UI marks everything downstream stale when new files arrive (a code version alone would not).
     stamps = pl.Series([Path(path).stat().st_mtime_ns for path in table["path"]], dtype=pl.Int64)
     version = provenance.frame_fingerprint(table.with_columns(mtime_ns=stamps))
-    return Output(table, data_version=DataVersion(version))
+    return versioned_output(table, version)
 
 
 def _interactions(

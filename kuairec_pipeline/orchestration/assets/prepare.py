@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetExecutionContext, Config, DataVersion, Output, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Config, Output, asset
 from pydantic import Field
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.features import checks as table_checks
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.orchestration import checks
-from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats
+from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats, versioned_output
 from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.target import SPLIT_TRAIN
 
@@ -24,9 +24,7 @@ def _table_output(table: pl.DataFrame, metadata: dict[str, Any]) -> Output:
     # The content fingerprint is the data version (the UI marks what is downstream of a changed table as stale, a
     # config change included) and goes into the Parquet metadata (the CLI and the models compare it).
     fingerprint = provenance.frame_fingerprint(table)
-    return Output(
-        table, data_version=DataVersion(fingerprint), metadata={**metadata, provenance.FINGERPRINT: fingerprint}
-    )
+    return versioned_output(table, fingerprint, {**metadata, provenance.FINGERPRINT: fingerprint})
 
 
 class FilteredRatiosConfig(Config):

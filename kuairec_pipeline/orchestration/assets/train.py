@@ -278,7 +278,10 @@ def _fit_sequential(
     video_features: pl.DataFrame,
 ) -> dict[str, np.ndarray]:
     data = build_training_data(filtered_ratios, user_features, video_features)
-    model.fit(data, progress=context.log.info)
+    from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only when training
+
+    with quiet_lightning_notices():
+        model.fit(data, progress=context.log.info)
     epochs = int(model.history.shape[0])
     context.add_output_metadata(
         {
