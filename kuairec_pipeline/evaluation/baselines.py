@@ -19,6 +19,7 @@ from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
 from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.target import TargetScaler
 
 
@@ -48,13 +49,14 @@ class AdditiveRecommender(Recommender):
 
     def _parts(self) -> tuple[np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part = self._parts()
-        videos = video_part if video_ids is None else video_part[np.asarray(video_ids, dtype=np.int64)]
-        scores = user_part[np.asarray(user_ids, dtype=np.int64)][:, None] + videos[None, :]
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        videos = video_part if video_ids is None else video_part[video_ids]
+        scores = user_part[user_ids][:, None] + videos[None, :]
         return np.clip(scores, 0.0, 1.0, out=scores)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -188,10 +190,15 @@ class RandomRecommender(Recommender):
         return self
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        videos = np.arange(self.n_videos) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
-        return hashed_uniform(self.config.seed, np.asarray(user_ids, dtype=np.int64), videos)
+        if self.n_users == 0 or self.n_videos == 0:
+            raise not_fitted(self)
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        videos = np.arange(self.n_videos) if video_ids is None else video_ids
+        return hashed_uniform(self.config.seed, user_ids, videos)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        if self.n_users == 0 or self.n_videos == 0:
+            raise not_fitted(self)
         return {"shape": np.array([self.n_users, self.n_videos], dtype=np.int64)}
 
     @classmethod
@@ -238,9 +245,10 @@ class OracleRecommender(Recommender):
         return self
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        rows = self.expected_target[np.asarray(user_ids, dtype=np.int64)]
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        rows = self.expected_target[user_ids]
         if video_ids is not None:
-            rows = rows[:, np.asarray(video_ids, dtype=np.int64)]
+            rows = rows[:, video_ids]
         return np.clip(rows.toarray(), 0.0, 1.0).astype(np.float32, copy=False)
 
     def to_arrays(self) -> dict[str, np.ndarray]:

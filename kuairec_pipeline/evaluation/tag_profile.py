@@ -24,6 +24,7 @@ import numpy as np
 from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,13 @@ class UserTagProfileRecommender(Recommender):
 
     def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None or self.affinity is None or self.video_tags is None:
-            raise RuntimeError("user_tag_profile is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part, self.affinity, self.video_tags
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part, affinity, video_tags = self._state()
-        users = np.asarray(user_ids, dtype=np.int64)
-        videos = np.arange(self.n_videos) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
+        users, checked = self._check_ids(user_ids, video_ids)
+        videos = np.arange(self.n_videos) if checked is None else checked
         scores = affinity[users] @ video_tags[videos].T
         scores += user_part[users][:, None]
         scores += video_part[videos][None, :]

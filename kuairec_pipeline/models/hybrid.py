@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender, config_from_dict
 
 ALS_PREFIX = "als."
@@ -64,6 +65,7 @@ def fit_blend(predictions: np.ndarray, target: np.ndarray, l2: float, non_negati
         weights, _ = nnls(design, response)
     else:
         weights = np.linalg.lstsq(design, response, rcond=None)[0]
+    check_solver(weights, "blend least squares")
     return float(target_mean - means @ weights), weights
 
 
@@ -120,11 +122,12 @@ class HybridRecommender(Recommender):
 
     def _components(self) -> tuple[ALSRecommender, TwoTowerRecommender]:
         if self.als is None or self.two_tower is None:
-            raise RuntimeError("HybridRecommender is not fitted: call fit(), from_components() or from_arrays()")
+            raise not_fitted(self, "call fit(), from_components() or from_arrays() first")
         return self.als, self.two_tower
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         als, two_tower = self._components()
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
         scores = als.score_all(user_ids, video_ids)
         scores *= np.float32(self.weights[0])
         scores += np.float32(self.weights[1]) * two_tower.score_all(user_ids, video_ids)

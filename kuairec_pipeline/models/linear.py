@@ -20,6 +20,7 @@ from scipy.sparse.linalg import LinearOperator, cg
 from kuairec_pipeline.models.als import aggregate_pairs
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 
 
@@ -138,7 +139,8 @@ def solve_ridge(
     def count(_: np.ndarray) -> None:
         iterations[0] += 1
 
-    theta, _info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner, callback=count)
+    theta, info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner, callback=count)
+    check_solver(theta, "linear ridge conjugate gradients", info, f"(max_iter={config.max_iter}, tol={config.tol})")
     return theta[:d_user], theta[d_user : d_user + d_video], float(theta[-1]), iterations[0]
 
 
@@ -196,13 +198,13 @@ class LinearRecommender(Recommender):
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None or self.user_taste is None or self.video_taste is None:
-            raise RuntimeError("LinearRecommender is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part, self.user_taste, self.video_taste
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part, user_taste, video_taste = self._fitted()
-        users = np.asarray(user_ids, dtype=np.int64)
-        videos = slice(None) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
+        users, checked = self._check_ids(user_ids, video_ids)
+        videos = slice(None) if checked is None else checked
         scores = user_part[users][:, None] + video_part[videos][None, :]
         if user_taste.shape[1]:
             scores += user_taste[users] @ video_taste[videos].T

@@ -32,6 +32,7 @@ import numpy as np
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.two_tower import _sigmoid_inplace
 
 WEIGHTS_PREFIX = "weights."
@@ -309,9 +310,10 @@ class SequentialRecommender(Recommender):
     # ---- scoring (NumPy only) ------------------------------------------------------------------------------
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         if self.user_states is None or self.video_vectors is None:
-            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
-        users = self.user_states[np.asarray(user_ids, dtype=np.int64)]
-        videos = self.video_vectors if video_ids is None else self.video_vectors[np.asarray(video_ids, np.int64)]
+            raise not_fitted(self)
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        users = self.user_states[user_ids]
+        videos = self.video_vectors if video_ids is None else self.video_vectors[video_ids]
         return _sigmoid_inplace(users @ videos.T)
 
     def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
@@ -325,7 +327,8 @@ class SequentialRecommender(Recommender):
         if history is None:
             return self.predict(rows.user, rows.video)
         if self.user_states is None:
-            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
+            raise not_fitted(self)
+        self._check_ids(rows.user, rows.video)
         built = sequences.build_history(history, self.n_users, self.config.seed)
         plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
         states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
@@ -336,7 +339,7 @@ class SequentialRecommender(Recommender):
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         if self.user_states is None:
-            raise RuntimeError("SequentialRecommender is not fitted: call fit() or from_arrays() first")
+            raise not_fitted(self)
         arrays = {
             "user_states": self.user_states,
             "video_vectors": self.video_vectors,

@@ -29,6 +29,7 @@ import numpy as np
 
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.threads import resolve_thread_count
 from kuairec_pipeline.models.two_tower_config import (  # noqa: F401  (re-exported: the model's public names)
     EMBEDDING_BATCH,
@@ -114,15 +115,16 @@ class TwoTowerRecommender(Recommender):
             self._network = two_tower_network.network_from_state(self.architecture, self.config, self._weights)
             self._weights = None
         if self._network is None:
-            raise RuntimeError("TwoTowerRecommender has no network: call fit() or from_arrays() first")
+            raise not_fitted(self)
         return self._network
 
     # ---- scoring (NumPy only) ------------------------------------------------------------------------------
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         if self.user_embeddings is None or self.video_embeddings is None:
-            raise RuntimeError("TwoTowerRecommender is not fitted: call fit() or from_arrays() first")
-        users = self.user_embeddings[np.asarray(user_ids, dtype=np.int64)]
-        videos = self.video_embeddings if video_ids is None else self.video_embeddings[np.asarray(video_ids, np.int64)]
+            raise not_fitted(self)
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        users = self.user_embeddings[user_ids]
+        videos = self.video_embeddings if video_ids is None else self.video_embeddings[video_ids]
         scores = users @ videos.T
         if self.config.link == "sigmoid":
             return _sigmoid_inplace(scores)
@@ -157,7 +159,7 @@ class TwoTowerRecommender(Recommender):
         elif self._weights is not None:
             weights = self._weights
         else:
-            raise RuntimeError("TwoTowerRecommender is not fitted: call fit() or from_arrays() first")
+            raise not_fitted(self)
         arrays = {
             "user_embeddings": self.user_embeddings,
             "video_embeddings": self.video_embeddings,
