@@ -243,7 +243,7 @@ def evaluate(
     predictions, hits, n_relevant = ranking.predictions, ranking.hits, ranking.n_relevant
 
     if model.time_aware:  # from the training rows strictly before each test row (DESIGN.md, sequential models)
-        predictions = model.predict_rows(test, data.train)
+        predictions = model.predict_rows(test, data.training.train)
 
     records: list[tuple[str, str, float, int]] = []
     kept = test.passes_filter

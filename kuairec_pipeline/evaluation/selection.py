@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.models.registry import SERVABLE_MODELS
 from kuairec_pipeline.target import SPLIT_SELECTION
 
 SELECTION_METRIC = "ndcg@10"  # a recommender is served for its lists, so the choice is made on a ranking metric
@@ -17,7 +17,9 @@ SELECTION_TIE_BREAK = "rmse"
 
 
 def select_served_model(metrics_table: pl.DataFrame) -> str:
-    """The trained model with the highest selection-slice ndcg@10 (lower selection rmse, then name, on a tie).
+    """The servable trained model with the highest selection-slice ndcg@10 (lower selection rmse, then name, on a tie).
+
+    Ablations (registry entries with ``servable=False``) are evaluated but never chosen.
 
     Parameters
     ----------
@@ -27,14 +29,16 @@ def select_served_model(metrics_table: pl.DataFrame) -> str:
     Returns
     -------
     str
-        A name from :data:`~kuairec_pipeline.models.registry.TRAINED_MODELS`.
+        A name from :data:`~kuairec_pipeline.models.registry.SERVABLE_MODELS`.
 
     Raises
     ------
     ValueError
         When no trained model has a selection ndcg@10 (e.g. the selection slice is empty).
     """
-    selection = metrics_table.filter((pl.col("split") == SPLIT_SELECTION) & pl.col("model").is_in(list(TRAINED_MODELS)))
+    selection = metrics_table.filter(
+        (pl.col("split") == SPLIT_SELECTION) & pl.col("model").is_in(list(SERVABLE_MODELS))
+    )
     candidates = (
         selection.filter(pl.col("metric") == SELECTION_METRIC)
         .select("model", ndcg="value")

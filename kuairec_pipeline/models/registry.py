@@ -13,6 +13,9 @@ class ModelEntry:
     name: str  # the model's name in metrics.parquet and recommendations.parquet
     asset_key: str  # the asset whose .npz bundle holds the fitted model
     class_path: str  # "module:Class", imported lazily so the CLI never loads torch it does not need
+    # An ablation (e.g. the order-shuffled sequential model) is evaluated but never served: it exists to measure
+    # an effect, and on a small selection slice it can win the choice by noise alone.
+    servable: bool = True
 
     def model_class(self) -> type[Recommender]:
         module_name, class_name = self.class_path.split(":")
@@ -31,6 +34,10 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "sequential_shuffled",
             "sequential_shuffled",
             "kuairec_pipeline.models.sequential:ShuffledSequentialRecommender",
+            servable=False,
         ),
     )
 }
+
+
+SERVABLE_MODELS: tuple[str, ...] = tuple(name for name, entry in TRAINED_MODELS.items() if entry.servable)

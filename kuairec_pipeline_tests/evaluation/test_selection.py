@@ -99,3 +99,14 @@ def test_sparse_ndcg_equals_the_dense_grid_ndcg_on_planted_selection_pairs() -> 
         sparse, n_ranked = sparse_ndcg_at_k(pairs, model.predict(pairs.user, pairs.video), 10, 1.0, data.n_videos)
         assert n_ranked == int(ranked.sum()) > 5
         assert sparse == pytest.approx(dense)
+
+
+def test_an_ablation_is_never_served() -> None:
+    rows = [
+        ("als", "selection", "ndcg@10", 0.30, 10),
+        ("sequential_shuffled", "selection", "ndcg@10", 0.90, 10),  # best by far, but an ablation
+        ("als", "selection", "rmse", 0.20, 10),
+        ("sequential_shuffled", "selection", "rmse", 0.10, 10),
+    ]
+    table = pl.DataFrame(rows, schema=["model", "split", "metric", "value", "count"], orient="row")
+    assert select_served_model(table) == "als"
