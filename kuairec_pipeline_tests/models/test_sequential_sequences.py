@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kuairec_pipeline.features.scaling import TargetScaler
 
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.data import Interactions
+from kuairec_pipeline.target import TargetScaler
 
 
 def random_rows(seed: int = 0, n_rows: int = 400, n_users: int = 12, nan_share: float = 0.1) -> Interactions:
