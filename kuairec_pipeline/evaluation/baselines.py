@@ -224,7 +224,23 @@ class OracleRecommender(Recommender):
 
     @classmethod
     def from_truth(cls, truth: pl.DataFrame, scaler: TargetScaler, n_users: int, n_videos: int) -> Self:
-        """From the ``planted_truth`` table (``user_id``, ``video_id``, ``expected_watch_ratio_le3``, ...)."""
+        """The oracle of the ``planted_truth`` table (synthetic twin only).
+
+        Parameters
+        ----------
+        truth : ``planted_truth`` rows (``user_id``, ``video_id``, ``expected_watch_ratio_le3``, ...).
+        scaler : maps the expected raw watch ratio onto the target scale.
+        n_users, n_videos : the data's id ranges.
+
+        Returns
+        -------
+        OracleRecommender scoring each truth cell by its scaled expectation, every other cell 0.
+
+        Raises
+        ------
+        ValueError
+            If ``truth`` is empty or holds ids outside the ranges.
+        """
         if truth.is_empty():
             raise ValueError("the planted truth is empty: the oracle exists for the synthetic twin only")
         values = scaler.transform(truth["expected_watch_ratio_le3"].to_numpy())
@@ -237,7 +253,21 @@ class OracleRecommender(Recommender):
         return cls(matrix)
 
     def fit(self, data: TrainingData) -> Self:
-        """Nothing to learn; only checks the truth covers the same id ranges as the data."""
+        """Nothing to learn; only checks the truth covers the same id ranges as the data.
+
+        Parameters
+        ----------
+        data : the training data (only its sizes are read).
+
+        Returns
+        -------
+        ``self``.
+
+        Raises
+        ------
+        ValueError
+            If the data's sizes differ from the truth's.
+        """
         if (data.n_users, data.n_videos) != (self.n_users, self.n_videos):
             raise ValueError(
                 f"oracle built for {self.n_users} x {self.n_videos}, data has {data.n_users} x {data.n_videos}"
@@ -281,7 +311,17 @@ BASELINES: dict[str, type[Recommender]] = {
 
 
 def fit_baselines(data: TrainingData, truth: pl.DataFrame | None = None) -> list[Recommender]:
-    """Every baseline with its default config, fitted; the oracle too when a non-empty planted truth is given."""
+    """Every baseline with its default config, fitted; the oracle too when a non-empty planted truth is given.
+
+    Parameters
+    ----------
+    data : the training data.
+    truth : the ``planted_truth`` table, or None (real data).
+
+    Returns
+    -------
+    list of fitted recommenders, in ``BASELINES`` order, then the oracle.
+    """
     models: list[Recommender] = [cls().fit(data) for cls in BASELINES.values()]
     if truth is not None and not truth.is_empty():
         models.append(OracleRecommender.from_truth(truth, data.scaler, data.n_users, data.n_videos).fit(data))

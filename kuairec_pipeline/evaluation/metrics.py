@@ -51,6 +51,16 @@ COUNT_METRICS = frozenset({"users_ranked", "users_without_positive"})
 
 
 def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (ranking metrics: ndcg@k, recall@k, precision@k).
+
+    Parameters
+    ----------
+    metric : a metric name of the metrics table, e.g. ``"ndcg@10"`` or ``"rmse"``.
+
+    Returns
+    -------
+    True for ranking metrics, False otherwise (errors, where lower is better, and counts).
+    """
     return metric.startswith(RANKING_PREFIXES)
 
 
@@ -71,6 +81,22 @@ class EvaluationGrid:
     def from_interactions(
         cls, test: Interactions, positive_watch_ratio: float = POSITIVE_WATCH_RATIO
     ) -> EvaluationGrid:
+        """The grid of the test rows: their distinct users x distinct videos.
+
+        Parameters
+        ----------
+        test : the test interactions, one row per (user, video) pair.
+        positive_watch_ratio : a row is relevant (a positive) when its raw watch ratio exceeds this (unitless).
+
+        Returns
+        -------
+        EvaluationGrid over the sorted distinct test users and videos.
+
+        Raises
+        ------
+        ValueError
+            If ``test`` is empty or holds a (user, video) pair twice.
+        """
         if len(test) == 0:
             raise ValueError("the test split is empty: nothing to evaluate")
         users, row_user = np.unique(test.user.astype(np.int64), return_inverse=True)
@@ -91,7 +117,23 @@ class EvaluationGrid:
 def iter_grid_scores(
     model: Recommender, grid: EvaluationGrid, batch_users: int | None = None
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(first, last, scores of grid users first..last-1 x all grid videos), in user batches bounded in memory."""
+    """``model.score_all`` over the grid, in user batches bounded in memory.
+
+    Parameters
+    ----------
+    model : a fitted recommender.
+    grid : the evaluation grid.
+    batch_users : grid users per batch; default: as many as fit in ``SCORE_BATCH_CELLS`` cells.
+
+    Yields
+    ------
+    (first, last, scores): grid user indices [first, last) and float (last - first, n_grid_videos) scores.
+
+    Raises
+    ------
+    ValueError
+        If ``score_all`` returns the wrong shape.
+    """
     batch = batch_users or max(1, SCORE_BATCH_CELLS // max(1, grid.videos.size))
     for first in range(0, grid.users.size, batch):
         last = min(first + batch, grid.users.size)
@@ -104,12 +146,32 @@ def iter_grid_scores(
 
 
 def tie_break_order(n_columns: int) -> np.ndarray:
-    """The fixed column order that settles tied scores (seeded, so every model and run sees the same one)."""
+    """The fixed column order that settles tied scores (seeded, so every model and run sees the same one).
+
+    Parameters
+    ----------
+    n_columns : number of candidate columns.
+
+    Returns
+    -------
+    int64 (n_columns,): a permutation of ``range(n_columns)``.
+    """
     return np.random.default_rng(TIE_BREAK_SEED).permutation(n_columns)
 
 
 def rank_candidates(scores: np.ndarray, candidates: np.ndarray | None, k: int) -> np.ndarray:
-    """Column indices of the top ``k`` per row, best first; non-candidates last; ties in tie_break_order."""
+    """Column indices of the top ``k`` per row, best first; non-candidates last; ties in :func:`tie_break_order`.
+
+    Parameters
+    ----------
+    scores : float (n_users, n_columns).
+    candidates : bool (n_users, n_columns), True = may be ranked; None = every column.
+    k : list length (<= n_columns).
+
+    Returns
+    -------
+    int64 (n_users, k) column indices.
+    """
     ranked = np.where(candidates, scores, -np.inf) if candidates is not None else scores
     order = tie_break_order(ranked.shape[1])
     # A stable sort of the permuted columns keeps tied columns in permutation order.
@@ -124,7 +186,19 @@ def _hits_of(top: np.ndarray, relevant: np.ndarray, candidates: np.ndarray | Non
 
 
 def ranking_hits(scores: np.ndarray, relevant: np.ndarray, candidates: np.ndarray | None, k: int) -> np.ndarray:
-    """bool (n_users, k): whether the item at each rank is relevant (a non-candidate never is)."""
+    """Whether the item at each rank of the top ``k`` is relevant (a non-candidate never is).
+
+    Parameters
+    ----------
+    scores : float (n_users, n_columns).
+    relevant : bool (n_users, n_columns).
+    candidates : bool (n_users, n_columns) or None (every column).
+    k : list length (<= n_columns).
+
+    Returns
+    -------
+    bool (n_users, k).
+    """
     return _hits_of(rank_candidates(scores, candidates, k), relevant, candidates)
 
 
@@ -133,7 +207,20 @@ def _discounts(k: int) -> np.ndarray:
 
 
 def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Binary-gain NDCG@k per user; the ideal ranking puts min(n_relevant, k) positives on top. NaN if none."""
+    """Binary-gain NDCG@k per user (Järvelin & Kekäläinen, "Cumulated gain-based evaluation of IR
+    techniques", ACM TOIS 2002): DCG of the ranked hits with 1 / log2(rank + 1) discounts over the DCG of the ideal
+    ranking, which puts min(n_relevant, k) positives on top.
+
+    Parameters
+    ----------
+    hits : bool (n_users, >= k or fewer columns for a short list): relevance at each rank.
+    n_relevant : int (n_users,): the user's positives among the candidates.
+    k : cut-off.
+
+    Returns
+    -------
+    float64 (n_users,) in [0, 1]; NaN for a user without positives.
+    """
     discounts = _discounts(k)
     dcg = hits[:, :k].astype(np.float64) @ discounts[: min(k, hits.shape[1])]
     ideal_prefix = np.concatenate([[0.0], np.cumsum(discounts)])
@@ -143,18 +230,49 @@ def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Positives in the top k over all the user's positives; NaN for a user without positives."""
+    """Positives in the top ``k`` over all the user's positives.
+
+    Parameters
+    ----------
+    hits : bool (n_users, >= k): relevance at each rank.
+    n_relevant : int (n_users,): the user's positives.
+    k : cut-off.
+
+    Returns
+    -------
+    float64 (n_users,) in [0, 1]; NaN for a user without positives.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_relevant > 0, hits[:, :k].sum(axis=1) / n_relevant, np.nan)
 
 
 def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
-    """Positives in the top k over k (a short list still divides by k)."""
+    """Positives in the top ``k`` over ``k`` (a short list still divides by ``k``).
+
+    Parameters
+    ----------
+    hits : bool (n_users, >= k): relevance at each rank.
+    k : cut-off.
+
+    Returns
+    -------
+    float64 (n_users,) in [0, 1].
+    """
     return hits[:, :k].sum(axis=1) / k
 
 
 def pointwise_errors(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(MAE, RMSE) in float64; NaN for no rows."""
+    """Mean absolute and root mean squared error.
+
+    Parameters
+    ----------
+    prediction : float (n,).
+    truth : float (n,), same units as ``prediction``.
+
+    Returns
+    -------
+    (MAE, RMSE) as floats (float64 arithmetic); NaN for n = 0.
+    """
     if prediction.size == 0:
         return float("nan"), float("nan")
     error = prediction.astype(np.float64) - truth.astype(np.float64)
@@ -164,7 +282,19 @@ def pointwise_errors(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, 
 def raw_errors(
     prediction: np.ndarray, watch_ratio: np.ndarray, scaler: TargetScaler, clip: float = RAW_CLIP
 ) -> tuple[float, float]:
-    """(MAE, RMSE) of the raw watch ratio, prediction mapped back with ``scaler``; both sides clipped at ``clip``."""
+    """(MAE, RMSE) on the raw watch-ratio scale: the prediction mapped back with ``scaler``, both sides clipped.
+
+    Parameters
+    ----------
+    prediction : float (n,), scaled watch ratio in [0, 1].
+    watch_ratio : float (n,), raw watch ratio (play time over duration).
+    scaler : the target scaler the model was trained with.
+    clip : upper clip of both sides, in raw watch ratio.
+
+    Returns
+    -------
+    (MAE, RMSE) in raw watch ratio; NaN for n = 0.
+    """
     predicted = np.minimum(scaler.inverse(prediction), clip)
     return pointwise_errors(predicted, np.minimum(watch_ratio.astype(np.float64), clip))
 
@@ -182,7 +312,26 @@ class GridRanking:
 def rank_grid(
     model: Recommender, grid: EvaluationGrid, n_rows: int, k: int, name: str, batch_users: int | None = None
 ) -> GridRanking:
-    """Score ``grid`` in user batches through ``score_all``: per-row predictions and the top ``k`` per user."""
+    """Score ``grid`` in user batches through ``score_all``: per-row predictions and the top ``k`` per user.
+
+    Parameters
+    ----------
+    model : a fitted recommender.
+    grid : the evaluation grid built from the same ``n_rows`` interactions.
+    n_rows : number of interactions behind ``grid``.
+    k : longest cut-off needed.
+    name : the model's label in error messages.
+    batch_users : grid users per batch (default: bounded by ``SCORE_BATCH_CELLS``).
+
+    Returns
+    -------
+    GridRanking: float32 (n_rows,) predictions, int64 top video ids, bool (n_grid_users, k) hits, positives per user.
+
+    Raises
+    ------
+    ValueError
+        If a score of an evaluated cell is not finite, or ``score_all`` returns the wrong shape.
+    """
     predictions = np.empty(n_rows, dtype=np.float32)
     width = min(k, grid.videos.size)
     top = np.empty((grid.users.size, width), dtype=np.int64)
@@ -424,6 +573,23 @@ def seen_matrix(data: PreparedData, splits: Sequence[str] = (SPLIT_TRAIN, SPLIT_
 def top_k_test_videos(
     model: Recommender, data: PreparedData, k: int, batch_users: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(test users, their top ``k`` test video ids best first) exactly as :func:`evaluate` ranks them."""
+    """The top ``k`` test videos of every test user, exactly as :func:`evaluate` ranks them.
+
+    Parameters
+    ----------
+    model : a fitted recommender.
+    data : the prepared data; its test rows form the grid.
+    k : list length.
+    batch_users : grid users per scoring batch (default: bounded by ``SCORE_BATCH_CELLS``).
+
+    Returns
+    -------
+    (int64 (n_test_users,) sorted test user ids, int64 (n_test_users, min(k, n_test_videos)) video ids, best first).
+
+    Raises
+    ------
+    ValueError
+        If the test split is empty.
+    """
     grid = EvaluationGrid.from_interactions(data.test)
     return grid.users, rank_grid(model, grid, len(data.test), k, model.name, batch_users).top

@@ -47,7 +47,16 @@ class TagProfileConfig:
 
 
 def tag_weights(multi_hot: np.ndarray) -> np.ndarray:
-    """float32 (n_videos, n_tags): each video's tags weighing 1 / its number of tags (rows of untagged videos 0)."""
+    """Each video's tags weighing 1 / its number of tags (rows of untagged videos stay 0).
+
+    Parameters
+    ----------
+    multi_hot : float (n_videos, n_tags), 0/1 tag indicators.
+
+    Returns
+    -------
+    float32 (n_videos, n_tags); each tagged row sums to 1.
+    """
     counts = multi_hot.sum(axis=1, keepdims=True)
     return (multi_hot / np.maximum(counts, 1.0)).astype(np.float32)
 
@@ -68,7 +77,16 @@ class UserTagProfileRecommender(Recommender):
         self.shrinkage = float("nan")  # the shrinkage chosen on the tuning slice
 
     def fit(self, data: TrainingData) -> Self:
-        """Biases by the exact ridge solve, residual sums per (user, tag), shrinkage chosen on ``data.val``."""
+        """Biases by the exact ridge solve, residual sums per (user, tag), shrinkage chosen on ``data.val``.
+
+        Parameters
+        ----------
+        data : training data; ``data.val`` picks the shrinkage (the first grid value when it is empty).
+
+        Returns
+        -------
+        ``self``, fitted.
+        """
         pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
         global_bias, user_bias, video_bias = fit_biases(pairs, data.n_videos, self.config.bias_l2)
         residual = pairs.mean_target - (global_bias + user_bias[pairs.user] + video_bias[pairs.video])
