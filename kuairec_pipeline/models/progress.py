@@ -86,7 +86,16 @@ class EpochProgress(Callback):
         )
 
     def stop_reason(self, trainer: lightning.Trainer) -> str:
-        """Why the fit ended, in words."""
+        """Why the fit ended, in words (early stop with the kept epoch, max_epochs, interruption).
+
+        Parameters
+        ----------
+        trainer : the Lightning trainer after (or during) ``fit``.
+
+        Returns
+        -------
+        str, one phrase.
+        """
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch > 0:
             return (
@@ -108,7 +117,12 @@ LIGHTNING_NOTICES = "lightning.pytorch.utilities.rank_zero"
 
 @contextlib.contextmanager
 def quiet_lightning_notices() -> Iterator[None]:
-    """Raise Lightning's notice logger to WARNING for the block (warnings and errors still show)."""
+    """Raise Lightning's notice logger to WARNING for the block (warnings and errors still show).
+
+    Yields
+    ------
+    None; the logger's level is restored on exit, also after an exception.
+    """
     logger = logging.getLogger(LIGHTNING_NOTICES)
     previous = logger.level
     logger.setLevel(logging.WARNING)

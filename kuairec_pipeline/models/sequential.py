@@ -125,7 +125,21 @@ class SequentialConfig:
 
 
 def config_from_dict(values: dict[str, Any]) -> SequentialConfig:
-    """Inverse of ``dataclasses.asdict`` after a JSON round trip (unknown keys dropped)."""
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip (unknown keys dropped).
+
+    Parameters
+    ----------
+    values : field name -> value, e.g. :func:`~kuairec_pipeline.models.base.stored_config` of a bundle.
+
+    Returns
+    -------
+    SequentialConfig.
+
+    Raises
+    ------
+    ValueError
+        If a value is outside its field's range.
+    """
     known = {f.name for f in dataclasses.fields(SequentialConfig)}
     return SequentialConfig(**{key: value for key, value in values.items() if key in known})
 
@@ -142,6 +156,16 @@ class SequentialArchitecture:
 
     @classmethod
     def from_data(cls, data: TrainingData) -> SequentialArchitecture:
+        """The network's sizes read off the training data.
+
+        Parameters
+        ----------
+        data : the training data (id ranges, categorical cardinalities, tag slots).
+
+        Returns
+        -------
+        SequentialArchitecture.
+        """
         return cls(
             n_users=data.n_users,
             n_videos=data.n_videos,
@@ -252,7 +276,17 @@ class SequentialRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, progress: Callable[[str], None] | None = None) -> Self:
-        """Train on ``data.train`` (early stopping on ``data.val``); ``progress`` receives one line per epoch."""
+        """Train on ``data.train`` (early stopping on ``data.val``), then store each user's final state.
+
+        Parameters
+        ----------
+        data : the training data.
+        progress : receives one line per epoch; None for silence.
+
+        Returns
+        -------
+        ``self``, fitted.
+        """
         from kuairec_pipeline.models import sequential_network
 
         self.architecture = SequentialArchitecture.from_data(data)

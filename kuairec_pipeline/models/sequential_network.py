@@ -47,6 +47,18 @@ class VideoEncoder(nn.Module):
                     table.weight[table.padding_idx].zero_()
 
     def forward(self, video: torch.Tensor, tags: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """Video vectors: id embedding + mean tag embedding + categorical embeddings.
+
+        Parameters
+        ----------
+        video : int64 tensor, any shape S.
+        tags : int64 tensor S + (tag_slots,), 0 = empty slot.
+        categorical : int64 tensor S + (n_categorical,).
+
+        Returns
+        -------
+        float tensor S + (d,).
+        """
         tag_count = (tags > 0).sum(dim=-1, keepdim=True).clamp(min=1)
         vector = self.video(video) + self.tags(tags).sum(dim=-2) / tag_count
         for column, table in enumerate(self.categorical):
@@ -99,14 +111,42 @@ class SequentialNetwork(lightning.LightningModule):
         self._val_sums = torch.zeros(3)
 
     def set_video_features(self, tags: np.ndarray, categorical: np.ndarray) -> None:
+        """Copy the per-video tags and categorical ids into the network's buffers.
+
+        Parameters
+        ----------
+        tags : int (n_videos, tag_slots), 0 = empty slot.
+        categorical : int (n_videos, n_categorical).
+        """
         self.video_tags.copy_(torch.from_numpy(tags.astype(np.int64)))
         self.video_categorical.copy_(torch.from_numpy(categorical.astype(np.int64)))
 
     def video_vectors(self, encoder: VideoEncoder, video: torch.Tensor) -> torch.Tensor:
+        """``encoder``'s vectors of ``video`` with the stored video features.
+
+        Parameters
+        ----------
+        encoder : the input or the output :class:`VideoEncoder`.
+        video : int64 tensor, any shape S.
+
+        Returns
+        -------
+        float tensor S + (d,).
+        """
         return encoder(video, self.video_tags[video], self.video_categorical[video])
 
     def encode(self, video: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-        """States (B, L, d) of right-padded windows: position j sees positions 0..j of its own window only."""
+        """States (B, L, d) of right-padded windows: position j sees positions 0..j of its own window only.
+
+        Parameters
+        ----------
+        video : int64 tensor (B, L) of video ids.
+        ratio : float tensor (B, L) of scaled watch ratios.
+
+        Returns
+        -------
+        float tensor (B, L, d).
+        """
         width = video.shape[1]
         x = (
             self.video_vectors(self.input_encoder, video)
@@ -117,11 +157,31 @@ class SequentialNetwork(lightning.LightningModule):
         return self.final_norm(x)
 
     def score(self, state: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Logits of candidate ``video`` (any shape) for ``state`` (same shape + d)."""
+        """Logits of candidate ``video`` (any shape) for ``state`` (same shape + d).
+
+        Parameters
+        ----------
+        state : float tensor S + (d,).
+        video : int64 tensor S.
+
+        Returns
+        -------
+        float tensor S: the logit (sigmoid gives the scaled watch ratio).
+        """
         candidate = self.video_vectors(self.output_encoder, video)
         return (state * candidate).sum(-1) + self.video_bias(video).squeeze(-1) + self.global_bias
 
     def user_vectors(self, user: torch.Tensor) -> torch.Tensor:
+        """The user's own embedding added to the state (zeros when the config has none).
+
+        Parameters
+        ----------
+        user : int64 tensor (B,).
+
+        Returns
+        -------
+        float tensor (B, d).
+        """
         if self.user_embedding is None:
             return torch.zeros(user.shape[0], self.config.hidden_dim, device=user.device)
         return self.user_embedding(user)
@@ -166,7 +226,16 @@ class SequentialNetwork(lightning.LightningModule):
         )
 
     def window_states(self, video: torch.Tensor, ratio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        """(m, d): the state at each window's last valid position, in batches of windows."""
+        """The state at each window's last valid position, in batches of windows.
+
+        Parameters
+        ----------
+        video : int64 tensor (m, L); ratio : float tensor (m, L); length : int64 tensor (m,) valid positions (>= 1).
+
+        Returns
+        -------
+        float tensor (m, d).
+        """
         out = []
         for first in range(0, video.shape[0], STATE_BATCH_WINDOWS):
             part = slice(first, first + STATE_BATCH_WINDOWS)
@@ -217,7 +286,17 @@ class WindowBatches(torch.utils.data.IterableDataset):
         return math.ceil(self.windows_per_epoch / self.config.batch_windows)
 
     def batch(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The tensors of one batch of windows (indices into this dataset's windows)."""
+        """The tensors of one batch of windows.
+
+        Parameters
+        ----------
+        windows : int64 tensor (B,) of indices into this dataset's windows.
+
+        Returns
+        -------
+        dict of name -> tensor: ``video`` and ``ratio`` (B, L) inputs, ``user`` (B,), the next-row ``target_video``,
+        ``target`` and ``target_valid`` (B, L), and ``first`` (B,).
+        """
         start, length = self.start[windows], self.length[windows]
         offsets = torch.arange(int(length.max()), device=start.device)
         valid = offsets[None, :] < length[:, None]
@@ -255,7 +334,19 @@ class WindowBatches(torch.utils.data.IterableDataset):
 def query_batch(
     history: sequences.History, rows, config: SequentialConfig, device: torch.device
 ) -> dict[str, torch.Tensor]:
-    """Validation as one batch: the windows of every val row's history before it, and the rows themselves."""
+    """Validation as one batch: the windows of every val row's history before it, and the rows themselves.
+
+    Parameters
+    ----------
+    history : the training rows per user, time-ordered.
+    rows : the validation interactions.
+    config : the model's config (``max_len``).
+    device : where the tensors live.
+
+    Returns
+    -------
+    dict of name -> tensor.
+    """
     plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len)
     index, _ = sequences.window_matrix(
         history, plan.window_end, plan.window_length, config.max_len, config.shuffle_positions
@@ -303,7 +394,19 @@ def train_network(
     data: TrainingData,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Fit a fresh network with Lightning on ``data.train``, early stopping on ``data.val``."""
+    """Fit a fresh network with Lightning on ``data.train``, early stopping on ``data.val``.
+
+    Parameters
+    ----------
+    architecture : the network's sizes.
+    config : the model's config.
+    data : the training data.
+    progress : receives one line per epoch; None for silence.
+
+    Returns
+    -------
+    TrainResult: the best epoch's weights, that epoch, the per-epoch history and the video vectors.
+    """
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
     callbacks: list[Callback] = [keep_best, EpochProgress(progress)]
@@ -375,7 +478,17 @@ def train_network(
 def network_from_weights(
     architecture: SequentialArchitecture, config: SequentialConfig, weights: dict[str, np.ndarray]
 ) -> SequentialNetwork:
-    """Rebuild the network from its state dict held as arrays (for checks against the NumPy scoring)."""
+    """Rebuild the network from its state dict held as arrays (for checks against the NumPy scoring).
+
+    Parameters
+    ----------
+    architecture, config : what the network was built with.
+    weights : name -> ndarray state dict.
+
+    Returns
+    -------
+    SequentialNetwork on CPU.
+    """
     network = SequentialNetwork(architecture, config)
     network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in weights.items()})
     return network.eval()
@@ -384,7 +497,17 @@ def network_from_weights(
 def torch_window_states(
     network: SequentialNetwork, video: np.ndarray, ratio: np.ndarray, length: np.ndarray
 ) -> np.ndarray:
-    """The torch forward's state at each window's last valid position (eval mode, CPU), float32 (m, d)."""
+    """The torch forward's state at each window's last valid position (eval mode, CPU).
+
+    Parameters
+    ----------
+    network : the network.
+    video : int (m, L); ratio : float (m, L); length : int (m,).
+
+    Returns
+    -------
+    float32 (m, d).
+    """
     with torch.no_grad():
         return network.window_states(
             torch.from_numpy(np.asarray(video, np.int64)),

@@ -94,6 +94,14 @@ class Tower(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
+        """Copy the per-id side features into the tower's buffers (they move with the module's device).
+
+        Parameters
+        ----------
+        categorical : int (n_ids, n_categorical) category ids.
+        numeric : float (n_ids, n_numeric), each in [0, 1].
+        tags : int (n_ids, tag_slots) tag ids (0 = empty slot), or None for a tower without tags.
+        """
         self.categorical.copy_(torch.from_numpy(np.asarray(categorical, dtype=np.int64)))
         self.numeric.copy_(torch.from_numpy(np.asarray(numeric, dtype=np.float32)))
         if tags is not None and self.tag_bag is not None:
@@ -174,7 +182,16 @@ class TwoTowerNetwork(lightning.LightningModule):
         self._val_sums = torch.zeros(3)  # squared error, absolute error, rows (moved to the device on use)
 
     def forward(self, users: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
-        """Logits for (user, video) pairs."""
+        """Logits for (user, video) pairs.
+
+        Parameters
+        ----------
+        users, videos : int64 tensors (B,) of ids.
+
+        Returns
+        -------
+        float tensor (B,): the score before the link (:meth:`predictions`).
+        """
         return self._logits_and_penalty(users, videos)[0]
 
     def _logits_and_penalty(self, users: torch.Tensor, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,13 +202,32 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         """The link: sigmoid, or the identity (clipped to [0, 1] only where scores are served, not in the loss,
-        so that a prediction outside the range still gets a gradient back)."""
+        so that a prediction outside the range still gets a gradient back).
+
+        Parameters
+        ----------
+        logits : float tensor, any shape.
+
+        Returns
+        -------
+        float tensor, same shape: predicted scaled watch ratio.
+        """
         return torch.sigmoid(logits) if self.config.link == "sigmoid" else logits
 
     def loss(
         self, users: torch.Tensor, videos: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty."""
+        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty.
+
+        Parameters
+        ----------
+        users, videos : int64 tensors (B,) of ids.
+        target : float tensor (B,), scaled watch ratio in [0, 1].
+
+        Returns
+        -------
+        (scalar objective tensor, scalar MSE tensor).
+        """
         logits, penalty = self._logits_and_penalty(users, videos)
         mse = torch.mean((self.predictions(logits) - target) ** 2)
         return mse + self.config.id_l2 * penalty.mean(), mse
@@ -228,7 +264,13 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     @torch.no_grad()
     def augmented_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """([u, b_user, 1] for every user, [v, 1, b_video + b_global] for every video), float32 NumPy arrays."""
+        """The towers' outputs folded into two matrices whose product is the logit.
+
+        Returns
+        -------
+        (float32 (n_users, d + 2) rows ``[u, b_user, 1]``,
+        float32 (n_videos, d + 2) rows ``[v, 1, b_video + b_global]``).
+        """
         was_training = self.training
         self.eval()
         try:
@@ -259,7 +301,16 @@ class TwoTowerNetwork(lightning.LightningModule):
 
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block and restore it after (it is process-wide)."""
+    """Set torch's intra-op thread count for the block and restore it after (it is process-wide).
+
+    Parameters
+    ----------
+    threads : intra-op threads (>= 1).
+
+    Yields
+    ------
+    None.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -271,23 +322,70 @@ def torch_threads(threads: int) -> Iterator[None]:
 def network_from_state(
     architecture: Architecture, config: TwoTowerConfig, state: dict[str, np.ndarray]
 ) -> TwoTowerNetwork:
-    """Rebuild a network from a state dict held as NumPy arrays (as stored in the model's bundle)."""
+    """Rebuild a network from a state dict held as NumPy arrays (as stored in the model's bundle).
+
+    Parameters
+    ----------
+    architecture : the sizes the network was built with.
+    config : the model's config.
+    state : parameter/buffer name -> array, as :func:`state_arrays` gives.
+
+    Returns
+    -------
+    TwoTowerNetwork on CPU.
+
+    Raises
+    ------
+    RuntimeError
+        If the state does not match the architecture (torch's ``load_state_dict``).
+    """
     network = TwoTowerNetwork(architecture, config)
     network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
     return network.eval()
 
 
 def state_arrays(network: TwoTowerNetwork) -> dict[str, np.ndarray]:
+    """The network's state dict as NumPy arrays (CPU copies).
+
+    Parameters
+    ----------
+    network : a two-tower network.
+
+    Returns
+    -------
+    dict of name -> ndarray.
+    """
     return {name: value.detach().cpu().numpy() for name, value in network.state_dict().items()}
 
 
 def embeddings(network: TwoTowerNetwork, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`TwoTowerNetwork.augmented_embeddings` computed with ``threads`` torch threads.
+
+    Parameters
+    ----------
+    network : a two-tower network.
+    threads : intra-op threads (>= 1).
+
+    Returns
+    -------
+    (float32 (n_users, d + 2), float32 (n_videos, d + 2)).
+    """
     with torch_threads(threads):
         return network.augmented_embeddings()
 
 
 def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-    """The network's own forward pass on (user, video) pairs (eval mode, CPU)."""
+    """The network's own forward pass on (user, video) pairs (eval mode, CPU).
+
+    Parameters
+    ----------
+    network : a two-tower network (moved to CPU).
+    user_ids, video_ids : int (n,) paired ids.
+
+    Returns
+    -------
+    float32 (n,): the served prediction (link applied, clipped to [0, 1]).
+    """
     network = network.cpu().eval()
     with torch.no_grad():
         logits = network(
@@ -302,7 +400,17 @@ def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_
 
 
 def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:
-    """``torch.save`` of the state dict (tensors only, so ``weights_only`` loading works), atomically."""
+    """``torch.save`` of the state dict (tensors only, so ``weights_only`` loading works), atomically.
+
+    Parameters
+    ----------
+    network : a two-tower network.
+    path : the target file.
+
+    Returns
+    -------
+    The path written.
+    """
     target = Path(path)
     with atomic_path(target) as tmp:
         torch.save(network.state_dict(), tmp)
@@ -310,5 +418,16 @@ def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:
 
 
 def load_state(network: TwoTowerNetwork, path: str | Path) -> None:
-    """Load a state dict written by :func:`save_state`; ``weights_only=True`` refuses pickled objects."""
+    """Load a state dict written by :func:`save_state`; ``weights_only=True`` refuses pickled objects.
+
+    Parameters
+    ----------
+    network : the network to load into (same architecture).
+    path : a file written by :func:`save_state`.
+
+    Raises
+    ------
+    RuntimeError
+        If the state does not match the network.
+    """
     network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -60,6 +60,20 @@ class IndexBatches(torch.utils.data.IterableDataset):
 def index_batch_loader(
     rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0
 ) -> torch.utils.data.DataLoader:
+    """A DataLoader of whole batches of row indices (``batch_size=None``: the dataset yields batches).
+
+    Parameters
+    ----------
+    rows : the interactions to iterate.
+    batch_size : rows per batch.
+    device : where the batch tensors live.
+    shuffle : shuffle the rows every epoch (seeded).
+    seed : the shuffle seed.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader over :class:`IndexBatches`.
+    """
     return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
 
 
@@ -109,7 +123,18 @@ def _logit(probability: float) -> float:
 
 
 def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """(global, user biases, video biases): the exact ridge solve of the user_video_bias baseline."""
+    """The exact ridge solve of the user_video_bias baseline
+    (:func:`kuairec_pipeline.models.als.fit_biases`), used to start the networks' biases.
+
+    Parameters
+    ----------
+    data : the training data.
+    bias_l2 : ridge penalty on each bias, in training rows (>= 0).
+
+    Returns
+    -------
+    (global bias float, float64 (n_users,) user biases, float64 (n_videos,) video biases), in target units.
+    """
     from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 
     return fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, bias_l2)
@@ -144,7 +169,18 @@ def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: Tr
 
 @torch.no_grad()
 def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int = 65_536) -> float:
-    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it."""
+    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it.
+
+    Parameters
+    ----------
+    network : a two-tower network.
+    rows : the interactions to score.
+    batch_size : rows per forward pass.
+
+    Returns
+    -------
+    float, in squared target units; 0.0 for no rows.
+    """
     was_training = network.training
     network.eval()
     squared = 0.0
@@ -172,7 +208,19 @@ def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
 def train_network(
     architecture: Architecture, config: TwoTowerConfig, data: TrainingData
 ) -> tuple[TwoTowerNetwork, int, np.ndarray]:
-    """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
+    """Fit a fresh network with Lightning (early stopping on ``data.val`` when it has rows).
+
+    Parameters
+    ----------
+    architecture : the network's sizes.
+    config : the model's config (optimizer, epochs, patience, ...).
+    data : the training data.
+
+    Returns
+    -------
+    (the best epoch's network on CPU, best epoch (0-based), float64 (epochs, 4) history: epoch, train_loss, val_mse,
+    val_mae).
+    """
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
     callbacks: list[Callback] = [keep_best, EpochProgress("two_tower")]
