@@ -95,9 +95,21 @@ class Pairs:
 
     @property
     def n_users(self) -> int:
+        """Number of users (rows of the pair matrix)."""
         return self.indptr.size - 1
 
     def matrix(self, values: np.ndarray, n_videos: int) -> sp.csr_matrix:
+        """A (n_users, n_videos) CSR matrix holding ``values`` at the pairs.
+
+        Parameters
+        ----------
+        values : float (n_pairs,), one per pair in CSR order.
+        n_videos : number of columns.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix (n_users, n_videos).
+        """
         return sp.csr_matrix((values, self.video, self.indptr), shape=(self.n_users, n_videos))
 
 
@@ -126,14 +138,36 @@ def aggregate_pairs(rows: Interactions, n_users: int, n_videos: int) -> Pairs:
 
 
 def confidence_matrix(pairs: Pairs, alpha: float, n_videos: int) -> sp.csr_matrix:
-    """Users x videos CSR of float32 confidences ``1 + alpha * mean target``."""
+    """Users x videos CSR of confidences ``1 + alpha * mean target`` (Hu, Koren & Volinsky, ICDM 2008).
+
+    Parameters
+    ----------
+    pairs : the distinct training pairs.
+    alpha : confidence gain per unit of scaled target (>= 0).
+    n_videos : number of columns.
+
+    Returns
+    -------
+    float32 csr (n_users, n_videos).
+    """
     return pairs.matrix((1.0 + alpha * pairs.mean_target).astype(np.float32), n_videos)
 
 
 def pair_dot(
     user_factors: np.ndarray, video_factors: np.ndarray, pair_user: np.ndarray, pair_video: np.ndarray
 ) -> np.ndarray:
-    """Row-wise <user_factors[u], video_factors[v]> for arbitrary pairs, float64, in chunks to bound memory."""
+    """Row-wise <user_factors[u], video_factors[v]> for arbitrary pairs, in chunks to bound memory.
+
+    Parameters
+    ----------
+    user_factors : float (n_users, d).
+    video_factors : float (n_videos, d).
+    pair_user, pair_video : int64 (n,) paired ids, already in range.
+
+    Returns
+    -------
+    float64 (n,).
+    """
     out = np.empty(pair_user.size, dtype=np.float64)
     for first in range(0, pair_user.size, PAIR_CHUNK_ROWS):
         last = first + PAIR_CHUNK_ROWS
@@ -351,7 +385,23 @@ class ALSRecommender(Recommender):
 
     # ---- scoring -------------------------------------------------------------------------------------------
     def raw_scores(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """implicit's uncalibrated score <user_factor, video_factor> for (user, video) pairs, float64."""
+        """implicit's uncalibrated score <user_factor, video_factor> for (user, video) pairs.
+
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float64 (n,), not on the target's scale.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        UnknownIdError
+            If an id is outside its range.
+        """
         self._fitted_calibration()
         users = check_ids(user_ids, self.n_users, "user")
         return pair_dot(self.user_factors, self.video_factors, users, check_ids(video_ids, self.n_videos, "video"))

@@ -39,7 +39,16 @@ class HybridConfig:
 
 
 def hybrid_config_from_dict(values: dict) -> HybridConfig:
-    """Inverse of ``dataclasses.asdict`` after a JSON round trip."""
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip (unknown keys dropped).
+
+    Parameters
+    ----------
+    values : the stored config: ``l2``, ``non_negative`` and the nested ``als`` and ``two_tower`` dicts.
+
+    Returns
+    -------
+    HybridConfig.
+    """
     als_known = {f.name for f in dataclasses.fields(ALSConfig)}
     own = {key: values[key] for key in ("l2", "non_negative") if key in values}
     return HybridConfig(
@@ -84,7 +93,16 @@ class HybridRecommender(Recommender):
         self.weights = np.full(len(COMPONENTS), 1.0 / len(COMPONENTS))
 
     def fit(self, data: TrainingData) -> Self:
-        """Train both components from this config, then fit the blend on ``data.val``."""
+        """Train both components from this config, then fit the blend on ``data.val`` (late fusion).
+
+        Parameters
+        ----------
+        data : the training data; ``data.val`` weighs the blend (equal weights when it is empty).
+
+        Returns
+        -------
+        ``self``, fitted.
+        """
         als = ALSRecommender(self.config.als).fit(data)
         two_tower = TwoTowerRecommender(self.config.two_tower).fit(data)
         return self._set_components(als, two_tower)._fit_blend(data.val)
@@ -93,7 +111,23 @@ class HybridRecommender(Recommender):
     def from_components(
         cls, als: ALSRecommender, two_tower: TwoTowerRecommender, data: TrainingData, config: HybridConfig | None = None
     ) -> Self:
-        """Blend two already fitted components, weighting them on ``data.val``."""
+        """Blend two already fitted components, weighting them on ``data.val``.
+
+        Parameters
+        ----------
+        als, two_tower : fitted components over the same id ranges.
+        data : the training data whose ``val`` rows fit the blend.
+        config : the blend's config (its ``als`` and ``two_tower`` fields are replaced by the components' configs).
+
+        Returns
+        -------
+        HybridRecommender, fitted.
+
+        Raises
+        ------
+        ValueError
+            If the components disagree on the id ranges.
+        """
         base = config or HybridConfig()
         model = cls(dataclasses.replace(base, als=als.config, two_tower=two_tower.config))
         return model._set_components(als, two_tower)._fit_blend(data.val)
@@ -109,7 +143,21 @@ class HybridRecommender(Recommender):
         return self
 
     def component_predictions(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """(n_pairs, 2): each component's prediction for the pairs, in the order of ``COMPONENTS``."""
+        """Each component's prediction for the pairs, in the order of ``COMPONENTS``.
+
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float32 (n, 2), scaled watch ratio.
+
+        Raises
+        ------
+        NotFittedError, UnknownIdError
+            As :meth:`Recommender.predict`.
+        """
         als, two_tower = self._components()
         return np.column_stack([als.predict(user_ids, video_ids), two_tower.predict(user_ids, video_ids)])
 

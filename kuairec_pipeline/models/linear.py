@@ -50,7 +50,17 @@ class LinearConfig:
 
 
 def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_matrix:
-    """(n, sum(cardinality)) one-hot of every categorical column, column blocks side by side."""
+    """One-hot of every categorical column, column blocks side by side.
+
+    Parameters
+    ----------
+    categorical : int (n, n_columns) category ids, column j in [0, cardinality[j]).
+    cardinality : categories per column.
+
+    Returns
+    -------
+    float64 csr (n, sum(cardinality)).
+    """
     n, n_columns = categorical.shape
     if n_columns == 0:
         return sp.csr_matrix((n, 0), dtype=np.float64)
@@ -61,6 +71,17 @@ def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_ma
 
 
 def user_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    """The per-user feature matrix of stage 1 (the blocks ``config`` switches on).
+
+    Parameters
+    ----------
+    data : the training data (user side features).
+    config : which blocks to use.
+
+    Returns
+    -------
+    float64 csr (n_users, d_user); zero columns when every user block is off.
+    """
     blocks = [sp.csr_matrix((data.n_users, 0))]
     if config.use_user_categorical:
         blocks.append(one_hot_blocks(data.user_categorical, data.user_categorical_cardinality))
@@ -70,6 +91,17 @@ def user_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
 
 
 def video_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    """The per-video feature matrix of stage 1 (the blocks ``config`` switches on).
+
+    Parameters
+    ----------
+    data : the training data (video side features and tags).
+    config : which blocks to use.
+
+    Returns
+    -------
+    float64 csr (n_videos, d_video); zero columns when every video block is off.
+    """
     blocks = [sp.csr_matrix((data.n_videos, 0))]
     if config.use_video_categorical:
         blocks.append(one_hot_blocks(data.video_categorical, data.video_categorical_cardinality))
@@ -145,7 +177,16 @@ def solve_ridge(
 
 
 def taste_design(data: TrainingData) -> np.ndarray:
-    """(n_videos, 1 + d) float64: a constant (the user's own level) and the video taste features."""
+    """A constant (the user's own level) and the video taste features, the stage-2 design.
+
+    Parameters
+    ----------
+    data : the training data (video tags and numeric columns).
+
+    Returns
+    -------
+    float64 (n_videos, 1 + d).
+    """
     features = video_taste_features(data.video_tag_multi_hot, data.video_numeric)
     return np.hstack([np.ones((features.shape[0], 1)), features])
 

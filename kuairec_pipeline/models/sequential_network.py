@@ -187,6 +187,18 @@ class SequentialNetwork(lightning.LightningModule):
         return self.user_embedding(user)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Lightning hook: next-row MSE of one batch of windows plus the id L2 penalty; logs the MSE as
+        ``train_loss``.
+
+        Parameters
+        ----------
+        batch : :meth:`WindowBatches.batch`'s tensors.
+        batch_idx : the batch's index (unused).
+
+        Returns
+        -------
+        scalar tensor: MSE + ``id_l2`` x penalty.
+        """
         states = self.encode(batch["video"], batch["ratio"]) + self.user_vectors(batch["user"])[:, None, :]
         keep = batch["target_valid"]
         logits = self.score(states[keep], batch["target_video"][keep])
@@ -211,9 +223,23 @@ class SequentialNetwork(lightning.LightningModule):
         return mse + self.config.id_l2 * penalty
 
     def on_validation_epoch_start(self) -> None:
+        """Lightning hook: zero the float64 sums (squared error, absolute error, rows) of this validation pass.
+
+        Returns
+        -------
+        None.
+        """
         self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Lightning hook: add the errors of each validation row, scored from the state of its history
+        before it, to the sums.
+
+        Parameters
+        ----------
+        batch : :func:`query_batch`'s tensors.
+        batch_idx : the batch's index (unused).
+        """
         states = self.window_states(batch["video"], batch["ratio"], batch["length"])
         query_window = batch["query_window"]
         query_states = self.empty_state.expand(query_window.shape[0], -1).clone()
@@ -244,6 +270,13 @@ class SequentialNetwork(lightning.LightningModule):
         return torch.cat(out) if out else torch.zeros(0, self.config.hidden_dim, device=self.device)
 
     def on_validation_epoch_end(self) -> None:
+        """Lightning hook: log ``val_mse`` and ``val_mae`` (squared target units and target units) when the pass had
+        rows.
+
+        Returns
+        -------
+        None.
+        """
         squared, absolute, rows = self._val_sums.tolist()
         if rows > 0:
             self.log("val_mse", squared / rows, prog_bar=True)
@@ -251,6 +284,12 @@ class SequentialNetwork(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel over all parameters (the dense embedding-table updates dominate the step otherwise).
+        """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) over every parameter.
+
+        Returns
+        -------
+        torch.optim.AdamW with the config's ``learning_rate`` and ``weight_decay``.
+        """
         return torch.optim.AdamW(
             self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
         )
@@ -370,6 +409,13 @@ class EpochProgress(Callback):
         self.progress = progress or LOGGER.info
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: send one line with the epoch's train loss and validation metrics to ``progress``.
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         metrics = trainer.callback_metrics
         parts = [
             f"{name} {float(metrics[name]):.5f}"

@@ -131,20 +131,62 @@ class TwoTowerRecommender(Recommender):
         return np.clip(scores, 0.0, 1.0, out=scores)
 
     def torch_predict(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """The network's own forward pass on (user, video) pairs (eval mode, CPU): a check on :meth:`score_all`."""
+        """The network's own forward pass on (user, video) pairs (eval mode, CPU): a check on :meth:`score_all`.
+
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float32 (n,) in [0, 1].
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
         from kuairec_pipeline.models import two_tower_network
 
         return two_tower_network.forward_probabilities(self._fitted_network(), user_ids, video_ids)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save_weights(self, path: str | Path) -> Path:
-        """``torch.save`` of the network's state dict (tensors only, so ``weights_only`` loading works), atomically."""
+        """``torch.save`` of the network's state dict (tensors only, so ``weights_only`` loading works), atomically.
+
+        Parameters
+        ----------
+        path : the target file.
+
+        Returns
+        -------
+        The path written.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
         from kuairec_pipeline.models import two_tower_network
 
         return two_tower_network.save_state(self._fitted_network(), path)
 
     def load_weights(self, path: str | Path) -> Self:
-        """Load a state dict written by :meth:`save_weights` into this model's network and recompute embeddings."""
+        """Load a state dict written by :meth:`save_weights` into this model's network and recompute embeddings.
+
+        Parameters
+        ----------
+        path : a file written by :meth:`save_weights` for the same architecture.
+
+        Returns
+        -------
+        ``self``.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays`` (there is no network to load into).
+        """
         from kuairec_pipeline.models import two_tower_network
 
         two_tower_network.load_state(self._fitted_network(), path)

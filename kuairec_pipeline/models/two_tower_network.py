@@ -233,14 +233,38 @@ class TwoTowerNetwork(lightning.LightningModule):
         return mse + self.config.id_l2 * penalty.mean(), mse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """Lightning hook: the objective of one batch; logs its MSE part as ``train_loss``.
+
+        Parameters
+        ----------
+        batch : (users int64 (B,), videos int64 (B,), target float (B,) scaled watch ratio).
+        batch_idx : the batch's index in the epoch (unused).
+
+        Returns
+        -------
+        scalar tensor: MSE + id L2 penalty.
+        """
         objective, mse = self.loss(*batch)
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch[2].shape[0])
         return objective
 
     def on_validation_epoch_start(self) -> None:
+        """Lightning hook: zero the float64 sums (squared error, absolute error, rows) of this validation pass.
+
+        Returns
+        -------
+        None.
+        """
         self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Lightning hook: add one batch's errors of the served (clipped) prediction to the sums.
+
+        Parameters
+        ----------
+        batch : (users int64 (B,), videos int64 (B,), target float (B,)).
+        batch_idx : the batch's index (unused).
+        """
         users, videos, target = batch
         prediction = self.predictions(self(users, videos))
         if self.config.link == "identity":
@@ -251,6 +275,13 @@ class TwoTowerNetwork(lightning.LightningModule):
         self._val_sums[2] += target.shape[0]
 
     def on_validation_epoch_end(self) -> None:
+        """Lightning hook: log ``val_mse`` and ``val_mae`` (squared target units and target units) when the pass had
+        rows.
+
+        Returns
+        -------
+        None.
+        """
         squared, absolute, rows = self._val_sums.tolist()
         if rows > 0:
             self.log("val_mse", squared / rows, prog_bar=True)
@@ -258,6 +289,12 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel over all parameters instead of a dozen small ops per tensor (CPU and CUDA).
+        """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) over every parameter.
+
+        Returns
+        -------
+        torch.optim.AdamW with the config's ``learning_rate`` and ``weight_decay``.
+        """
         return torch.optim.AdamW(
             self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
         )

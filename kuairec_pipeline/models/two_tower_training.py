@@ -96,6 +96,13 @@ class KeepBestWeights(Callback):
         self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: append (epoch, train_loss, val_mse, val_mae) to :attr:`history`.
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         metrics = trainer.callback_metrics
         val_mse = metrics.get("val_mse")
         self.history.append(
@@ -108,6 +115,13 @@ class KeepBestWeights(Callback):
         )
 
     def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: keep a CPU copy of the weights when ``val_mse`` improves (sanity checks ignored).
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         if trainer.sanity_checking:
             return
         val_mse = trainer.callback_metrics.get("val_mse")
