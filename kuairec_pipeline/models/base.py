@@ -11,7 +11,6 @@ NumPy arrays (``to_arrays`` / ``from_arrays``), which the NumPy IO manager store
 from __future__ import annotations
 
 import dataclasses
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -20,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kuairec_pipeline.atomic import atomic_path
+from kuairec_pipeline.models.bundle import CONFIG_KEY, NAME_KEY, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.errors import (
     ConvergenceWarning,
@@ -30,50 +30,19 @@ from kuairec_pipeline.models.errors import (
 )
 
 __all__ = [
+    "CONFIG_KEY",
+    "NAME_KEY",
     "ConvergenceWarning",
     "NotFittedError",
     "Recommender",
     "SolverDivergedError",
     "UnknownIdError",
+    "decode_json",
+    "encode_json",
     "stored_config",
 ]
 
-CONFIG_KEY = "__config_json__"
-NAME_KEY = "__model_name__"
 SCORE_BATCH_CELLS = 16_000_000  # users x videos scored per batch: bounds memory at ~64 MB of float32
-
-
-def encode_json(value: Any) -> np.ndarray:
-    """``value`` as sorted-key JSON in a uint8 array, so configs and names travel in ``.npz`` without pickle.
-
-    Parameters
-    ----------
-    value : anything ``json.dumps`` accepts.
-
-    Returns
-    -------
-    uint8 ndarray (n_bytes,): the UTF-8 JSON text.
-    """
-    return np.frombuffer(json.dumps(value, sort_keys=True).encode("utf-8"), dtype=np.uint8).copy()
-
-
-def decode_json(array: np.ndarray) -> Any:
-    """Inverse of :func:`encode_json`.
-
-    Parameters
-    ----------
-    array : uint8 ndarray (n_bytes,) of UTF-8 JSON text.
-
-    Returns
-    -------
-    The decoded value (dicts, lists, str, numbers).
-
-    Raises
-    ------
-    json.JSONDecodeError, UnicodeDecodeError
-        If the bytes are not UTF-8 JSON.
-    """
-    return json.loads(array.tobytes().decode("utf-8"))
 
 
 class Recommender(ABC):
@@ -399,17 +368,3 @@ class Recommender(ABC):
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
         return cls.from_bundle(arrays, where=str(path))
-
-
-def stored_config(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The config dict saved by :meth:`Recommender.bundle`.
-
-    Parameters
-    ----------
-    arrays : a bundle.
-
-    Returns
-    -------
-    dict of config field -> value; empty if the bundle has none.
-    """
-    return decode_json(arrays[CONFIG_KEY]) if CONFIG_KEY in arrays else {}

@@ -129,16 +129,11 @@ def config_from_dict(values: dict[str, Any]) -> SequentialConfig:
 
     Parameters
     ----------
-    values : field name -> value, e.g. :func:`~kuairec_pipeline.models.base.stored_config` of a bundle.
+    values : field name -> value, e.g. the stored config of a bundle.
 
     Returns
     -------
-    SequentialConfig.
-
-    Raises
-    ------
-    ValueError
-        If a value is outside its field's range.
+    SequentialConfig (its ``__post_init__`` raises ValueError for a value out of range).
     """
     known = {f.name for f in dataclasses.fields(SequentialConfig)}
     return SequentialConfig(**{key: value for key, value in values.items() if key in known})
@@ -156,11 +151,7 @@ class SequentialArchitecture:
 
     @classmethod
     def from_data(cls, data: TrainingData) -> SequentialArchitecture:
-        """The network's sizes read off the training data.
-
-        Parameters
-        ----------
-        data : the training data (id ranges, categorical cardinalities, tag slots).
+        """The network's sizes read off ``data`` (id ranges, cardinalities, tag slots).
 
         Returns
         -------
@@ -276,16 +267,12 @@ class SequentialRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, progress: Callable[[str], None] | None = None) -> Self:
-        """Train on ``data.train`` (early stopping on ``data.val``), then store each user's final state.
+        """Train on ``data.train`` (early stopping on ``data.val``), store each user's final state, return ``self``.
 
         Parameters
         ----------
         data : the training data.
         progress : receives one line per epoch; None for silence.
-
-        Returns
-        -------
-        ``self``, fitted.
         """
         from kuairec_pipeline.models import sequential_network
 
