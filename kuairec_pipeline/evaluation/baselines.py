@@ -16,8 +16,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
-from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.target import TargetScaler
@@ -114,7 +114,7 @@ class BiasConfig:
 
 
 class UserVideoBiasRecommender(AdditiveRecommender):
-    """target ~ global + b_user + b_video, biases ridge-regularized, solved exactly (``als.fit_biases``)."""
+    """target ~ global + b_user + b_video, biases ridge-regularized, solved exactly (``biases.fit_biases``)."""
 
     name = "user_video_bias"
 

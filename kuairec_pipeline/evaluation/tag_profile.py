@@ -21,8 +21,8 @@ from typing import Any, Self
 
 import numpy as np
 
-from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import not_fitted
 

@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, cg
 
-from kuairec_pipeline.models.als import aggregate_pairs
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features

@@ -138,7 +138,7 @@ def _logit(probability: float) -> float:
 
 def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
     """The exact ridge solve of the user_video_bias baseline
-    (:func:`kuairec_pipeline.models.als.fit_biases`), used to start the networks' biases.
+    (:func:`kuairec_pipeline.models.biases.fit_biases`), used to start the networks' biases.
 
     Parameters
     ----------
@@ -149,7 +149,7 @@ def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray,
     -------
     (global bias float, float64 (n_users,) user biases, float64 (n_videos,) video biases), in target units.
     """
-    from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
+    from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 
     return fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, bias_l2)
 
@@ -158,7 +158,7 @@ def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: Tr
     """Fixed starting point: the exact ridge biases and, with ``taste_l2``, each user's ridge taste on the video's
     explicit features (:func:`kuairec_pipeline.models.taste.per_user_ridge` on the bias residual, with a constant
     that goes into the user's bias): the linear model's taste stage, which the towers then refine."""
-    from kuairec_pipeline.models.als import aggregate_pairs
+    from kuairec_pipeline.models.biases import aggregate_pairs
     from kuairec_pipeline.models.taste import per_user_ridge
 
     global_bias, user_bias, video_bias = exact_biases(data, config.bias_l2)
