@@ -31,8 +31,9 @@ from _data import Sizes, synthetic_training_data  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence  # noqa: E402
 
 from kuairec_pipeline.models import sequences  # noqa: E402
-from kuairec_pipeline.models.sequential import SequentialArchitecture, SequentialConfig  # noqa: E402
-from kuairec_pipeline.models.sequential_network import SequentialNetwork, WindowBatches  # noqa: E402
+from kuairec_pipeline.models.sequential_config import SequentialArchitecture, SequentialConfig  # noqa: E402
+from kuairec_pipeline.models.sequential_network import SequentialNetwork  # noqa: E402
+from kuairec_pipeline.models.sequential_training import WindowBatches  # noqa: E402
 
 GOAL_RATIO = 10.0
 WARMUP_BATCHES = 3

@@ -16,9 +16,10 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.evaluation.tag_profile import UserTagProfileRecommender
-from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.target import TargetScaler
 
 
@@ -48,13 +49,14 @@ class AdditiveRecommender(Recommender):
 
     def _parts(self) -> tuple[np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part = self._parts()
-        videos = video_part if video_ids is None else video_part[np.asarray(video_ids, dtype=np.int64)]
-        scores = user_part[np.asarray(user_ids, dtype=np.int64)][:, None] + videos[None, :]
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        videos = video_part if video_ids is None else video_part[video_ids]
+        scores = user_part[user_ids][:, None] + videos[None, :]
         return np.clip(scores, 0.0, 1.0, out=scores)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -112,7 +114,7 @@ class BiasConfig:
 
 
 class UserVideoBiasRecommender(AdditiveRecommender):
-    """target ~ global + b_user + b_video, biases ridge-regularized, solved exactly (``als.fit_biases``)."""
+    """target ~ global + b_user + b_video, biases ridge-regularized, solved exactly (``biases.fit_biases``)."""
 
     name = "user_video_bias"
 
@@ -188,10 +190,15 @@ class RandomRecommender(Recommender):
         return self
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        videos = np.arange(self.n_videos) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
-        return hashed_uniform(self.config.seed, np.asarray(user_ids, dtype=np.int64), videos)
+        if self.n_users == 0 or self.n_videos == 0:
+            raise not_fitted(self)
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        videos = np.arange(self.n_videos) if video_ids is None else video_ids
+        return hashed_uniform(self.config.seed, user_ids, videos)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        if self.n_users == 0 or self.n_videos == 0:
+            raise not_fitted(self)
         return {"shape": np.array([self.n_users, self.n_videos], dtype=np.int64)}
 
     @classmethod
@@ -217,7 +224,23 @@ class OracleRecommender(Recommender):
 
     @classmethod
     def from_truth(cls, truth: pl.DataFrame, scaler: TargetScaler, n_users: int, n_videos: int) -> Self:
-        """From the ``planted_truth`` table (``user_id``, ``video_id``, ``expected_watch_ratio_le3``, ...)."""
+        """The oracle of the ``planted_truth`` table (synthetic twin only).
+
+        Parameters
+        ----------
+        truth : ``planted_truth`` rows (``user_id``, ``video_id``, ``expected_watch_ratio_le3``, ...).
+        scaler : maps the expected raw watch ratio onto the target scale.
+        n_users, n_videos : the data's id ranges.
+
+        Returns
+        -------
+        OracleRecommender scoring each truth cell by its scaled expectation, every other cell 0.
+
+        Raises
+        ------
+        ValueError
+            If ``truth`` is empty or holds ids outside the ranges.
+        """
         if truth.is_empty():
             raise ValueError("the planted truth is empty: the oracle exists for the synthetic twin only")
         values = scaler.transform(truth["expected_watch_ratio_le3"].to_numpy())
@@ -230,7 +253,21 @@ class OracleRecommender(Recommender):
         return cls(matrix)
 
     def fit(self, data: TrainingData) -> Self:
-        """Nothing to learn; only checks the truth covers the same id ranges as the data."""
+        """Nothing to learn; only checks the truth covers the same id ranges as the data.
+
+        Parameters
+        ----------
+        data : the training data (only its sizes are read).
+
+        Returns
+        -------
+        ``self``.
+
+        Raises
+        ------
+        ValueError
+            If the data's sizes differ from the truth's.
+        """
         if (data.n_users, data.n_videos) != (self.n_users, self.n_videos):
             raise ValueError(
                 f"oracle built for {self.n_users} x {self.n_videos}, data has {data.n_users} x {data.n_videos}"
@@ -238,9 +275,10 @@ class OracleRecommender(Recommender):
         return self
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        rows = self.expected_target[np.asarray(user_ids, dtype=np.int64)]
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        rows = self.expected_target[user_ids]
         if video_ids is not None:
-            rows = rows[:, np.asarray(video_ids, dtype=np.int64)]
+            rows = rows[:, video_ids]
         return np.clip(rows.toarray(), 0.0, 1.0).astype(np.float32, copy=False)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -273,7 +311,17 @@ BASELINES: dict[str, type[Recommender]] = {
 
 
 def fit_baselines(data: TrainingData, truth: pl.DataFrame | None = None) -> list[Recommender]:
-    """Every baseline with its default config, fitted; the oracle too when a non-empty planted truth is given."""
+    """Every baseline with its default config, fitted; the oracle too when a non-empty planted truth is given.
+
+    Parameters
+    ----------
+    data : the training data.
+    truth : the ``planted_truth`` table, or None (real data).
+
+    Returns
+    -------
+    list of fitted recommenders, in ``BASELINES`` order, then the oracle.
+    """
     models: list[Recommender] = [cls().fit(data) for cls in BASELINES.values()]
     if truth is not None and not truth.is_empty():
         models.append(OracleRecommender.from_truth(truth, data.scaler, data.n_users, data.n_videos).fit(data))

@@ -33,7 +33,16 @@ def catalogue_coverage(top: np.ndarray, candidates: np.ndarray) -> float:
 
 
 def top_item_share(top: np.ndarray) -> float:
-    """Share of users whose list holds the most frequently listed video (1.0: one video is in every list)."""
+    """Share of users whose list holds the most frequently listed video (1.0: one video is in every list).
+
+    Parameters
+    ----------
+    top : int (n_users, k) video ids, each at most once per row.
+
+    Returns
+    -------
+    float in (0, 1]; NaN for no users.
+    """
     if top.shape[0] == 0:
         return float("nan")
     _, counts = np.unique(top, return_counts=True)  # a video occurs at most once per list
@@ -55,7 +64,18 @@ def self_information(train: Interactions, n_videos: int) -> np.ndarray:
 
 
 def novelty(top: np.ndarray, information: np.ndarray) -> float:
-    """Mean self-information (bits) of the listed videos, over every list entry (:func:`self_information`)."""
+    """Mean self-information (bits) of the listed videos over every list entry (Zhou et al., PNAS 2010; see
+    :func:`self_information`).
+
+    Parameters
+    ----------
+    top : int (n_users, k) video ids.
+    information : float (n_videos,), :func:`self_information` indexed by video id, in bits.
+
+    Returns
+    -------
+    float, in bits; NaN for empty lists.
+    """
     return float(information[top].mean()) if top.size else float("nan")
 
 

@@ -154,7 +154,23 @@ def render_html_report(
     trained_models: Sequence[str] = (),
     context: Mapping[str, str] | None = None,
 ) -> str:
-    """The report as one HTML string; see :func:`write_html_report` for the parameters."""
+    """The report as one HTML string (see :func:`write_html_report`, which writes it).
+
+    Parameters
+    ----------
+    metrics : the long metrics table (``model, split, metric, value, count``).
+    ratios : the watch-ratio distribution to plot, if any.
+    curves : per-epoch training curves of the neural models.
+    coverage : model -> catalogue coverage@``coverage_k`` in [0, 1].
+    coverage_k : the list length of ``coverage``.
+    examples : example users' top lists.
+    trained_models : names labelled "trained"; the oracle is the reference; every other model a baseline.
+    context : facts listed at the top of the page, key -> value.
+
+    Returns
+    -------
+    str: a self-contained HTML page (images inlined as base64 PNG).
+    """
     trained = set(trained_models)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in (context or {}).items())

@@ -27,21 +27,32 @@ value averages over).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline.evaluation.beyond_accuracy import beyond_accuracy_metrics, self_information
-from kuairec_pipeline.models.base import SCORE_BATCH_CELLS, Recommender
+from kuairec_pipeline.evaluation.grid import EvaluationGrid, GridRanking, iter_grid_scores, rank_grid  # noqa: F401
+from kuairec_pipeline.evaluation.ranking_metrics import (  # noqa: F401  (re-exported: the metrics' public names)
+    POSITIVE_WATCH_RATIO,
+    RAW_CLIP,
+    TIE_BREAK_SEED,
+    _discounts,
+    _hits_of,
+    ndcg_at_k,
+    pointwise_errors,
+    precision_at_k,
+    rank_candidates,
+    ranking_hits,
+    raw_errors,
+    recall_at_k,
+    tie_break_order,
+)
+from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData
-from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
-
-POSITIVE_WATCH_RATIO = 2.0  # the KuaiRec paper's positive: watched more than twice over
-RAW_CLIP = 5.0  # published raw-ratio errors clip truth and prediction here
-TIE_BREAK_SEED = 20_200_705  # fixes the order of tied scores
+from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL
 
 METRICS_SCHEMA = {"model": pl.String, "split": pl.String, "metric": pl.String, "value": pl.Float64, "count": pl.Int64}
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mae_raw5", "rmse_raw5"})
@@ -51,153 +62,17 @@ COUNT_METRICS = frozenset({"users_ranked", "users_without_positive"})
 
 
 def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (ranking metrics: ndcg@k, recall@k, precision@k).
+
+    Parameters
+    ----------
+    metric : a metric name of the metrics table, e.g. ``"ndcg@10"`` or ``"rmse"``.
+
+    Returns
+    -------
+    True for ranking metrics, False otherwise (errors, where lower is better, and counts).
+    """
     return metric.startswith(RANKING_PREFIXES)
-
-
-@dataclass(frozen=True)
-class EvaluationGrid:
-    """The test matrix: sorted test users x sorted test videos, with where each test row sits in it."""
-
-    users: np.ndarray  # int64 (n_users,), sorted distinct test user ids
-    videos: np.ndarray  # int64 (n_videos,), sorted distinct test video ids
-    row_user: np.ndarray  # int64 per test row: index into ``users``
-    row_video: np.ndarray  # int64 per test row: index into ``videos``
-    user_row_starts: np.ndarray  # int64 (n_users + 1,): rows of grid user i are rows_by_user[starts[i]:starts[i+1]]
-    rows_by_user: np.ndarray  # int64: test row numbers ordered by grid user
-    observed: sp.csr_matrix  # bool (n_users, n_videos): the cell is a test row (a candidate)
-    relevant: sp.csr_matrix  # bool (n_users, n_videos): raw watch ratio > the positive threshold
-
-    @classmethod
-    def from_interactions(
-        cls, test: Interactions, positive_watch_ratio: float = POSITIVE_WATCH_RATIO
-    ) -> EvaluationGrid:
-        if len(test) == 0:
-            raise ValueError("the test split is empty: nothing to evaluate")
-        users, row_user = np.unique(test.user.astype(np.int64), return_inverse=True)
-        videos, row_video = np.unique(test.video.astype(np.int64), return_inverse=True)
-        shape = (users.size, videos.size)
-        cells = sp.csr_matrix((np.ones(len(test)), (row_user, row_video)), shape=shape)
-        if cells.nnz != len(test):
-            raise ValueError("the test split holds a (user, video) pair twice; it must be one row per pair")
-        positive = test.watch_ratio > positive_watch_ratio
-        relevant = sp.csr_matrix(
-            (np.ones(int(positive.sum()), dtype=bool), (row_user[positive], row_video[positive])), shape=shape
-        )
-        rows_by_user = np.argsort(row_user, kind="stable")
-        starts = np.searchsorted(row_user[rows_by_user], np.arange(users.size + 1))
-        return cls(users, videos, row_user, row_video, starts, rows_by_user, cells.astype(bool), relevant)
-
-
-def iter_grid_scores(
-    model: Recommender, grid: EvaluationGrid, batch_users: int | None = None
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(first, last, scores of grid users first..last-1 x all grid videos), in user batches bounded in memory."""
-    batch = batch_users or max(1, SCORE_BATCH_CELLS // max(1, grid.videos.size))
-    for first in range(0, grid.users.size, batch):
-        last = min(first + batch, grid.users.size)
-        scores = np.asarray(model.score_all(grid.users[first:last], grid.videos))
-        if scores.shape != (last - first, grid.videos.size):
-            raise ValueError(
-                f"{model.name}.score_all returned shape {scores.shape}, expected {(last - first, grid.videos.size)}"
-            )
-        yield first, last, scores
-
-
-def tie_break_order(n_columns: int) -> np.ndarray:
-    """The fixed column order that settles tied scores (seeded, so every model and run sees the same one)."""
-    return np.random.default_rng(TIE_BREAK_SEED).permutation(n_columns)
-
-
-def rank_candidates(scores: np.ndarray, candidates: np.ndarray | None, k: int) -> np.ndarray:
-    """Column indices of the top ``k`` per row, best first; non-candidates last; ties in tie_break_order."""
-    ranked = np.where(candidates, scores, -np.inf) if candidates is not None else scores
-    order = tie_break_order(ranked.shape[1])
-    # A stable sort of the permuted columns keeps tied columns in permutation order.
-    return order[np.argsort(-ranked[:, order], axis=1, kind="stable")[:, :k]]
-
-
-def _hits_of(top: np.ndarray, relevant: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
-    hits = np.take_along_axis(relevant, top, axis=1)
-    if candidates is not None:
-        hits &= np.take_along_axis(candidates, top, axis=1)
-    return hits
-
-
-def ranking_hits(scores: np.ndarray, relevant: np.ndarray, candidates: np.ndarray | None, k: int) -> np.ndarray:
-    """bool (n_users, k): whether the item at each rank is relevant (a non-candidate never is)."""
-    return _hits_of(rank_candidates(scores, candidates, k), relevant, candidates)
-
-
-def _discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
-
-
-def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Binary-gain NDCG@k per user; the ideal ranking puts min(n_relevant, k) positives on top. NaN if none."""
-    discounts = _discounts(k)
-    dcg = hits[:, :k].astype(np.float64) @ discounts[: min(k, hits.shape[1])]
-    ideal_prefix = np.concatenate([[0.0], np.cumsum(discounts)])
-    ideal = ideal_prefix[np.minimum(n_relevant, k)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_relevant > 0, dcg / ideal, np.nan)
-
-
-def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Positives in the top k over all the user's positives; NaN for a user without positives."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_relevant > 0, hits[:, :k].sum(axis=1) / n_relevant, np.nan)
-
-
-def precision_at_k(hits: np.ndarray, k: int) -> np.ndarray:
-    """Positives in the top k over k (a short list still divides by k)."""
-    return hits[:, :k].sum(axis=1) / k
-
-
-def pointwise_errors(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(MAE, RMSE) in float64; NaN for no rows."""
-    if prediction.size == 0:
-        return float("nan"), float("nan")
-    error = prediction.astype(np.float64) - truth.astype(np.float64)
-    return float(np.mean(np.abs(error))), float(np.sqrt(np.mean(error**2)))
-
-
-def raw_errors(
-    prediction: np.ndarray, watch_ratio: np.ndarray, scaler: TargetScaler, clip: float = RAW_CLIP
-) -> tuple[float, float]:
-    """(MAE, RMSE) of the raw watch ratio, prediction mapped back with ``scaler``; both sides clipped at ``clip``."""
-    predicted = np.minimum(scaler.inverse(prediction), clip)
-    return pointwise_errors(predicted, np.minimum(watch_ratio.astype(np.float64), clip))
-
-
-@dataclass(frozen=True)
-class GridRanking:
-    """One pass of a model over an :class:`EvaluationGrid`: its prediction per row and each user's ranked list."""
-
-    predictions: np.ndarray  # float32 per grid row (the Interactions the grid was built from)
-    top: np.ndarray  # int64 (n_grid_users, min(k, n_grid_videos)): video ids, best first, candidates only first
-    hits: np.ndarray  # bool (n_grid_users, k): the video at each rank is a positive
-    n_relevant: np.ndarray  # int64 (n_grid_users,): positives per user
-
-
-def rank_grid(
-    model: Recommender, grid: EvaluationGrid, n_rows: int, k: int, name: str, batch_users: int | None = None
-) -> GridRanking:
-    """Score ``grid`` in user batches through ``score_all``: per-row predictions and the top ``k`` per user."""
-    predictions = np.empty(n_rows, dtype=np.float32)
-    width = min(k, grid.videos.size)
-    top = np.empty((grid.users.size, width), dtype=np.int64)
-    hits = np.zeros((grid.users.size, k), dtype=bool)
-    for first, last, scores in iter_grid_scores(model, grid, batch_users):
-        observed = grid.observed[first:last].toarray()
-        if not np.isfinite(scores[observed]).all():
-            raise ValueError(f"{name}: score_all returned a non-finite score for an evaluated cell")
-        rows = grid.rows_by_user[grid.user_row_starts[first] : grid.user_row_starts[last]]
-        predictions[rows] = scores[grid.row_user[rows] - first, grid.row_video[rows]]
-        columns = rank_candidates(scores, observed, k)
-        hits[first:last, :width] = _hits_of(columns, grid.relevant[first:last].toarray(), observed)
-        top[first:last] = grid.videos[columns]
-    n_relevant = np.asarray(grid.relevant.sum(axis=1)).ravel().astype(np.int64)
-    return GridRanking(predictions, top, hits, n_relevant)
 
 
 def _mean_over_ranked(values: np.ndarray, ranked: np.ndarray) -> float:
@@ -424,6 +299,23 @@ def seen_matrix(data: PreparedData, splits: Sequence[str] = (SPLIT_TRAIN, SPLIT_
 def top_k_test_videos(
     model: Recommender, data: PreparedData, k: int, batch_users: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(test users, their top ``k`` test video ids best first) exactly as :func:`evaluate` ranks them."""
+    """The top ``k`` test videos of every test user, exactly as :func:`evaluate` ranks them.
+
+    Parameters
+    ----------
+    model : a fitted recommender.
+    data : the prepared data; its test rows form the grid.
+    k : list length.
+    batch_users : grid users per scoring batch (default: bounded by ``SCORE_BATCH_CELLS``).
+
+    Returns
+    -------
+    (int64 (n_test_users,) sorted test user ids, int64 (n_test_users, min(k, n_test_videos)) video ids, best first).
+
+    Raises
+    ------
+    ValueError
+        If the test split is empty.
+    """
     grid = EvaluationGrid.from_interactions(data.test)
     return grid.users, rank_grid(model, grid, len(data.test), k, model.name, batch_users).top

@@ -93,7 +93,18 @@ def metrics_markdown(frame: pl.DataFrame, reference_models: Sequence[str] = REFE
 
 
 def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse", "ndcg@10"), dpi: int = 100) -> bytes:
-    """PNG bytes: one horizontal bar panel per test metric, one bar per model (first-seen order)."""
+    """PNG bytes: one horizontal bar panel per test metric, one bar per model (first-seen order).
+
+    Parameters
+    ----------
+    frame : the long metrics table (``model, split, metric, value, count``); test rows are plotted.
+    metrics : the metric names to plot, one panel each.
+    dpi : resolution of the PNG, dots per inch.
+
+    Returns
+    -------
+    bytes of a PNG image.
+    """
     # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

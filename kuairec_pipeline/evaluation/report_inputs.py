@@ -117,7 +117,17 @@ def video_labels(raw_videos: pl.DataFrame, item_daily_features: str | Path | Non
 
 
 def example_users(data: PreparedData, count: int = 3) -> list[int]:
-    """``count`` test users spread evenly over the sorted test user ids (deterministic)."""
+    """``count`` test users spread evenly over the sorted test user ids (deterministic).
+
+    Parameters
+    ----------
+    data : the prepared data.
+    count : how many users.
+
+    Returns
+    -------
+    list of at most ``count`` distinct user ids; empty without test users or for ``count`` < 1.
+    """
     users = data.test_users
     if users.size == 0 or count < 1:
         return []

@@ -65,7 +65,18 @@ def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | Non
 
 
 def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes:
-    """Horizontal bars: share of the catalogue appearing in at least one top-``k`` list, per model (0..1)."""
+    """Horizontal bars: share of the catalogue appearing in at least one top-``k`` list, per model.
+
+    Parameters
+    ----------
+    coverage : model name -> catalogue coverage in [0, 1].
+    k : the list length the coverage was measured at (axis label).
+    dpi : resolution, dots per inch.
+
+    Returns
+    -------
+    bytes of a PNG image.
+    """
     models = list(coverage)
     figure = _figure(6.0, 0.4 * len(models) + 1.2, dpi)
     axis = figure.subplots()

@@ -21,9 +21,10 @@ from typing import Any, Self
 
 import numpy as np
 
-from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,16 @@ class TagProfileConfig:
 
 
 def tag_weights(multi_hot: np.ndarray) -> np.ndarray:
-    """float32 (n_videos, n_tags): each video's tags weighing 1 / its number of tags (rows of untagged videos 0)."""
+    """Each video's tags weighing 1 / its number of tags (rows of untagged videos stay 0).
+
+    Parameters
+    ----------
+    multi_hot : float (n_videos, n_tags), 0/1 tag indicators.
+
+    Returns
+    -------
+    float32 (n_videos, n_tags); each tagged row sums to 1.
+    """
     counts = multi_hot.sum(axis=1, keepdims=True)
     return (multi_hot / np.maximum(counts, 1.0)).astype(np.float32)
 
@@ -67,7 +77,16 @@ class UserTagProfileRecommender(Recommender):
         self.shrinkage = float("nan")  # the shrinkage chosen on the tuning slice
 
     def fit(self, data: TrainingData) -> Self:
-        """Biases by the exact ridge solve, residual sums per (user, tag), shrinkage chosen on ``data.val``."""
+        """Biases by the exact ridge solve, residual sums per (user, tag), shrinkage chosen on ``data.val``.
+
+        Parameters
+        ----------
+        data : training data; ``data.val`` picks the shrinkage (the first grid value when it is empty).
+
+        Returns
+        -------
+        ``self``, fitted.
+        """
         pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
         global_bias, user_bias, video_bias = fit_biases(pairs, data.n_videos, self.config.bias_l2)
         residual = pairs.mean_target - (global_bias + user_bias[pairs.user] + video_bias[pairs.video])
@@ -96,13 +115,13 @@ class UserTagProfileRecommender(Recommender):
 
     def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None or self.affinity is None or self.video_tags is None:
-            raise RuntimeError("user_tag_profile is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part, self.affinity, self.video_tags
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part, affinity, video_tags = self._state()
-        users = np.asarray(user_ids, dtype=np.int64)
-        videos = np.arange(self.n_videos) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
+        users, checked = self._check_ids(user_ids, video_ids)
+        videos = np.arange(self.n_videos) if checked is None else checked
         scores = affinity[users] @ video_tags[videos].T
         scores += user_part[users][:, None]
         scores += video_part[videos][None, :]

@@ -19,15 +19,20 @@ from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, cg
 
 from kuairec_pipeline.models.base import Recommender, stored_config
-from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.biases import (  # noqa: F401  (re-exported: callers import them from here too)
+    CALIBRATION_MAX_ITERATIONS,
+    Pairs,
+    aggregate_pairs,
+    fit_biases,
+)
+from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import check_ids, check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
 
 PAIR_CHUNK_ROWS = 1_000_000  # rows per chunk when dotting factor pairs: bounds the gathered copies to ~0.5 GB
-CALIBRATION_MAX_ITERATIONS = 1_000  # conjugate-gradient steps of the bias fit; ~50 suffice at full scale
 DENSE_BLOCK_CELLS = 16_000_000  # users x videos per dense block of scores: ~64 MB of float32
 
 
@@ -82,57 +87,37 @@ class ALSConfig:
                 raise ValueError(f"ALSConfig.{name} must be {allowed[name]}, got {getattr(self, name)}")
 
 
-@dataclass(frozen=True)
-class Pairs:
-    """The distinct (user, video) pairs of some rows, in CSR order (by user, then video)."""
-
-    indptr: np.ndarray  # int64 (n_users + 1,): pairs of user u are [indptr[u], indptr[u + 1])
-    user: np.ndarray  # int32 (n_pairs,)
-    video: np.ndarray  # int32 (n_pairs,)
-    mean_target: np.ndarray  # float64 (n_pairs,): mean scaled target over the pair's rows
-    count: np.ndarray  # float64 (n_pairs,): rows of the pair
-
-    @property
-    def n_users(self) -> int:
-        return self.indptr.size - 1
-
-    def matrix(self, values: np.ndarray, n_videos: int) -> sp.csr_matrix:
-        return sp.csr_matrix((values, self.video, self.indptr), shape=(self.n_users, n_videos))
-
-
-def aggregate_pairs(rows: Interactions, n_users: int, n_videos: int) -> Pairs:
-    """Distinct pairs with their mean target and row count.
-
-    scipy's COO -> CSR conversion sums repeated coordinates without a global sort of the 11 M rows. Adding 1 to
-    each target keeps every summed entry nonzero, so the sums and the counts store exactly the same pairs.
-    """
-    coordinates = (rows.user, rows.video)
-    shape = (n_users, n_videos)
-    counts = sp.csr_matrix((np.ones(len(rows)), coordinates), shape=shape)
-    sums = sp.csr_matrix((rows.target.astype(np.float64) + 1.0, coordinates), shape=shape)
-    for matrix in (counts, sums):
-        matrix.sum_duplicates()
-    if not (np.array_equal(counts.indptr, sums.indptr) and np.array_equal(counts.indices, sums.indices)):
-        raise RuntimeError("pair aggregation: sums and counts disagree on the stored pairs")
-    indptr = counts.indptr.astype(np.int64)
-    return Pairs(
-        indptr=indptr,
-        user=np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr)),
-        video=counts.indices.astype(np.int32),
-        mean_target=(sums.data - counts.data) / counts.data,
-        count=counts.data,
-    )
-
-
 def confidence_matrix(pairs: Pairs, alpha: float, n_videos: int) -> sp.csr_matrix:
-    """Users x videos CSR of float32 confidences ``1 + alpha * mean target``."""
+    """Users x videos CSR of confidences ``1 + alpha * mean target`` (Hu, Koren & Volinsky, ICDM 2008).
+
+    Parameters
+    ----------
+    pairs : the distinct training pairs.
+    alpha : confidence gain per unit of scaled target (>= 0).
+    n_videos : number of columns.
+
+    Returns
+    -------
+    float32 csr (n_users, n_videos).
+    """
     return pairs.matrix((1.0 + alpha * pairs.mean_target).astype(np.float32), n_videos)
 
 
 def pair_dot(
     user_factors: np.ndarray, video_factors: np.ndarray, pair_user: np.ndarray, pair_video: np.ndarray
 ) -> np.ndarray:
-    """Row-wise <user_factors[u], video_factors[v]> for arbitrary pairs, float64, in chunks to bound memory."""
+    """Row-wise <user_factors[u], video_factors[v]> for arbitrary pairs, in chunks to bound memory.
+
+    Parameters
+    ----------
+    user_factors : float (n_users, d).
+    video_factors : float (n_videos, d).
+    pair_user, pair_video : int64 (n,) paired ids, already in range.
+
+    Returns
+    -------
+    float64 (n,).
+    """
     out = np.empty(pair_user.size, dtype=np.float64)
     for first in range(0, pair_user.size, PAIR_CHUNK_ROWS):
         last = first + PAIR_CHUNK_ROWS
@@ -168,54 +153,6 @@ class Calibration:
     video_bias: np.ndarray  # float32 (n_videos,)
     user_coefficients: np.ndarray  # float32 (n_users, d): each user's ridge fit of the bias residual
     video_design: np.ndarray  # float32 (n_videos, d): [video taste features | centred, unit-scaled video factors]
-
-
-def fit_biases(
-    pairs: Pairs, n_videos: int, bias_l2: float, tolerance: float = 1e-8
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge fit of the pairs' mean target by ``global + b_u + b_v``, each pair weighted by its row count (the
-    same least squares as over the rows); ``bias_l2`` shrinks users and videos with few rows towards zero.
-
-    Solved exactly, by Jacobi-preconditioned conjugate gradients on the normal equations (each step two sparse
-    matrix-vector products): alternating closed-form sweeps drift slowly along the direction that trades the
-    global mean against the average biases and are still off by ~0.004 after 8 sweeps on the demo twin.
-    """
-    n_users = pairs.n_users
-    weights = pairs.matrix(pairs.count, n_videos)
-    weights_by_video = weights.T.tocsr()
-    weighted_target = pairs.count * pairs.mean_target
-    user_rows = np.asarray(weights.sum(axis=1)).ravel()
-    video_rows = np.asarray(weights.sum(axis=0)).ravel()
-    total_rows = user_rows.sum()
-
-    def normal_matrix_times(x: np.ndarray) -> np.ndarray:
-        global_bias, user_bias, video_bias = x[0], x[1 : 1 + n_users], x[1 + n_users :]
-        return np.concatenate(
-            [
-                [total_rows * global_bias + user_rows @ user_bias + video_rows @ video_bias],
-                user_rows * global_bias + (user_rows + bias_l2) * user_bias + weights @ video_bias,
-                video_rows * global_bias + weights_by_video @ user_bias + (video_rows + bias_l2) * video_bias,
-            ]
-        )
-
-    size = 1 + n_users + n_videos
-    diagonal = np.concatenate([[total_rows], user_rows + bias_l2, video_rows + bias_l2])
-    inverse_diagonal = np.divide(1.0, diagonal, out=np.ones_like(diagonal), where=diagonal > 0)
-    right_hand_side = np.concatenate(
-        [
-            [weighted_target.sum()],
-            np.bincount(pairs.user, weights=weighted_target, minlength=n_users),
-            np.bincount(pairs.video, weights=weighted_target, minlength=n_videos),
-        ]
-    )
-    solution, _ = cg(
-        LinearOperator((size, size), matvec=normal_matrix_times, dtype=np.float64),
-        right_hand_side,
-        rtol=tolerance,
-        maxiter=CALIBRATION_MAX_ITERATIONS,
-        M=LinearOperator((size, size), matvec=lambda x: inverse_diagonal * x, dtype=np.float64),
-    )
-    return float(solution[0]), solution[1 : 1 + n_users], solution[1 + n_users :]
 
 
 def factor_design(video_factors: np.ndarray) -> np.ndarray:
@@ -296,8 +233,8 @@ class ALSRecommender(Recommender):
                 random_state=config.seed,
             )
             model.fit(confidences, show_progress=config.show_progress)
-        self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.video_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.user_factors = check_solver(np.ascontiguousarray(model.user_factors, dtype=np.float32), "implicit ALS")
+        self.video_factors = check_solver(np.ascontiguousarray(model.item_factors, dtype=np.float32), "implicit ALS")
         self.calibration = fit_calibration(
             self.video_factors, video_taste_features(data.video_tag_multi_hot, data.video_numeric), pairs, config
         )
@@ -317,21 +254,37 @@ class ALSRecommender(Recommender):
 
     def _fitted_calibration(self) -> Calibration:
         if self.calibration is None or self.user_factors is None or self.video_factors is None:
-            raise RuntimeError("ALSRecommender is not fitted: call fit() or from_arrays() first")
+            raise not_fitted(self)
         return self.calibration
 
     # ---- scoring -------------------------------------------------------------------------------------------
     def raw_scores(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """implicit's uncalibrated score <user_factor, video_factor> for (user, video) pairs, float64."""
+        """implicit's uncalibrated score <user_factor, video_factor> for (user, video) pairs.
+
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float64 (n,), not on the target's scale.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        UnknownIdError
+            If an id is outside its range.
+        """
         self._fitted_calibration()
-        return pair_dot(
-            self.user_factors, self.video_factors, np.asarray(user_ids, np.int64), np.asarray(video_ids, np.int64)
-        )
+        users = check_ids(user_ids, self.n_users, "user")
+        return pair_dot(self.user_factors, self.video_factors, users, check_ids(video_ids, self.n_videos, "video"))
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         self._fitted_calibration()
-        users = self._user_augmented[np.asarray(user_ids, dtype=np.int64)]
-        videos = self._video_augmented if video_ids is None else self._video_augmented[np.asarray(video_ids, np.int64)]
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        users = self._user_augmented[user_ids]
+        videos = self._video_augmented if video_ids is None else self._video_augmented[video_ids]
         scores = users @ videos.T
         return np.clip(scores, 0.0, 1.0, out=scores)
 

@@ -37,6 +37,22 @@ class Interactions:
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Interactions:
+        """The interactions of a ``filtered_ratios``-shaped frame.
+
+        Parameters
+        ----------
+        frame : polars frame with ``user_id``, ``video_id``, ``target``, ``watch_ratio``, ``timestamp`` (epoch seconds,
+            null allowed) and ``passes_filter`` columns, n rows.
+
+        Returns
+        -------
+        Interactions of n rows (int32 ids, float32 target and watch ratio, float64 timestamps with NaN for null, bool).
+
+        Raises
+        ------
+        polars.exceptions.ColumnNotFoundError
+            If a column is missing.
+        """
         return cls(
             user=frame["user_id"].to_numpy().astype(np.int32, copy=False),
             video=frame["video_id"].to_numpy().astype(np.int32, copy=False),
@@ -85,14 +101,17 @@ class PreparedData:
 
     @property
     def n_users(self) -> int:
+        """Number of users (ids are 0..n_users - 1), as in :attr:`training`."""
         return self.training.n_users
 
     @property
     def n_videos(self) -> int:
+        """Number of videos (ids are 0..n_videos - 1), as in :attr:`training`."""
         return self.training.n_videos
 
     @property
     def scaler(self) -> TargetScaler:
+        """The target scaler fitted on the training rows (raw watch ratio <-> target in [0, 1])."""
         return self.training.scaler
 
     @property

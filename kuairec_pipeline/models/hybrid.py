@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender, config_from_dict
 
 ALS_PREFIX = "als."
@@ -38,7 +39,16 @@ class HybridConfig:
 
 
 def hybrid_config_from_dict(values: dict) -> HybridConfig:
-    """Inverse of ``dataclasses.asdict`` after a JSON round trip."""
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip (unknown keys dropped).
+
+    Parameters
+    ----------
+    values : the stored config: ``l2``, ``non_negative`` and the nested ``als`` and ``two_tower`` dicts.
+
+    Returns
+    -------
+    HybridConfig.
+    """
     als_known = {f.name for f in dataclasses.fields(ALSConfig)}
     own = {key: values[key] for key in ("l2", "non_negative") if key in values}
     return HybridConfig(
@@ -64,6 +74,7 @@ def fit_blend(predictions: np.ndarray, target: np.ndarray, l2: float, non_negati
         weights, _ = nnls(design, response)
     else:
         weights = np.linalg.lstsq(design, response, rcond=None)[0]
+    check_solver(weights, "blend least squares")
     return float(target_mean - means @ weights), weights
 
 
@@ -82,7 +93,16 @@ class HybridRecommender(Recommender):
         self.weights = np.full(len(COMPONENTS), 1.0 / len(COMPONENTS))
 
     def fit(self, data: TrainingData) -> Self:
-        """Train both components from this config, then fit the blend on ``data.val``."""
+        """Train both components from this config, then fit the blend on ``data.val`` (late fusion).
+
+        Parameters
+        ----------
+        data : the training data; ``data.val`` weighs the blend (equal weights when it is empty).
+
+        Returns
+        -------
+        ``self``, fitted.
+        """
         als = ALSRecommender(self.config.als).fit(data)
         two_tower = TwoTowerRecommender(self.config.two_tower).fit(data)
         return self._set_components(als, two_tower)._fit_blend(data.val)
@@ -91,7 +111,23 @@ class HybridRecommender(Recommender):
     def from_components(
         cls, als: ALSRecommender, two_tower: TwoTowerRecommender, data: TrainingData, config: HybridConfig | None = None
     ) -> Self:
-        """Blend two already fitted components, weighting them on ``data.val``."""
+        """Blend two already fitted components, weighting them on ``data.val``.
+
+        Parameters
+        ----------
+        als, two_tower : fitted components over the same id ranges.
+        data : the training data whose ``val`` rows fit the blend.
+        config : the blend's config (its ``als`` and ``two_tower`` fields are replaced by the components' configs).
+
+        Returns
+        -------
+        HybridRecommender, fitted.
+
+        Raises
+        ------
+        ValueError
+            If the components disagree on the id ranges.
+        """
         base = config or HybridConfig()
         model = cls(dataclasses.replace(base, als=als.config, two_tower=two_tower.config))
         return model._set_components(als, two_tower)._fit_blend(data.val)
@@ -107,7 +143,21 @@ class HybridRecommender(Recommender):
         return self
 
     def component_predictions(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """(n_pairs, 2): each component's prediction for the pairs, in the order of ``COMPONENTS``."""
+        """Each component's prediction for the pairs, in the order of ``COMPONENTS``.
+
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float32 (n, 2), scaled watch ratio.
+
+        Raises
+        ------
+        NotFittedError, UnknownIdError
+            As :meth:`Recommender.predict`.
+        """
         als, two_tower = self._components()
         return np.column_stack([als.predict(user_ids, video_ids), two_tower.predict(user_ids, video_ids)])
 
@@ -120,11 +170,12 @@ class HybridRecommender(Recommender):
 
     def _components(self) -> tuple[ALSRecommender, TwoTowerRecommender]:
         if self.als is None or self.two_tower is None:
-            raise RuntimeError("HybridRecommender is not fitted: call fit(), from_components() or from_arrays()")
+            raise not_fitted(self, "call fit(), from_components() or from_arrays() first")
         return self.als, self.two_tower
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         als, two_tower = self._components()
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
         scores = als.score_all(user_ids, video_ids)
         scores *= np.float32(self.weights[0])
         scores += np.float32(self.weights[1]) * two_tower.score_all(user_ids, video_ids)

@@ -17,9 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, cg
 
-from kuairec_pipeline.models.als import aggregate_pairs
 from kuairec_pipeline.models.base import Recommender, stored_config
+from kuairec_pipeline.models.biases import aggregate_pairs
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 
 
@@ -49,7 +50,17 @@ class LinearConfig:
 
 
 def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_matrix:
-    """(n, sum(cardinality)) one-hot of every categorical column, column blocks side by side."""
+    """One-hot of every categorical column, column blocks side by side.
+
+    Parameters
+    ----------
+    categorical : int (n, n_columns) category ids, column j in [0, cardinality[j]).
+    cardinality : categories per column.
+
+    Returns
+    -------
+    float64 csr (n, sum(cardinality)).
+    """
     n, n_columns = categorical.shape
     if n_columns == 0:
         return sp.csr_matrix((n, 0), dtype=np.float64)
@@ -60,6 +71,17 @@ def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_ma
 
 
 def user_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    """The per-user feature matrix of stage 1 (the blocks ``config`` switches on).
+
+    Parameters
+    ----------
+    data : the training data (user side features).
+    config : which blocks to use.
+
+    Returns
+    -------
+    float64 csr (n_users, d_user); zero columns when every user block is off.
+    """
     blocks = [sp.csr_matrix((data.n_users, 0))]
     if config.use_user_categorical:
         blocks.append(one_hot_blocks(data.user_categorical, data.user_categorical_cardinality))
@@ -69,6 +91,17 @@ def user_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
 
 
 def video_design(data: TrainingData, config: LinearConfig) -> sp.csr_matrix:
+    """The per-video feature matrix of stage 1 (the blocks ``config`` switches on).
+
+    Parameters
+    ----------
+    data : the training data (video side features and tags).
+    config : which blocks to use.
+
+    Returns
+    -------
+    float64 csr (n_videos, d_video); zero columns when every video block is off.
+    """
     blocks = [sp.csr_matrix((data.n_videos, 0))]
     if config.use_video_categorical:
         blocks.append(one_hot_blocks(data.video_categorical, data.video_categorical_cardinality))
@@ -138,12 +171,22 @@ def solve_ridge(
     def count(_: np.ndarray) -> None:
         iterations[0] += 1
 
-    theta, _info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner, callback=count)
+    theta, info = cg(operator, rhs, x0=x0, rtol=config.tol, maxiter=config.max_iter, M=preconditioner, callback=count)
+    check_solver(theta, "linear ridge conjugate gradients", info, f"(max_iter={config.max_iter}, tol={config.tol})")
     return theta[:d_user], theta[d_user : d_user + d_video], float(theta[-1]), iterations[0]
 
 
 def taste_design(data: TrainingData) -> np.ndarray:
-    """(n_videos, 1 + d) float64: a constant (the user's own level) and the video taste features."""
+    """A constant (the user's own level) and the video taste features, the stage-2 design.
+
+    Parameters
+    ----------
+    data : the training data (video tags and numeric columns).
+
+    Returns
+    -------
+    float64 (n_videos, 1 + d).
+    """
     features = video_taste_features(data.video_tag_multi_hot, data.video_numeric)
     return np.hstack([np.ones((features.shape[0], 1)), features])
 
@@ -196,13 +239,13 @@ class LinearRecommender(Recommender):
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.user_part is None or self.video_part is None or self.user_taste is None or self.video_taste is None:
-            raise RuntimeError("LinearRecommender is not fitted")
+            raise not_fitted(self)
         return self.user_part, self.video_part, self.user_taste, self.video_taste
 
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         user_part, video_part, user_taste, video_taste = self._fitted()
-        users = np.asarray(user_ids, dtype=np.int64)
-        videos = slice(None) if video_ids is None else np.asarray(video_ids, dtype=np.int64)
+        users, checked = self._check_ids(user_ids, video_ids)
+        videos = slice(None) if checked is None else checked
         scores = user_part[users][:, None] + video_part[videos][None, :]
         if user_taste.shape[1]:
             scores += user_taste[users] @ video_taste[videos].T

@@ -56,14 +56,35 @@ class EpochProgress(Callback):
         self._write(line)
 
     def on_train_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: start the clock and emit the opening line (max epochs, device).
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         self._started = time.perf_counter()
         self._emit(f"{self.model_name}: training up to {trainer.max_epochs} epochs on {trainer.strategy.root_device}")
 
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: start the epoch's clock.
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         self._epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         # Lightning has run this epoch's validation loop by now, so its metrics are in callback_metrics.
+        """Lightning hook: emit the epoch's line (train loss, val_* metrics, best so far, seconds).
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         metrics = trainer.callback_metrics
         parts = [f"{self.model_name}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
         loss = next((v for k in TRAIN_LOSS_KEYS if (v := _value(metrics, k)) is not None), None)
@@ -80,13 +101,29 @@ class EpochProgress(Callback):
         self._emit("  ".join(parts))
 
     def on_train_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: emit why training stopped and how long it took.
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         self._emit(
             f"{self.model_name}: {self.stop_reason(trainer)}; "
             f"{trainer.current_epoch} epochs in {time.perf_counter() - self._started:.1f} s"
         )
 
     def stop_reason(self, trainer: lightning.Trainer) -> str:
-        """Why the fit ended, in words."""
+        """Why the fit ended, in words (early stop with the kept epoch, max_epochs, interruption).
+
+        Parameters
+        ----------
+        trainer : the Lightning trainer after (or during) ``fit``.
+
+        Returns
+        -------
+        str, one phrase.
+        """
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch > 0:
             return (
@@ -108,7 +145,12 @@ LIGHTNING_NOTICES = "lightning.pytorch.utilities.rank_zero"
 
 @contextlib.contextmanager
 def quiet_lightning_notices() -> Iterator[None]:
-    """Raise Lightning's notice logger to WARNING for the block (warnings and errors still show)."""
+    """Raise Lightning's notice logger to WARNING for the block (warnings and errors still show).
+
+    Yields
+    ------
+    None; the logger's level is restored on exit, also after an exception.
+    """
     logger = logging.getLogger(LIGHTNING_NOTICES)
     previous = logger.level
     logger.setLevel(logging.WARNING)

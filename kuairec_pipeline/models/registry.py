@@ -18,6 +18,17 @@ class ModelEntry:
     servable: bool = True
 
     def model_class(self) -> type[Recommender]:
+        """The model class named by ``class_path`` (``"module:Class"``), imported on first use.
+
+        Returns
+        -------
+        a :class:`~kuairec_pipeline.models.base.Recommender` subclass.
+
+        Raises
+        ------
+        ImportError, AttributeError
+            If the module or the class does not exist.
+        """
         module_name, class_name = self.class_path.split(":")
         return getattr(importlib.import_module(module_name), class_name)
 

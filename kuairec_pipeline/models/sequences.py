@@ -36,13 +36,19 @@ class History:
 
     @property
     def n_users(self) -> int:
+        """Number of users the history is indexed by (``starts`` has n_users + 1 entries)."""
         return int(self.starts.shape[0] - 1)
 
     def __len__(self) -> int:
         return int(self.video.shape[0])
 
     def lengths(self) -> np.ndarray:
-        """int64 (n_users,): history rows per user."""
+        """History rows per user.
+
+        Returns
+        -------
+        int64 (n_users,).
+        """
         return np.diff(self.starts)
 
 
@@ -56,7 +62,19 @@ def _mix64(values: np.ndarray) -> np.ndarray:
 
 
 def shuffle_keys(user: np.ndarray, video: np.ndarray, timestamp: np.ndarray, seed: int) -> np.ndarray:
-    """uint64 per row: a pseudo-random key from the row's own (user, video, timestamp) and ``seed``."""
+    """A pseudo-random key per row from the row's own (user, video, timestamp) and ``seed`` (SplitMix64
+    finalizer), so a row's place in a shuffled window does not depend on which other rows are present.
+
+    Parameters
+    ----------
+    user, video : int (n,) ids.
+    timestamp : float (n,) epoch seconds (NaN allowed; rounded to milliseconds).
+    seed : the shuffle seed.
+
+    Returns
+    -------
+    uint64 (n,).
+    """
     time_ms = np.nan_to_num(np.asarray(timestamp, dtype=np.float64), nan=-1.0, posinf=-1.0) * 1000.0
     with np.errstate(over="ignore"):
         h = _mix64(np.asarray(user, dtype=np.uint64) ^ np.uint64(seed & 0xFFFFFFFF) << np.uint64(32))
@@ -187,7 +205,17 @@ def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_
 
 
 def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(users with history, window end, window length): each user's last ``max_len`` rows (whole history)."""
+    """Each user's last ``max_len`` rows (the whole history when shorter): the window scoring reads.
+
+    Parameters
+    ----------
+    history : the users' time-ordered rows.
+    max_len : window length at most (rows).
+
+    Returns
+    -------
+    (int64 users with history (m,), int64 window end (exclusive row index, m,), int64 window length (m,)).
+    """
     lengths = history.lengths()
     users = np.flatnonzero(lengths > 0)
     return users, history.starts[users + 1], np.minimum(max_len, lengths[users])

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from kuairec_pipeline.models.errors import check_solver
+
 
 def video_taste_features(video_tag_multi_hot: np.ndarray, video_numeric: np.ndarray) -> np.ndarray:
     """(n_videos, n_tags + n_numeric) float64: the tag multi-hot scaled to sum 1 per video, then the numeric
@@ -54,7 +56,10 @@ def per_user_ridge(
 
     Raises
     ------
-    ValueError if ``l2`` is not positive or the shapes disagree.
+    ValueError
+        If ``l2`` is not positive or the shapes disagree.
+    SolverDivergedError
+        If a coefficient is not finite (non-finite inputs: the penalty keeps every system positive definite).
     """
     n_users, n_videos = weights.shape
     features = np.asarray(features, dtype=np.float64)
@@ -87,4 +92,4 @@ def per_user_ridge(
         rows = features[indices[first:last]]
         gram = rows.T @ (rows * row_weight[first:last, None]) + identity
         out[user] = np.linalg.solve(gram, rows.T @ right[first:last])
-    return out
+    return check_solver(out, "per-user ridge solve")

@@ -19,7 +19,12 @@ THREAD_ENVIRONMENT_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_
 
 
 def available_cores() -> int:
-    """Cores this process may run on (respects CPU affinity and container limits set through it)."""
+    """Cores this process may run on (respects CPU affinity and container limits set through it).
+
+    Returns
+    -------
+    int >= 1.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -27,7 +32,21 @@ def available_cores() -> int:
 
 
 def resolve_thread_count(requested: int) -> int:
-    """``requested`` threads, where 0 means every available core."""
+    """``requested`` threads, where 0 means every available core.
+
+    Parameters
+    ----------
+    requested : threads (>= 0; 0 = :func:`available_cores`).
+
+    Returns
+    -------
+    int >= 1.
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` < 0.
+    """
     if requested < 0:
         raise ValueError(f"thread count must be >= 0 (0 = all cores), got {requested}")
     return available_cores() if requested == 0 else requested

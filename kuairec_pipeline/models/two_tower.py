@@ -5,7 +5,7 @@ Each tower maps an id and its side features to a vector and a bias. The predicti
     link(<u, v> + b_user + b_video + b_global) = link(<[u, b_user, 1], [v, 1, b_video + b_global]>)
 
 with ``link`` the identity clipped to [0, 1] (default) or the sigmoid. With ``fixed_biases`` (default) each bias
-starts from the exact ridge user and video biases (:func:`kuairec_pipeline.models.als.fit_biases`), held fixed, and
+starts from the exact ridge user and video biases (:func:`kuairec_pipeline.models.biases.fit_biases`), held fixed, and
 the towers learn only what those leave: the user x video part that makes lists personal. Trained end to end on MSE
 with a sigmoid and free biases, the towers spent their capacity and the early stopping on validation MSE on the
 biases (which dominate that MSE) and ranked no better than the bias baseline (issue 7).
@@ -16,7 +16,8 @@ towers can be rebuilt, inspected or trained further.
 
 Training data never passes through per-row Python: the train rows live as tensors (on the training device) and
 each step gathers a whole batch by a slice of a shuffled index permutation. The torch half lives in
-:mod:`kuairec_pipeline.models.two_tower_network`, imported only to train or to touch weights.
+:mod:`kuairec_pipeline.models.two_tower_network` (the network), ``two_tower_training`` (the fit) and
+``two_tower_state`` (weights <-> NumPy), imported only to train or to touch weights.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.threads import resolve_thread_count
 from kuairec_pipeline.models.two_tower_config import (  # noqa: F401  (re-exported: the model's public names)
     EMBEDDING_BATCH,
@@ -101,63 +103,106 @@ class TwoTowerRecommender(Recommender):
         return int(self.history.shape[0])
 
     def _refresh_embeddings(self) -> None:
-        from kuairec_pipeline.models import two_tower_network
+        from kuairec_pipeline.models import two_tower_state
 
-        self.user_embeddings, self.video_embeddings = two_tower_network.embeddings(
+        self.user_embeddings, self.video_embeddings = two_tower_state.embeddings(
             self._fitted_network(), resolve_thread_count(self.config.num_threads)
         )
 
     def _fitted_network(self) -> TwoTowerNetwork:
         if self._network is None and self._weights is not None and self.architecture is not None:
-            from kuairec_pipeline.models import two_tower_network
+            from kuairec_pipeline.models import two_tower_state
 
-            self._network = two_tower_network.network_from_state(self.architecture, self.config, self._weights)
+            self._network = two_tower_state.network_from_state(self.architecture, self.config, self._weights)
             self._weights = None
         if self._network is None:
-            raise RuntimeError("TwoTowerRecommender has no network: call fit() or from_arrays() first")
+            raise not_fitted(self)
         return self._network
 
     # ---- scoring (NumPy only) ------------------------------------------------------------------------------
     def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
         if self.user_embeddings is None or self.video_embeddings is None:
-            raise RuntimeError("TwoTowerRecommender is not fitted: call fit() or from_arrays() first")
-        users = self.user_embeddings[np.asarray(user_ids, dtype=np.int64)]
-        videos = self.video_embeddings if video_ids is None else self.video_embeddings[np.asarray(video_ids, np.int64)]
+            raise not_fitted(self)
+        user_ids, video_ids = self._check_ids(user_ids, video_ids)
+        users = self.user_embeddings[user_ids]
+        videos = self.video_embeddings if video_ids is None else self.video_embeddings[video_ids]
         scores = users @ videos.T
         if self.config.link == "sigmoid":
             return _sigmoid_inplace(scores)
         return np.clip(scores, 0.0, 1.0, out=scores)
 
     def torch_predict(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-        """The network's own forward pass on (user, video) pairs (eval mode, CPU): a check on :meth:`score_all`."""
-        from kuairec_pipeline.models import two_tower_network
+        """The network's own forward pass on (user, video) pairs (eval mode, CPU): a check on :meth:`score_all`.
 
-        return two_tower_network.forward_probabilities(self._fitted_network(), user_ids, video_ids)
+        Parameters
+        ----------
+        user_ids, video_ids : int (n,) paired ids.
+
+        Returns
+        -------
+        float32 (n,) in [0, 1].
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
+        from kuairec_pipeline.models import two_tower_state
+
+        return two_tower_state.forward_probabilities(self._fitted_network(), user_ids, video_ids)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def save_weights(self, path: str | Path) -> Path:
-        """``torch.save`` of the network's state dict (tensors only, so ``weights_only`` loading works), atomically."""
-        from kuairec_pipeline.models import two_tower_network
+        """``torch.save`` of the network's state dict (tensors only, so ``weights_only`` loading works), atomically.
 
-        return two_tower_network.save_state(self._fitted_network(), path)
+        Parameters
+        ----------
+        path : the target file.
+
+        Returns
+        -------
+        The path written.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
+        from kuairec_pipeline.models import two_tower_state
+
+        return two_tower_state.save_state(self._fitted_network(), path)
 
     def load_weights(self, path: str | Path) -> Self:
-        """Load a state dict written by :meth:`save_weights` into this model's network and recompute embeddings."""
-        from kuairec_pipeline.models import two_tower_network
+        """Load a state dict written by :meth:`save_weights` into this model's network and recompute embeddings.
 
-        two_tower_network.load_state(self._fitted_network(), path)
+        Parameters
+        ----------
+        path : a file written by :meth:`save_weights` for the same architecture.
+
+        Returns
+        -------
+        ``self``.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays`` (there is no network to load into).
+        """
+        from kuairec_pipeline.models import two_tower_state
+
+        two_tower_state.load_state(self._fitted_network(), path)
         self._refresh_embeddings()
         return self
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         if self._network is not None:
-            from kuairec_pipeline.models import two_tower_network
+            from kuairec_pipeline.models import two_tower_state
 
-            weights = two_tower_network.state_arrays(self._network)
+            weights = two_tower_state.state_arrays(self._network)
         elif self._weights is not None:
             weights = self._weights
         else:
-            raise RuntimeError("TwoTowerRecommender is not fitted: call fit() or from_arrays() first")
+            raise not_fitted(self)
         arrays = {
             "user_embeddings": self.user_embeddings,
             "video_embeddings": self.video_embeddings,

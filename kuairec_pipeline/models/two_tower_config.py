@@ -94,7 +94,21 @@ class TwoTowerConfig:
 
 
 def config_from_dict(values: dict[str, Any]) -> TwoTowerConfig:
-    """Inverse of ``dataclasses.asdict`` after a JSON round trip (lists back to tuples, unknown keys dropped)."""
+    """Inverse of ``dataclasses.asdict`` after a JSON round trip (lists back to tuples, unknown keys dropped).
+
+    Parameters
+    ----------
+    values : field name -> value, e.g. the stored config of a bundle.
+
+    Returns
+    -------
+    TwoTowerConfig.
+
+    Raises
+    ------
+    ValueError
+        If a value is outside its field's range.
+    """
     known = {f.name for f in dataclasses.fields(TwoTowerConfig)}
     values = {key: value for key, value in values.items() if key in known}
     if "hidden_sizes" in values:
@@ -117,6 +131,16 @@ class Architecture:
 
     @classmethod
     def from_data(cls, data: TrainingData) -> Architecture:
+        """The network's sizes read off the training data.
+
+        Parameters
+        ----------
+        data : the training data (id ranges, feature column counts, categorical cardinalities, tag slots).
+
+        Returns
+        -------
+        Architecture.
+        """
         tags = data.video_tags
         return cls(
             n_users=data.n_users,

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import lightning.pytorch as lightning
 import numpy as np
 import torch
 from torch import nn
 
-from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.models.two_tower_config import (
     EMBEDDING_BATCH,
     Architecture,
@@ -94,6 +92,14 @@ class Tower(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
+        """Copy the per-id side features into the tower's buffers (they move with the module's device).
+
+        Parameters
+        ----------
+        categorical : int (n_ids, n_categorical) category ids.
+        numeric : float (n_ids, n_numeric), each in [0, 1].
+        tags : int (n_ids, tag_slots) tag ids (0 = empty slot), or None for a tower without tags.
+        """
         self.categorical.copy_(torch.from_numpy(np.asarray(categorical, dtype=np.int64)))
         self.numeric.copy_(torch.from_numpy(np.asarray(numeric, dtype=np.float32)))
         if tags is not None and self.tag_bag is not None:
@@ -174,7 +180,16 @@ class TwoTowerNetwork(lightning.LightningModule):
         self._val_sums = torch.zeros(3)  # squared error, absolute error, rows (moved to the device on use)
 
     def forward(self, users: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
-        """Logits for (user, video) pairs."""
+        """Logits for (user, video) pairs.
+
+        Parameters
+        ----------
+        users, videos : int64 tensors (B,) of ids.
+
+        Returns
+        -------
+        float tensor (B,): the score before the link (:meth:`predictions`).
+        """
         return self._logits_and_penalty(users, videos)[0]
 
     def _logits_and_penalty(self, users: torch.Tensor, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,26 +200,69 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         """The link: sigmoid, or the identity (clipped to [0, 1] only where scores are served, not in the loss,
-        so that a prediction outside the range still gets a gradient back)."""
+        so that a prediction outside the range still gets a gradient back).
+
+        Parameters
+        ----------
+        logits : float tensor, any shape.
+
+        Returns
+        -------
+        float tensor, same shape: predicted scaled watch ratio.
+        """
         return torch.sigmoid(logits) if self.config.link == "sigmoid" else logits
 
     def loss(
         self, users: torch.Tensor, videos: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty."""
+        """(objective to minimize, its MSE part): MSE of link(score) on the scaled target + id L2 penalty.
+
+        Parameters
+        ----------
+        users, videos : int64 tensors (B,) of ids.
+        target : float tensor (B,), scaled watch ratio in [0, 1].
+
+        Returns
+        -------
+        (scalar objective tensor, scalar MSE tensor).
+        """
         logits, penalty = self._logits_and_penalty(users, videos)
         mse = torch.mean((self.predictions(logits) - target) ** 2)
         return mse + self.config.id_l2 * penalty.mean(), mse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """Lightning hook: the objective of one batch; logs its MSE part as ``train_loss``.
+
+        Parameters
+        ----------
+        batch : (users int64 (B,), videos int64 (B,), target float (B,) scaled watch ratio).
+        batch_idx : the batch's index in the epoch (unused).
+
+        Returns
+        -------
+        scalar tensor: MSE + id L2 penalty.
+        """
         objective, mse = self.loss(*batch)
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch[2].shape[0])
         return objective
 
     def on_validation_epoch_start(self) -> None:
+        """Lightning hook: zero the float64 sums (squared error, absolute error, rows) of this validation pass.
+
+        Returns
+        -------
+        None.
+        """
         self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Lightning hook: add one batch's errors of the served (clipped) prediction to the sums.
+
+        Parameters
+        ----------
+        batch : (users int64 (B,), videos int64 (B,), target float (B,)).
+        batch_idx : the batch's index (unused).
+        """
         users, videos, target = batch
         prediction = self.predictions(self(users, videos))
         if self.config.link == "identity":
@@ -215,6 +273,13 @@ class TwoTowerNetwork(lightning.LightningModule):
         self._val_sums[2] += target.shape[0]
 
     def on_validation_epoch_end(self) -> None:
+        """Lightning hook: log ``val_mse`` and ``val_mae`` (squared target units and target units) when the pass had
+        rows.
+
+        Returns
+        -------
+        None.
+        """
         squared, absolute, rows = self._val_sums.tolist()
         if rows > 0:
             self.log("val_mse", squared / rows, prog_bar=True)
@@ -222,13 +287,25 @@ class TwoTowerNetwork(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused: one kernel over all parameters instead of a dozen small ops per tensor (CPU and CUDA).
+        """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) over every parameter.
+
+        Returns
+        -------
+        torch.optim.AdamW with the config's ``learning_rate`` and ``weight_decay``.
+        """
         return torch.optim.AdamW(
             self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
         )
 
     @torch.no_grad()
     def augmented_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """([u, b_user, 1] for every user, [v, 1, b_video + b_global] for every video), float32 NumPy arrays."""
+        """The towers' outputs folded into two matrices whose product is the logit.
+
+        Returns
+        -------
+        (float32 (n_users, d + 2) rows ``[u, b_user, 1]``,
+        float32 (n_videos, d + 2) rows ``[v, 1, b_video + b_global]``).
+        """
         was_training = self.training
         self.eval()
         try:
@@ -259,56 +336,19 @@ class TwoTowerNetwork(lightning.LightningModule):
 
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block and restore it after (it is process-wide)."""
+    """Set torch's intra-op thread count for the block and restore it after (it is process-wide).
+
+    Parameters
+    ----------
+    threads : intra-op threads (>= 1).
+
+    Yields
+    ------
+    None.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def network_from_state(
-    architecture: Architecture, config: TwoTowerConfig, state: dict[str, np.ndarray]
-) -> TwoTowerNetwork:
-    """Rebuild a network from a state dict held as NumPy arrays (as stored in the model's bundle)."""
-    network = TwoTowerNetwork(architecture, config)
-    network.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
-    return network.eval()
-
-
-def state_arrays(network: TwoTowerNetwork) -> dict[str, np.ndarray]:
-    return {name: value.detach().cpu().numpy() for name, value in network.state_dict().items()}
-
-
-def embeddings(network: TwoTowerNetwork, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    with torch_threads(threads):
-        return network.augmented_embeddings()
-
-
-def forward_probabilities(network: TwoTowerNetwork, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
-    """The network's own forward pass on (user, video) pairs (eval mode, CPU)."""
-    network = network.cpu().eval()
-    with torch.no_grad():
-        logits = network(
-            torch.from_numpy(np.asarray(user_ids, dtype=np.int64)),
-            torch.from_numpy(np.asarray(video_ids, dtype=np.int64)),
-        )
-    return (
-        network.predictions(logits).clamp(0.0, 1.0).numpy()
-        if network.config.link == "identity"
-        else torch.sigmoid(logits).numpy()
-    )
-
-
-def save_state(network: TwoTowerNetwork, path: str | Path) -> Path:
-    """``torch.save`` of the state dict (tensors only, so ``weights_only`` loading works), atomically."""
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        torch.save(network.state_dict(), tmp)
-    return target
-
-
-def load_state(network: TwoTowerNetwork, path: str | Path) -> None:
-    """Load a state dict written by :func:`save_state`; ``weights_only=True`` refuses pickled objects."""
-    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

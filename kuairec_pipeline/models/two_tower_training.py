@@ -60,6 +60,20 @@ class IndexBatches(torch.utils.data.IterableDataset):
 def index_batch_loader(
     rows: Interactions, batch_size: int, device: torch.device, shuffle: bool, seed: int = 0
 ) -> torch.utils.data.DataLoader:
+    """A DataLoader of whole batches of row indices (``batch_size=None``: the dataset yields batches).
+
+    Parameters
+    ----------
+    rows : the interactions to iterate.
+    batch_size : rows per batch.
+    device : where the batch tensors live.
+    shuffle : shuffle the rows every epoch (seeded).
+    seed : the shuffle seed.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader over :class:`IndexBatches`.
+    """
     return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
 
 
@@ -82,6 +96,13 @@ class KeepBestWeights(Callback):
         self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: append (epoch, train_loss, val_mse, val_mae) to :attr:`history`.
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         metrics = trainer.callback_metrics
         val_mse = metrics.get("val_mse")
         self.history.append(
@@ -94,6 +115,13 @@ class KeepBestWeights(Callback):
         )
 
     def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Lightning hook: keep a CPU copy of the weights when ``val_mse`` improves (sanity checks ignored).
+
+        Parameters
+        ----------
+        trainer : the running Lightning trainer.
+        pl_module : the module being trained.
+        """
         if trainer.sanity_checking:
             return
         val_mse = trainer.callback_metrics.get("val_mse")
@@ -109,8 +137,19 @@ def _logit(probability: float) -> float:
 
 
 def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """(global, user biases, video biases): the exact ridge solve of the user_video_bias baseline."""
-    from kuairec_pipeline.models.als import aggregate_pairs, fit_biases
+    """The exact ridge solve of the user_video_bias baseline
+    (:func:`kuairec_pipeline.models.biases.fit_biases`), used to start the networks' biases.
+
+    Parameters
+    ----------
+    data : the training data.
+    bias_l2 : ridge penalty on each bias, in training rows (>= 0).
+
+    Returns
+    -------
+    (global bias float, float64 (n_users,) user biases, float64 (n_videos,) video biases), in target units.
+    """
+    from kuairec_pipeline.models.biases import aggregate_pairs, fit_biases
 
     return fit_biases(aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, bias_l2)
 
@@ -119,7 +158,7 @@ def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: Tr
     """Fixed starting point: the exact ridge biases and, with ``taste_l2``, each user's ridge taste on the video's
     explicit features (:func:`kuairec_pipeline.models.taste.per_user_ridge` on the bias residual, with a constant
     that goes into the user's bias): the linear model's taste stage, which the towers then refine."""
-    from kuairec_pipeline.models.als import aggregate_pairs
+    from kuairec_pipeline.models.biases import aggregate_pairs
     from kuairec_pipeline.models.taste import per_user_ridge
 
     global_bias, user_bias, video_bias = exact_biases(data, config.bias_l2)
@@ -144,7 +183,18 @@ def set_fixed_offsets(network: TwoTowerNetwork, config: TwoTowerConfig, data: Tr
 
 @torch.no_grad()
 def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int = 65_536) -> float:
-    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it."""
+    """MSE of the served (clipped) prediction on ``rows``, as the validation loop computes it.
+
+    Parameters
+    ----------
+    network : a two-tower network.
+    rows : the interactions to score.
+    batch_size : rows per forward pass.
+
+    Returns
+    -------
+    float, in squared target units; 0.0 for no rows.
+    """
     was_training = network.training
     network.eval()
     squared = 0.0
@@ -172,7 +222,19 @@ def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
 def train_network(
     architecture: Architecture, config: TwoTowerConfig, data: TrainingData
 ) -> tuple[TwoTowerNetwork, int, np.ndarray]:
-    """Fit a fresh network with Lightning; returns (best network on CPU, best epoch, per-epoch history)."""
+    """Fit a fresh network with Lightning (early stopping on ``data.val`` when it has rows).
+
+    Parameters
+    ----------
+    architecture : the network's sizes.
+    config : the model's config (optimizer, epochs, patience, ...).
+    data : the training data.
+
+    Returns
+    -------
+    (the best epoch's network on CPU, best epoch (0-based), float64 (epochs, 4) history: epoch, train_loss, val_mse,
+    val_mae).
+    """
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
     callbacks: list[Callback] = [keep_best, EpochProgress("two_tower")]

@@ -21,7 +21,15 @@ _INGEST = (
     "dataset.download",
     "orchestration.assets.ingest",
 )
-_MODEL_BASE = ("models.base", "models.data", "models.threads", "provenance", "orchestration.assets.train")
+_MODEL_BASE = (
+    "models.base",
+    "models.bundle",
+    "models.errors",
+    "models.data",
+    "models.threads",
+    "provenance",
+    "orchestration.assets.train",
+)
 # The modules whose code decides each asset's output; an asset not listed is versioned by the whole package.
 ASSET_MODULES: dict[str, tuple[str, ...]] = {
     **{
@@ -44,24 +52,36 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "features.checks",
         "orchestration.assets.prepare",
     ),
-    "linear_baseline": ("models.linear", "models.taste", *_MODEL_BASE),
-    "als_factors": ("models.als", "models.taste", *_MODEL_BASE),
+    "linear_baseline": ("models.linear", "models.taste", "models.biases", *_MODEL_BASE),
+    "als_factors": ("models.als", "models.taste", "models.biases", *_MODEL_BASE),
     "two_tower_embeddings": (
         "models.two_tower",
         "models.two_tower_config",
         "models.two_tower_network",
+        "models.two_tower_state",
         "models.two_tower_training",
         "models.taste",
         "models.als",
+        "models.biases",
         *_MODEL_BASE,
     ),
     **{
-        key: ("models.sequential", "models.sequential_network", "models.sequences", *_MODEL_BASE)
+        key: (
+            "models.sequential",
+            "models.sequential_config",
+            "models.sequential_network",
+            "models.sequential_training",
+            "models.sequences",
+            *_MODEL_BASE,
+        )
         for key in ("sequential_model", "sequential_shuffled")
     },
-    "hybrid_model": ("models.hybrid", "models.als", "models.two_tower", "models.taste", *_MODEL_BASE),
+    "hybrid_model": ("models.hybrid", "models.als", "models.biases", "models.two_tower", "models.taste", *_MODEL_BASE),
     "metrics": (
         "evaluation.metrics",
+        "evaluation.grid",
+        "evaluation.ranking_metrics",
+        "models.biases",
         "evaluation.baselines",
         "evaluation.tag_profile",
         "evaluation.beyond_accuracy",
@@ -73,6 +93,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
     "recommendations": (
         "recommend",
         "evaluation.metrics",
+        "evaluation.grid",
+        "evaluation.ranking_metrics",
         "evaluation.selection",
         "models.registry",
         "orchestration.assets.evaluate",

@@ -75,6 +75,7 @@ class TestOracle(RecommenderContract):
     # The oracle knows the truth of test-grid cells only; the withheld stars are test cells of their users and
     # every other candidate is either a lesser test cell or scores 0, so it must rank them first for everyone.
     withheld_top_k = 1
+    fitted_when_built = True  # built from the truth: there is no unfitted oracle
 
     def make_model(self) -> OracleRecommender:
         planted = make_planted(**self.planted_kwargs)

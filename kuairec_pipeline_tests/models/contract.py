@@ -39,6 +39,7 @@ from kuairec_pipeline.dataset.schema import MAX_TAGS_PER_VIDEO, NUM_TAGS
 from kuairec_pipeline.features.ratios import FILTERED_RATIOS_SCHEMA, selection_user_mask
 from kuairec_pipeline.models.base import NAME_KEY, Recommender, decode_json, encode_json
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData, build_training_data
+from kuairec_pipeline.models.errors import NotFittedError, UnknownIdError
 from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 START_EPOCH = 1_593_561_600.0  # 2020-07-01 00:00 UTC, inside KuaiRec's collection window
@@ -388,6 +389,8 @@ class RecommenderContract:
       ``withheld_top_k = 1`` (first for every user).
     - ``ranks_videos = False``: the model gives every video the same score for a user (global or user mean) or a
       random one, so no ranking can be asked of it; the withheld test is skipped, all others still run.
+    - ``fitted_when_built = True``: the constructor already gives learned state (the oracle), so there is no
+      unfitted model to check for :class:`NotFittedError`.
     - ``cell_atol``: predict vs score_all cells may differ by float rounding when a model's scoring uses matrix
       products whose kernel depends on the batch shape (default 1e-6). Round trips and reseeded fits must match
       exactly.
@@ -399,6 +402,7 @@ class RecommenderContract:
     withheld_top_k: ClassVar[int] = 3
     withheld_min_first_rate: ClassVar[float] = 0.75
     cell_atol: ClassVar[float] = 1e-6
+    fitted_when_built: ClassVar[bool] = False
 
     def make_model(self) -> Recommender:
         raise NotImplementedError("a contract test class returns a fresh, unfitted model here")
@@ -493,6 +497,58 @@ class RecommenderContract:
         # Best first: nothing outside the top 10 scores above the 10th.
         assert (grid.max(axis=1) <= scores[:, 0] + self.cell_atol).all()
 
+    def test_recommend_pads_with_minus_inf_when_too_few_candidates_remain(
+        self, fitted: Recommender, planted: PlantedData
+    ) -> None:
+        n_users, n_videos = planted.data.n_users, planted.data.n_videos
+        users = np.arange(4)
+        left = np.array([3, 17])  # the only unexcluded videos of every user
+        seen = np.ones((n_users, n_videos), dtype=np.float32)
+        seen[:, left] = 0
+        exclude = sp.csr_matrix(seen)
+        ids, scores = fitted.recommend(users, k=5, exclude=exclude)
+        assert ids.shape == scores.shape == (users.size, 5)
+        np.testing.assert_array_equal(np.sort(ids[:, :2], axis=1), np.tile(left, (users.size, 1)))
+        assert np.isfinite(scores[:, :2]).all()
+        assert (scores[:, 2:] == -np.inf).all(), "the padding of a short row must score -inf"
+        assert np.isin(ids[:, 2:], left, invert=True).all(), "padding holds excluded videos only"
+
+    # ---- ids outside the model's range -------------------------------------------------------------------------
+    def test_unknown_or_negative_user_ids_raise(self, fitted: Recommender, planted: PlantedData) -> None:
+        n_users = planted.data.n_users
+        for bad in (-1, n_users, n_users + 5):
+            message = rf"user id\(s\) {bad}\b.*0\.\.{n_users - 1}"
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.score_all(np.array([0, bad]))
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.predict(np.array([bad, 0]), np.array([0, 0]))
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.recommend(np.array([bad]), k=3)
+        assert issubclass(UnknownIdError, IndexError)
+
+    def test_unknown_or_negative_video_ids_raise(self, fitted: Recommender, planted: PlantedData) -> None:
+        n_videos = planted.data.n_videos
+        for bad in (-1, n_videos):
+            message = rf"video id\(s\) {bad}\b.*0\.\.{n_videos - 1}"
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.score_all(np.array([0]), np.array([bad, 1]))
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.predict(np.array([0, 1]), np.array([1, bad]))
+            with pytest.raises(UnknownIdError, match=message):
+                fitted.recommend(np.array([0]), k=1, video_ids=np.array([0, bad]))
+
+    def test_unfitted_model_raises_not_fitted(self, planted: PlantedData) -> None:
+        model = self.make_model()
+        if self.fitted_when_built:  # no unfitted state exists: the fresh model must already score
+            assert model.score_all(np.array([0])).shape == (1, planted.data.n_videos)
+            return
+        name = type(model).__name__
+        with pytest.raises(NotFittedError, match=f"{name} is not fitted"):
+            model.score_all(np.array([0]))
+        with pytest.raises(NotFittedError, match=f"{name} is not fitted"):
+            model.to_arrays()
+        assert issubclass(NotFittedError, RuntimeError)
+
     # ---- the type boundary: what fit receives ------------------------------------------------------------------
     def test_scrambled_test_and_selection_targets_change_no_fitted_model(self, planted: PlantedData) -> None:
         tables = planted_tables(planted)
@@ -521,6 +577,15 @@ class RecommenderContract:
         assert decode_json(encode_json(restored.config_dict())) == decode_json(encode_json(fitted.config_dict()))
         users = np.arange(planted.data.n_users)
         np.testing.assert_array_equal(restored.score_all(users), fitted.score_all(users))
+
+    def test_bundle_restores_to_the_same_bundle(self, fitted: Recommender) -> None:
+        # from_bundle -> from_arrays must rebuild every stored array, so a restored model saves what it read.
+        bundle = fitted.bundle()
+        again = type(fitted).from_bundle(bundle).bundle()
+        assert again.keys() == bundle.keys()
+        for key, value in bundle.items():
+            assert again[key].dtype == value.dtype, f"bundle array {key!r} changed dtype"
+            np.testing.assert_array_equal(again[key], value, err_msg=f"bundle array {key!r} changed")
 
     def test_bundle_of_another_model_is_refused(self, fitted: Recommender) -> None:
         bundle = fitted.bundle()

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from kuairec_pipeline.models import sequences, sequential_network
-from kuairec_pipeline.models.data import Interactions, TrainingData
+from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData
 from kuairec_pipeline.models.sequential import (
     SequentialConfig,
     SequentialRecommender,
     ShuffledSequentialRecommender,
     encode_last_states,
 )
-from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
 
 # About a second of training on one CPU thread.
 SMALL = SequentialConfig(
@@ -65,8 +65,13 @@ class TestSequentialShuffled(RecommenderContract):
 
 
 @pytest.fixture(scope="module")
-def data() -> TrainingData:
-    return make_planted_training_data()
+def prepared() -> PreparedData:
+    return make_planted().prepared
+
+
+@pytest.fixture(scope="module")
+def data(prepared: PreparedData) -> TrainingData:
+    return prepared.training
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +80,12 @@ def fitted(data: TrainingData) -> SequentialRecommender:
 
 
 @pytest.fixture(scope="module")
-def timed_test(data: TrainingData) -> Interactions:
+def timed_test(data: TrainingData, prepared: PreparedData) -> Interactions:
     """The planted test rows (no timestamps there) given times spread over the training period."""
     rng = np.random.default_rng(0)
     low, high = data.train.timestamp.min(), data.train.timestamp.max()
-    return dataclasses.replace(data.test, timestamp=rng.uniform(low - 1e5, high + 1e5, len(data.test)))
+    test = prepared.test
+    return dataclasses.replace(test, timestamp=rng.uniform(low - 1e5, high + 1e5, len(test)))
 
 
 @pytest.mark.parametrize(
@@ -116,8 +122,10 @@ def test_numpy_states_equal_the_torch_forward(data: TrainingData, layers: int) -
     )
 
 
-def test_whole_history_rows_score_like_score_all(fitted: SequentialRecommender, data: TrainingData) -> None:
-    untimed = dataclasses.replace(data.test, timestamp=np.full(len(data.test), np.nan))
+def test_whole_history_rows_score_like_score_all(
+    fitted: SequentialRecommender, data: TrainingData, prepared: PreparedData
+) -> None:
+    untimed = dataclasses.replace(prepared.test, timestamp=np.full(len(prepared.test), np.nan))
     np.testing.assert_allclose(
         fitted.predict_rows(untimed, data.train), fitted.predict(untimed.user, untimed.video), atol=2e-5, rtol=0
     )
@@ -184,7 +192,7 @@ def test_no_history_reaches_another_users_prediction_and_batching_changes_nothin
     np.testing.assert_allclose(fitted.predict_rows(take(timed_test, mine), scrambled), alone, atol=1e-6, rtol=0)
 
 
-def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData) -> None:
+def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData, prepared: PreparedData) -> None:
     # Drop users 0..9 from training entirely and leave user 10 a single row.
     train = data.train
     keep = train.user >= 10
@@ -197,7 +205,7 @@ def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData)
     # Users 0..9: exactly the empty state (their user vectors stay zero), so they all score alike.
     np.testing.assert_array_equal(scores[:10], np.broadcast_to(scores[0], (10, data.n_videos)))
     np.testing.assert_array_equal(model.weights["user_embedding.weight"][:10], 0.0)
-    rows = take(data.test, np.flatnonzero(np.isin(data.test.user, np.arange(11))))
+    rows = take(prepared.test, np.flatnonzero(np.isin(prepared.test.user, np.arange(11))))
     early = dataclasses.replace(rows, timestamp=np.full(len(rows), train.timestamp.min() - 1.0))
     for query in (rows, early):
         predicted = model.predict_rows(query, sparse.train)
@@ -242,11 +250,11 @@ def test_beats_the_global_mean_on_validation(fitted: SequentialRecommender, data
 
 
 def test_evaluation_takes_pointwise_metrics_from_the_history_before_each_row(
-    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions
+    fitted: SequentialRecommender, data: TrainingData, prepared: PreparedData, timed_test: Interactions
 ) -> None:
     from kuairec_pipeline.evaluation.metrics import evaluate, pointwise_errors
 
-    timed = dataclasses.replace(data, test=timed_test)
+    timed = dataclasses.replace(prepared, test=timed_test)
     table = evaluate(fitted, timed, include_val=True)
     value = {(row["split"], row["metric"]): row["value"] for row in table.iter_rows(named=True)}
     kept = timed_test.passes_filter
