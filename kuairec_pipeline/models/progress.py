@@ -48,8 +48,23 @@ class EpochProgress(Callback):
         self.best: float = math.inf
         self.best_epoch: int = -1
         self.lines: list[str] = []
+        self._from_start = False  # set by start_from: the start is a candidate, best_epoch -1 means the start
         self._started = 0.0
         self._epoch_started = 0.0
+
+    def start_from(self, value: float) -> None:
+        """Count the starting point as a candidate (epoch 0 = before training), as the fit's best-weights keeper
+        does when the model starts from a fixed, meaningful point: an epoch is reported best only if it beats it.
+
+        Parameters
+        ----------
+        value : the monitored validation value of the starting point.
+        """
+        self.best, self.best_epoch = float(value), -1
+        self._from_start = True
+
+    def _where_best(self) -> str:
+        return "the start, before any epoch" if self.best_epoch < 0 else f"epoch {self.best_epoch + 1}"
 
     def _emit(self, line: str) -> None:
         self.lines.append(line)
@@ -95,8 +110,8 @@ class EpochProgress(Callback):
         current = _value(metrics, self.monitor)
         if current is not None and current < self.best:
             self.best, self.best_epoch = current, trainer.current_epoch
-        if self.best_epoch >= 0:
-            parts.append(f"best {self.monitor} {self.best:.4f} (epoch {self.best_epoch + 1})")
+        if self.best_epoch >= 0 or self._from_start:
+            parts.append(f"best {self.monitor} {self.best:.4f} ({self._where_best()})")
         parts.append(f"{time.perf_counter() - self._epoch_started:.1f} s")
         self._emit("  ".join(parts))
 
@@ -128,7 +143,7 @@ class EpochProgress(Callback):
         if stopper is not None and stopper.stopped_epoch > 0:
             return (
                 f"stopped early: {stopper.monitor} did not improve by {abs(stopper.min_delta):g} "
-                f"for {stopper.patience} epochs (best {self.best:.4f} at epoch {self.best_epoch + 1}, "
+                f"for {stopper.patience} epochs (best {self.best:.4f} at {self._where_best()}, "
                 f"those weights are kept)"
             )
         if trainer.interrupted:

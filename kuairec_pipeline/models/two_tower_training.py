@@ -237,7 +237,8 @@ def train_network(
     """
     has_val = len(data.val) > 0
     keep_best = KeepBestWeights()
-    callbacks: list[Callback] = [keep_best, EpochProgress("two_tower")]
+    progress = EpochProgress("two_tower")
+    callbacks: list[Callback] = [keep_best, progress]
     if has_val:
         callbacks.append(
             EarlyStopping(
@@ -281,7 +282,9 @@ def train_network(
         if config.fixed_biases:
             set_fixed_offsets(network, config, data)
         if has_val and config.fixed_biases:  # a meaningful start (a random one is no candidate)
-            keep_best.start_from(network, validation_mse(network, data.val))
+            start_mse = validation_mse(network, data.val)
+            keep_best.start_from(network, start_mse)
+            progress.start_from(start_mse)  # the log names the weights actually kept
         train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
         val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
         with warnings.catch_warnings():

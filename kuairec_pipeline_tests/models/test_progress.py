@@ -32,9 +32,11 @@ class _Toy(lightning.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _fit(val_values: list[float], max_epochs: int, patience: int = 2) -> EpochProgress:
+def _fit(val_values: list[float], max_epochs: int, patience: int = 2, start: float | None = None) -> EpochProgress:
     lines: list[str] = []
     progress = EpochProgress("toy", log=lines.append)
+    if start is not None:
+        progress.start_from(start)
     x = torch.linspace(0, 1, 32)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 2 * x), batch_size=8)
     stopper = EarlyStopping("val_mse", patience=patience)
@@ -76,6 +78,13 @@ def test_early_stopping_is_named_with_the_kept_epoch():
     assert len([line for line in progress.lines if ": epoch " in line]) == 4
     assert "stopped early: val_mse did not improve" in progress.lines[-1]
     assert "for 2 epochs (best 0.2000 at epoch 2" in progress.lines[-1]
+
+
+def test_a_start_no_epoch_beats_is_named_as_the_kept_weights():
+    # The two-tower keeps its fixed start when no epoch beats it: the log must say so, not name an epoch.
+    progress = _fit([0.5, 0.4, 0.45, 0.45], max_epochs=4, patience=2, start=0.3)
+    assert "best val_mse 0.3000 (the start, before any epoch)" in progress.lines[1]
+    assert "best 0.3000 at the start, before any epoch, those weights are kept" in progress.lines[-1]
 
 
 def test_needs_a_name():
