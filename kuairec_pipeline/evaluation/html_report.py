@@ -230,11 +230,12 @@ def render_html_report(
     if not curves:
         body.append("<p class='note'>No model stored a training history.</p>")
 
-    body.append(f"<h2 id='coverage'>Catalogue coverage@{coverage_k}</h2>")
+    body.append(f"<h2 id='coverage'>Catalogue coverage@{coverage_k} of the served lists (all videos)</h2>")
     if coverage:
         body.append(
             "<p class='note'>Share of all videos that appear in at least one test user's top "
-            f"{coverage_k} (seen videos excluded); Ge et al., RecSys 2010.</p>"
+            f"{coverage_k} over every video (seen videos excluded), as served; Ge et al., RecSys 2010. The metrics "
+            "tables' catalogue_coverage@10 ranks only the test matrix's videos, so the two differ.</p>"
         )
         body.append(_image(report_plots.coverage_bar_png(dict(coverage), coverage_k), "catalogue coverage"))
         body.append(
