@@ -25,11 +25,12 @@ from kuairec_pipeline_tests.reliability.conftest import Baseline, copy_home, dig
 START_TIMEOUT_S = 180
 
 
-def start(env: dict[str, str], select: str, log: Path) -> subprocess.Popen[bytes]:
+def start(env: dict[str, str], select: str, log: Path, config: str | None = None) -> subprocess.Popen[bytes]:
     """``dagster asset materialize`` in its own process group (so that the kill reaches every process it starts)."""
+    extra = [] if config is None else ["--config-json", config]
     with open(log, "wb") as sink:
         return subprocess.Popen(
-            [DAGSTER, "asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select],
+            [DAGSTER, "asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select, *extra],
             cwd=REPO,
             env=env,
             stdout=sink,
@@ -114,7 +115,10 @@ def test_kill_while_two_tower_embeddings_trains(baseline: Baseline, tmp_path: Pa
         time.sleep(0.2)
         return True
 
-    process = start(env, "two_tower_embeddings", log)
+    # From its fixed start the two-tower stops after ~3 epochs (0.1 s on tiny on a quiet machine): a long patience
+    # keeps it training for seconds, so the kill lands mid-training.
+    long_fit = '{"ops": {"two_tower_embeddings": {"config": {"max_epochs": 500, "early_stopping_patience": 500}}}}'
+    process = start(env, "two_tower_embeddings", log, long_fit)
     kill_when(process, log, training, "two_tower_embeddings started training")
     # EpochProgress's closing line ("... N epochs in T s") comes when training ends, before the bundle is written
     assert "epochs in" not in log.read_text(errors="replace"), "the kill came after training had finished"
