@@ -60,6 +60,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "models.two_tower_network",
         "models.two_tower_state",
         "models.two_tower_training",
+        "models.lightning_common",
+        "models.progress",
         "models.taste",
         "models.als",
         "models.biases",
@@ -72,6 +74,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
             "models.sequential_network",
             "models.sequential_training",
             "models.sequences",
+            "models.lightning_common",
+            "models.progress",
             *_MODEL_BASE,
         )
         for key in ("sequential_model", "sequential_shuffled")
