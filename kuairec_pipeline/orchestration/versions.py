@@ -80,7 +80,39 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         )
         for key in ("sequential_model", "sequential_shuffled")
     },
-    "hybrid_model": ("models.hybrid", "models.als", "models.biases", "models.two_tower", "models.taste", *_MODEL_BASE),
+    # the hybrids read fitted component bundles: their own modules, the components' scoring code, the shared
+    # helpers, and their asset module (each component asset's own version covers how it was fitted)
+    "hybrid_fusion": (
+        "models.hybrid_fusion",
+        "models.components",
+        "models.linear",
+        "models.als",
+        "models.two_tower",
+        "models.sequential",
+        "models.sequences",
+        "orchestration.assets.hybrid",
+        *_MODEL_BASE,
+    ),
+    "hybrid_concat": (
+        "models.hybrid_concat",
+        "models.hybrid_concat_network",
+        "models.components",
+        "models.lightning_common",
+        "models.progress",
+        "models.als",
+        "models.two_tower",
+        "models.sequential",
+        "models.sequences",
+        "orchestration.assets.hybrid",
+        *_MODEL_BASE,
+    ),
+    "hybrid_model": (
+        "evaluation.selection",
+        "evaluation.metrics",
+        "models.registry",
+        "orchestration.assets.hybrid",
+        *_MODEL_BASE,
+    ),
     "metrics": (
         "evaluation.metrics",
         "evaluation.grid",

@@ -152,3 +152,15 @@ def test_bad_config_is_refused() -> None:
         HybridConcatConfig(hidden_dim=0)
     with pytest.raises(ValueError, match="dropout"):
         HybridConcatConfig(dropout=1.0)
+
+
+def test_kuairec_recommend_serves_hybrid_concat_and_the_hybrid_alias(fitted, tmp_path) -> None:
+    from kuairec_pipeline.recommend import recommend_from_artifacts
+
+    fitted.save(tmp_path / "hybrid_concat.npz")
+    fitted.save(tmp_path / "hybrid_model.npz")  # the hybrid_model asset stores the winner's bundle as it is
+    direct = recommend_from_artifacts(tmp_path, 5, k=4, model_name="hybrid_concat")
+    assert direct.startswith("Top 4 videos for user 5 (model: hybrid_concat)")
+    ids, _ = fitted.recommend(np.array([5]), k=4)
+    assert [int(line.split()[1]) for line in direct.splitlines()[3:]] == ids[0].tolist()
+    assert recommend_from_artifacts(tmp_path, 5, k=4, model_name="hybrid") == direct
