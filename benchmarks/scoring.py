@@ -20,7 +20,7 @@ from _data import Sizes, synthetic_training_data
 
 from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.hybrid import HybridRecommender
+from kuairec_pipeline.models.hybrid_fusion import HybridFusionConfig, HybridFusionRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 
 TARGET_SECONDS = 10.0
@@ -44,7 +44,9 @@ def main() -> None:
     data = synthetic_training_data(sizes)
     als = ALSRecommender(ALSConfig(iterations=2, num_threads=0)).fit(data)
     two_tower = TwoTowerRecommender(TwoTowerConfig(max_epochs=1, show_progress=False, num_threads=0)).fit(data)
-    hybrid = HybridRecommender.from_components(als, two_tower, data)
+    hybrid = HybridFusionRecommender.fit_from_components(
+        {"als": als, "two_tower": two_tower}, data, HybridFusionConfig(components=("als", "two_tower"))
+    )
     users = np.arange(data.n_users)
     seen = sp.csr_matrix(
         (np.ones(len(data.train), np.float32), (data.train.user, data.train.video)), shape=(data.n_users, data.n_videos)
@@ -58,7 +60,7 @@ def main() -> None:
         f"scoring {data.n_users:,} users x {data.n_videos:,} videos "
         f"({data.n_users * data.n_videos / 1e6:.0f} M cells), top {TOP_K} per user; BLAS: {', '.join(blas)}"
     )
-    for name, model in (("two_tower", two_tower), ("als", als), ("hybrid", hybrid)):
+    for name, model in (("two_tower", two_tower), ("als", als), ("hybrid_fusion", hybrid)):
         line = f"  {name:<10} recommend: {time_recommend(model, users, None):6.2f} s"
         if args.exclude:
             line += f"   with training videos excluded: {time_recommend(model, users, seen):6.2f} s"

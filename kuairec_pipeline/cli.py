@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument(
         "--model",
         default=None,
-        help="linear, als, two_tower or hybrid (default: the model the recommendations asset chose)",
+        help="a trained model (linear, als, two_tower, sequential, hybrid_fusion, hybrid_concat) or hybrid (the "
+        "hybrid_model asset: the hybrid that won on the selection slice); default: the model the recommendations "
+        "asset chose",
     )
     recommend.set_defaults(handler=_recommend)
 

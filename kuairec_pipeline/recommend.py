@@ -218,15 +218,20 @@ def _stored_model_name(recommendations_path: Path) -> str | None:
 def _recommend_on_the_fly(assets_dir: Path, user_id: int, k: int, model_name: str) -> tuple[pl.DataFrame, list[str]]:
     """Score one user with a stored model bundle, excluding what the user watched in big_matrix (every split but
     test)."""
-    from kuairec_pipeline.models.registry import TRAINED_MODELS
+    from kuairec_pipeline.models.base import NAME_KEY, decode_json
+    from kuairec_pipeline.models.registry import SERVED_ALIASES, TRAINED_MODELS
 
     entry = TRAINED_MODELS.get(model_name)
-    if entry is None:
-        raise UnknownModelError(f"unknown model {model_name!r}: trained models are {', '.join(TRAINED_MODELS)}")
-    bundle = assets_dir / f"{entry.asset_key}.npz"
+    asset_key = entry.asset_key if entry is not None else SERVED_ALIASES.get(model_name)
+    if asset_key is None:
+        known = ", ".join([*TRAINED_MODELS, *SERVED_ALIASES])
+        raise UnknownModelError(f"unknown model {model_name!r}: trained models are {known}")
+    bundle = assets_dir / f"{asset_key}.npz"
     if not bundle.exists():
         raise FileNotFoundError(f"{bundle} does not exist")
     arrays = load_bundle_arrays(bundle)
+    if entry is None:  # an alias (hybrid -> hybrid_model): the bundle names the model it holds
+        entry = TRAINED_MODELS[decode_json(arrays[NAME_KEY])]
     # Refuses a model trained on another filtered_ratios than the one stored (other scaling, other seen videos).
     warnings = provenance.check_against_tables(bundle.name, provenance.trained_with_of(arrays), assets_dir)
     model = entry.model_class().from_bundle(arrays, where=str(bundle))

@@ -7,8 +7,13 @@ the models that fitted it (the hybrid's blend weights are fitted there).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
+from kuairec_pipeline.evaluation.metrics import selection_metrics
+from kuairec_pipeline.models.base import Recommender
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.registry import SERVABLE_MODELS
 from kuairec_pipeline.target import SPLIT_SELECTION
 
@@ -52,3 +57,34 @@ def select_served_model(metrics_table: pl.DataFrame) -> str:
     if candidates.is_empty():
         raise ValueError(f"metrics has no {SPLIT_SELECTION} {SELECTION_METRIC} for any trained model")
     return candidates.sort(["ndcg", "rmse", "model"], descending=[True, False, False]).row(0, named=True)["model"]
+
+
+def select_among(models: Sequence[Recommender], data: PreparedData) -> tuple[str, pl.DataFrame]:
+    """The model of ``models`` that :func:`select_served_model` would serve, judged on ``data.selection`` alone.
+
+    Used where a few candidates compete for one asset (``hybrid_model``: late fusion vs embedding concatenation)
+    before the metrics table exists; the rule and the numbers are the metrics table's own (selection ndcg@10 from
+    :func:`~kuairec_pipeline.evaluation.metrics.selection_metrics`, lower selection rmse then name on a tie).
+
+    Parameters
+    ----------
+    models : fitted servable models with distinct names.
+    data : the prepared data; only its ``selection`` rows are read.
+
+    Returns
+    -------
+    (the winner's name, the long table of the candidates' selection metrics: ``model``, ``split``, ``metric``,
+    ``value``, ``count``).
+
+    Raises
+    ------
+    ValueError
+        When no candidate has a selection ndcg@10 (e.g. the selection slice is empty).
+    """
+    rows = [
+        (model.name, SPLIT_SELECTION, metric, float(value), int(count))
+        for model in models
+        for metric, (value, count) in selection_metrics(model, data).items()
+    ]
+    table = pl.DataFrame(rows, schema=["model", "split", "metric", "value", "count"], orient="row")
+    return select_served_model(table), table

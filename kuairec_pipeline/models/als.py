@@ -252,6 +252,22 @@ class ALSRecommender(Recommender):
             [calibration.video_design, ones_videos, calibration.global_bias + calibration.video_bias[:, None]]
         ).astype(np.float32)
 
+    def augmented_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated model as two matrices whose product is the score before the clip to [0, 1].
+
+        Returns
+        -------
+        (float32 (n_users, k) rows ``[coefficients, user bias, 1]``, float32 (n_videos, k) rows
+        ``[video design, 1, global + video bias]``), k = taste features + factors + 2.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
+        self._fitted_calibration()
+        return self._user_augmented, self._video_augmented
+
     def _fitted_calibration(self) -> Calibration:
         if self.calibration is None or self.user_factors is None or self.video_factors is None:
             raise not_fitted(self)

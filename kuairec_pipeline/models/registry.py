@@ -39,7 +39,8 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
         ModelEntry("linear", "linear_baseline", "kuairec_pipeline.models.linear:LinearRecommender"),
         ModelEntry("als", "als_factors", "kuairec_pipeline.models.als:ALSRecommender"),
         ModelEntry("two_tower", "two_tower_embeddings", "kuairec_pipeline.models.two_tower:TwoTowerRecommender"),
-        ModelEntry("hybrid", "hybrid_model", "kuairec_pipeline.models.hybrid:HybridRecommender"),
+        ModelEntry("hybrid_fusion", "hybrid_fusion", "kuairec_pipeline.models.hybrid_fusion:HybridFusionRecommender"),
+        ModelEntry("hybrid_concat", "hybrid_concat", "kuairec_pipeline.models.hybrid_concat:HybridConcatRecommender"),
         ModelEntry("sequential", "sequential_model", "kuairec_pipeline.models.sequential:SequentialRecommender"),
         ModelEntry(
             "sequential_shuffled",
@@ -52,3 +53,8 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
 
 
 SERVABLE_MODELS: tuple[str, ...] = tuple(name for name, entry in TRAINED_MODELS.items() if entry.servable)
+
+# Names that serve another entry's model: the ``hybrid_model`` asset holds whichever of hybrid_fusion and
+# hybrid_concat wins on the selection slice (its bundle names which). It is no metrics row of its own: that row would
+# repeat the winner's. ``kuairec recommend --model hybrid`` reads it.
+SERVED_ALIASES: dict[str, str] = {"hybrid": "hybrid_model"}  # name -> asset key

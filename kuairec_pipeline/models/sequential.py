@@ -229,15 +229,40 @@ class SequentialRecommender(Recommender):
         """
         if history is None:
             return self.predict(rows.user, rows.video)
+        states = self.row_states(rows, history)  # checks that the model is fitted, then the user ids
+        self._check_ids(rows.user, rows.video)
+        candidates = self.video_vectors[rows.video.astype(np.int64)]
+        logits = (states * candidates).sum(axis=1)
+        return _sigmoid_inplace(logits.astype(np.float32))
+
+    def row_states(self, rows: Interactions, history: Interactions) -> np.ndarray:
+        """Each row's user state from the user's ``history`` rows strictly before the row's timestamp (the last
+        ``max_len`` of them; the whole history for a row without a timestamp; the empty state when none), in the
+        augmented form of :attr:`user_states`.
+
+        Parameters
+        ----------
+        rows : the interactions whose states are wanted (``user``, ``timestamp``).
+        history : the interactions the states may read (normally the training split).
+
+        Returns
+        -------
+        float32 (len(rows), hidden_dim + 1): ``[state + user vector, 1]``.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        UnknownIdError
+            If a row's user id is outside the model's range.
+        """
         if self.user_states is None:
             raise not_fitted(self)
-        self._check_ids(rows.user, rows.video)
+        self._check_ids(rows.user)
         built = sequences.build_history(history, self.n_users, self.config.seed)
         plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
         states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
-        candidates = self.video_vectors[rows.video.astype(np.int64)]
-        logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]
-        return _sigmoid_inplace(logits.astype(np.float32))
+        return np.hstack([states, np.ones((states.shape[0], 1), np.float32)])
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

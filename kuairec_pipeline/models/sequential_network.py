@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kuairec_pipeline.models.lightning_common import ValidationErrorSums
 from kuairec_pipeline.models.sequential_config import SequentialArchitecture, SequentialConfig
 
 STATE_BATCH_WINDOWS = 4_096  # windows per forward pass when computing states without gradients
@@ -53,7 +54,7 @@ class VideoEncoder(nn.Module):
         return vector
 
 
-class SequentialNetwork(lightning.LightningModule):
+class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
     """Causal pre-norm transformer over history windows; MSE of sigmoid(<state, c_v> + b_v + b) on the next row."""
 
     def __init__(
@@ -95,7 +96,6 @@ class SequentialNetwork(lightning.LightningModule):
         self.register_buffer(
             "causal_mask", nn.Transformer.generate_square_subsequent_mask(config.max_len), persistent=False
         )
-        self._val_sums = torch.zeros(3)
 
     def set_video_features(self, tags: np.ndarray, categorical: np.ndarray) -> None:
         """Copy the per-video tags and categorical ids into the network's buffers.
@@ -209,15 +209,6 @@ class SequentialNetwork(lightning.LightningModule):
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=targets.shape[0])
         return mse + self.config.id_l2 * penalty
 
-    def on_validation_epoch_start(self) -> None:
-        """Lightning hook: zero the float64 sums (squared error, absolute error, rows) of this validation pass.
-
-        Returns
-        -------
-        None.
-        """
-        self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Lightning hook: add the errors of each validation row, scored from the state of its history
         before it, to the sums.
@@ -233,10 +224,8 @@ class SequentialNetwork(lightning.LightningModule):
         has_window = query_window >= 0
         query_states[has_window] = states[query_window[has_window]]
         query_states = query_states + self.user_vectors(batch["query_user"])
-        error = (torch.sigmoid(self.score(query_states, batch["query_video"])) - batch["query_target"]).double()
-        self._val_sums += torch.stack(
-            [error.pow(2).sum(), error.abs().sum(), torch.tensor(float(error.shape[0]), device=self.device)]
-        )
+        prediction = torch.sigmoid(self.score(query_states, batch["query_video"]))
+        self.add_validation_errors(prediction - batch["query_target"])
 
     def window_states(self, video: torch.Tensor, ratio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """The state at each window's last valid position, in batches of windows.
@@ -255,31 +244,6 @@ class SequentialNetwork(lightning.LightningModule):
             states = self.encode(video[part], ratio[part])
             out.append(states[torch.arange(states.shape[0], device=states.device), length[part] - 1])
         return torch.cat(out) if out else torch.zeros(0, self.config.hidden_dim, device=self.device)
-
-    def on_validation_epoch_end(self) -> None:
-        """Lightning hook: log ``val_mse`` and ``val_mae`` (squared target units and target units) when the pass had
-        rows.
-
-        Returns
-        -------
-        None.
-        """
-        squared, absolute, rows = self._val_sums.tolist()
-        if rows > 0:
-            self.log("val_mse", squared / rows, prog_bar=True)
-            self.log("val_mae", absolute / rows, prog_bar=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        # fused: one kernel over all parameters (the dense embedding-table updates dominate the step otherwise).
-        """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) over every parameter.
-
-        Returns
-        -------
-        torch.optim.AdamW with the config's ``learning_rate`` and ``weight_decay``.
-        """
-        return torch.optim.AdamW(
-            self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
-        )
 
 
 def network_from_weights(

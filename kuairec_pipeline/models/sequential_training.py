@@ -6,26 +6,26 @@ two_tower_network.
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import lightning.pytorch as lightning
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.lightning_common import (
+    build_trainer,
+    fit_callbacks,
+    fit_quietly,
+    forked_rng,
+    logit,
+    torch_threads,
+)
 from kuairec_pipeline.models.sequential_config import SequentialArchitecture, SequentialConfig
 from kuairec_pipeline.models.sequential_network import SequentialNetwork
 from kuairec_pipeline.models.threads import resolve_thread_count
-from kuairec_pipeline.models.two_tower_network import torch_threads
-from kuairec_pipeline.models.two_tower_training import KeepBestWeights, _logit
-
-LOGGER = logging.getLogger(__name__)
 
 
 class WindowBatches(torch.utils.data.IterableDataset):
@@ -135,29 +135,6 @@ def query_batch(
     return {name: torch.from_numpy(np.ascontiguousarray(value)).to(device) for name, value in tensors.items()}
 
 
-class EpochProgress(Callback):
-    """One line per epoch (train loss, validation MSE and MAE) to ``progress`` (default: this module's logger)."""
-
-    def __init__(self, progress: Callable[[str], None] | None) -> None:
-        self.progress = progress or LOGGER.info
-
-    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        """Lightning hook: send one line with the epoch's train loss and validation metrics to ``progress``.
-
-        Parameters
-        ----------
-        trainer : the running Lightning trainer.
-        pl_module : the module being trained.
-        """
-        metrics = trainer.callback_metrics
-        parts = [
-            f"{name} {float(metrics[name]):.5f}"
-            for name in ("train_loss_epoch", "val_mse", "val_mae")
-            if name in metrics
-        ]
-        self.progress(f"sequential epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)}")
-
-
 @dataclass(frozen=True)
 class TrainResult:
     weights: dict[str, np.ndarray]  # the best epoch's state dict, as arrays
@@ -187,38 +164,14 @@ def train_network(
     TrainResult: the best epoch's weights, that epoch, the per-epoch history and the video vectors.
     """
     has_val = len(data.val) > 0
-    keep_best = KeepBestWeights()
-    callbacks: list[Callback] = [keep_best, EpochProgress(progress)]
-    if has_val:
-        callbacks.append(
-            EarlyStopping(
-                monitor="val_mse",
-                mode="min",
-                patience=config.early_stopping_patience,
-                min_delta=config.early_stopping_min_delta,
-            )
-        )
-    trainer = lightning.Trainer(
-        accelerator=config.accelerator,
-        devices=1,
-        precision=config.precision,
-        max_epochs=config.max_epochs,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=config.show_progress,
-        enable_model_summary=config.show_progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=None if has_val else 0,
-        log_every_n_steps=50,
-    )
+    keep_best, _, callbacks = fit_callbacks(config, "sequential", has_val, log=progress)
+    trainer = build_trainer(config, callbacks, has_val)
     device = trainer.strategy.root_device
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
     history = sequences.build_history(data.train, data.n_users, config.seed)
-    with torch.random.fork_rng(devices=fork_devices), torch_threads(resolve_thread_count(config.num_threads)):
+    with forked_rng(trainer), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
         network = SequentialNetwork(
-            architecture, config, _logit(float(data.train.target.mean()) if len(data.train) else 0.5)
+            architecture, config, logit(float(data.train.target.mean()) if len(data.train) else 0.5)
         )
         network.set_video_features(data.video_tags, data.video_categorical)
         batches = WindowBatches(history, config, device)
@@ -228,16 +181,8 @@ def train_network(
             if has_val
             else None
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
-            warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")
-            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-            warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
-            trainer.fit(network, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    if keep_best.best_state is not None:
-        network.load_state_dict(keep_best.best_state)
-    best_epoch = keep_best.best_epoch if keep_best.best_state is not None else trainer.current_epoch - 1
+        fit_quietly(trainer, network, train_loader, val_loader)
+    best_epoch = keep_best.restore_into(network, trainer)
     network = network.cpu().eval()
     with torch.no_grad():
         videos = torch.arange(architecture.n_videos)

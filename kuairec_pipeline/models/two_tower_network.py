@@ -7,14 +7,12 @@ the metrics and recommendations assets) never imports torch or Lightning: they c
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import lightning.pytorch as lightning
 import numpy as np
 import torch
 from torch import nn
 
+from kuairec_pipeline.models.lightning_common import ValidationErrorSums
 from kuairec_pipeline.models.two_tower_config import (
     EMBEDDING_BATCH,
     Architecture,
@@ -148,7 +146,7 @@ def explicit_feature_width(architecture: Architecture, config: TwoTowerConfig) -
     return width if config.embedding_dim > width else 0
 
 
-class TwoTowerNetwork(lightning.LightningModule):
+class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
     """Both towers, the global bias, the loss and the optimizer; metrics train_loss, val_mse, val_mae."""
 
     def __init__(self, architecture: Architecture, config: TwoTowerConfig, global_logit: float = 0.0) -> None:
@@ -177,7 +175,6 @@ class TwoTowerNetwork(lightning.LightningModule):
             free_dim=free_dim,
         )
         self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
-        self._val_sums = torch.zeros(3)  # squared error, absolute error, rows (moved to the device on use)
 
     def forward(self, users: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
         """Logits for (user, video) pairs.
@@ -246,15 +243,6 @@ class TwoTowerNetwork(lightning.LightningModule):
         self.log("train_loss", mse, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch[2].shape[0])
         return objective
 
-    def on_validation_epoch_start(self) -> None:
-        """Lightning hook: zero the float64 sums (squared error, absolute error, rows) of this validation pass.
-
-        Returns
-        -------
-        None.
-        """
-        self._val_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         """Lightning hook: add one batch's errors of the served (clipped) prediction to the sums.
 
@@ -267,35 +255,7 @@ class TwoTowerNetwork(lightning.LightningModule):
         prediction = self.predictions(self(users, videos))
         if self.config.link == "identity":
             prediction = prediction.clamp(0.0, 1.0)  # validate what is served
-        error = (prediction - target).double()
-        self._val_sums[0] += error.pow(2).sum()
-        self._val_sums[1] += error.abs().sum()
-        self._val_sums[2] += target.shape[0]
-
-    def on_validation_epoch_end(self) -> None:
-        """Lightning hook: log ``val_mse`` and ``val_mae`` (squared target units and target units) when the pass had
-        rows.
-
-        Returns
-        -------
-        None.
-        """
-        squared, absolute, rows = self._val_sums.tolist()
-        if rows > 0:
-            self.log("val_mse", squared / rows, prog_bar=True)
-            self.log("val_mae", absolute / rows, prog_bar=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        # fused: one kernel over all parameters instead of a dozen small ops per tensor (CPU and CUDA).
-        """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019) over every parameter.
-
-        Returns
-        -------
-        torch.optim.AdamW with the config's ``learning_rate`` and ``weight_decay``.
-        """
-        return torch.optim.AdamW(
-            self.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
-        )
+        self.add_validation_errors(prediction - target)
 
     @torch.no_grad()
     def augmented_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -332,23 +292,3 @@ class TwoTowerNetwork(lightning.LightningModule):
             vectors.append(vector.float().cpu().numpy())
             biases.append(bias.float().cpu().numpy())
         return np.concatenate(vectors), np.concatenate(biases)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block and restore it after (it is process-wide).
-
-    Parameters
-    ----------
-    threads : intra-op threads (>= 1).
-
-    Yields
-    ------
-    None.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from kuairec_pipeline.atomic import atomic_path
+from kuairec_pipeline.models.lightning_common import torch_threads
 from kuairec_pipeline.models.two_tower_config import Architecture, TwoTowerConfig
-from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
+from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork
 
 
 def network_from_state(

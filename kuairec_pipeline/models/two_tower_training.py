@@ -6,20 +6,24 @@ modules and weight files), which scoring-side code may load without this.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import lightning.pytorch as lightning
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from kuairec_pipeline.models.data import Interactions, TrainingData
-from kuairec_pipeline.models.progress import EpochProgress
+from kuairec_pipeline.models.lightning_common import (
+    build_trainer,
+    fit_callbacks,
+    fit_quietly,
+    forked_rng,
+    logit,
+    torch_threads,
+)
 from kuairec_pipeline.models.threads import deterministic_algorithms, resolve_thread_count
 from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS, Architecture, TwoTowerConfig
-from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork, torch_threads
+from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork
 
 
 class IndexBatches(torch.utils.data.IterableDataset):
@@ -75,65 +79,6 @@ def index_batch_loader(
     torch.utils.data.DataLoader over :class:`IndexBatches`.
     """
     return torch.utils.data.DataLoader(IndexBatches(rows, batch_size, device, shuffle, seed), batch_size=None)
-
-
-class KeepBestWeights(Callback):
-    """Keeps a CPU copy of the weights with the lowest ``val_mse`` and a per-epoch metrics history."""
-
-    def __init__(self) -> None:
-        self.best_score = math.inf
-        self.best_epoch = -1
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.initial_score = math.nan  # validation MSE of the fixed starting point, when counted
-        self.history: list[tuple[float, float, float, float]] = []
-
-    def start_from(self, network: lightning.LightningModule, val_mse: float) -> None:
-        """Count the untrained network as a candidate (epoch -1): when no epoch beats the fixed starting point on
-        validation, that starting point is what the fit keeps."""
-        self.best_score = val_mse
-        self.initial_score = val_mse
-        self.best_epoch = -1
-        self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
-
-    def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        """Lightning hook: append (epoch, train_loss, val_mse, val_mae) to :attr:`history`.
-
-        Parameters
-        ----------
-        trainer : the running Lightning trainer.
-        pl_module : the module being trained.
-        """
-        metrics = trainer.callback_metrics
-        val_mse = metrics.get("val_mse")
-        self.history.append(
-            (
-                float(trainer.current_epoch),
-                float(metrics.get("train_loss_epoch", math.nan)),
-                float(val_mse) if val_mse is not None else math.nan,
-                float(metrics.get("val_mae", math.nan)),
-            )
-        )
-
-    def on_validation_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
-        """Lightning hook: keep a CPU copy of the weights when ``val_mse`` improves (sanity checks ignored).
-
-        Parameters
-        ----------
-        trainer : the running Lightning trainer.
-        pl_module : the module being trained.
-        """
-        if trainer.sanity_checking:
-            return
-        val_mse = trainer.callback_metrics.get("val_mse")
-        if val_mse is not None and float(val_mse) < self.best_score:
-            self.best_score = float(val_mse)
-            self.best_epoch = trainer.current_epoch
-            self.best_state = {name: value.detach().cpu().clone() for name, value in pl_module.state_dict().items()}
-
-
-def _logit(probability: float) -> float:
-    probability = min(max(probability, 1e-4), 1 - 1e-4)
-    return math.log(probability / (1 - probability))
 
 
 def exact_biases(data: TrainingData, bias_l2: float) -> tuple[float, np.ndarray, np.ndarray]:
@@ -216,7 +161,7 @@ def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
     if config.fixed_biases:
         return exact_biases(data, config.bias_l2)[0]
     mean = float(data.train.target.mean())
-    return _logit(mean) if config.link == "sigmoid" else mean
+    return logit(mean) if config.link == "sigmoid" else mean
 
 
 def train_network(
@@ -236,42 +181,17 @@ def train_network(
     val_mae).
     """
     has_val = len(data.val) > 0
-    keep_best = KeepBestWeights()
-    progress = EpochProgress("two_tower")
-    callbacks: list[Callback] = [keep_best, progress]
-    if has_val:
-        callbacks.append(
-            EarlyStopping(
-                monitor="val_mse",
-                mode="min",
-                patience=config.early_stopping_patience,
-                min_delta=config.early_stopping_min_delta,
-            )
-        )
+    keep_best, progress, callbacks = fit_callbacks(config, "two_tower", has_val)
     logger: Any = False
     if config.log_dir is not None:
         from lightning.pytorch.loggers import CSVLogger
 
         logger = CSVLogger(config.log_dir, name="two_tower")
     batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    trainer = lightning.Trainer(
-        accelerator=config.accelerator,
-        devices=1,
-        precision=config.precision,
-        max_epochs=config.max_epochs,
-        callbacks=callbacks,
-        logger=logger,
-        enable_checkpointing=False,  # the best weights are kept in memory by KeepBestWeights
-        enable_progress_bar=config.show_progress,
-        enable_model_summary=config.show_progress,
-        num_sanity_val_steps=0,
-        limit_val_batches=None if has_val else 0,
-        log_every_n_steps=max(1, min(50, batches_per_epoch)),
-    )
+    trainer = build_trainer(config, callbacks, has_val, max(1, min(50, batches_per_epoch)), logger)
     device = trainer.strategy.root_device
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
     with (
-        torch.random.fork_rng(devices=fork_devices),
+        forked_rng(trainer),
         torch_threads(resolve_thread_count(config.num_threads)),
         deterministic_algorithms(),
     ):
@@ -287,17 +207,7 @@ def train_network(
             progress.start_from(start_mse)  # the log names the weights actually kept
         train_loader = index_batch_loader(data.train, config.batch_size, device, shuffle=True, seed=config.seed)
         val_loader = index_batch_loader(data.val, 4 * config.batch_size, device, shuffle=False) if has_val else None
-        with warnings.catch_warnings():
-            # The rows are already resident tensors, gathered per batch in one process: worker processes would
-            # only add copies, and the length of this single-process iterable is exact.
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
-            warnings.filterwarnings("ignore", message=".*no `val_dataloader`. Skipping val loop.*")  # no val rows
-            # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for us to change.
-            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-            trainer.fit(network, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    if keep_best.best_state is not None:
-        network.load_state_dict(keep_best.best_state)
-    best_epoch = keep_best.best_epoch if keep_best.best_state is not None else trainer.current_epoch - 1
+        fit_quietly(trainer, network, train_loader, val_loader)
+    best_epoch = keep_best.restore_into(network, trainer)
     history = np.array(keep_best.history, dtype=np.float64).reshape(-1, len(HISTORY_COLUMNS))
     return network.cpu().eval(), best_epoch, history

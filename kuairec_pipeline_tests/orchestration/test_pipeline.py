@@ -54,7 +54,14 @@ def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
         "recommendations",
     ]:
         assert (folder / f"{key}.parquet").is_file(), key
-    for key in ["linear_baseline", "als_factors", "two_tower_embeddings", "hybrid_model"]:
+    for key in [
+        "linear_baseline",
+        "als_factors",
+        "two_tower_embeddings",
+        "hybrid_fusion",
+        "hybrid_concat",
+        "hybrid_model",
+    ]:
         with np.load(folder / f"{key}.npz", allow_pickle=False) as bundle:
             assert len(bundle.files) > 0, key
     metrics = pl.read_parquet(folder / "metrics.parquet")
@@ -71,7 +78,8 @@ def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
         "linear",
         "als",
         "two_tower",
-        "hybrid",
+        "hybrid_fusion",
+        "hybrid_concat",
     ]:
         assert model in metrics["model"].to_list(), model
     recs = pl.read_parquet(folder / "recommendations.parquet")

@@ -26,7 +26,8 @@ def test_every_configured_asset_is_known():
         "als_factors",
         "two_tower_embeddings",
         "linear_baseline",
-        "hybrid_model",
+        "hybrid_fusion",
+        "hybrid_concat",
         "recommendations",
         "raw_interactions",
     } <= set(config_classes())
@@ -41,7 +42,8 @@ def test_every_configured_asset_is_known():
         ("two_tower_embeddings", "learning_rate", 0.0, "> 0.0"),
         ("two_tower_embeddings", "max_epochs", 0, ">= 1"),
         ("recommendations", "k", 0, ">= 1"),
-        ("hybrid_model", "l2", -0.5, ">= 0.0"),
+        ("hybrid_fusion", "l2", -0.5, ">= 0.0"),
+        ("hybrid_concat", "dropout", 1.0, ">= 0.0 and < 1.0"),
         ("raw_interactions", "on_invalid", "skip", "one of 'error', 'drop'"),
     ],
 )

@@ -88,7 +88,7 @@ def test_asset_pages_show_metadata_in_a_real_browser(web_ui, tmp_path):
         page.screenshot(path=str(SCREENSHOT_DIR / "ui_metrics.png"))
         _open_markdown(page, "metrics_table")
         dialog = page.get_by_role("dialog")
-        for model in ("two_tower", "als", "hybrid", "popularity", "oracle (reference)"):
+        for model in ("two_tower", "als", "hybrid_fusion", "popularity", "oracle (reference)"):
             dialog.get_by_text(model, exact=True).first.wait_for(timeout=20000)
         page.screenshot(path=str(tmp_path / "metrics.png"))
 

@@ -134,7 +134,7 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         rows = [line.split() for line in answer.stdout.splitlines() if line.strip()[:1].isdigit()]
         assert [int(row[1]) for row in rows] == expected
         metrics = subprocess.run([KUAIREC, "metrics"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert metrics.returncode == 0 and "| hybrid |" in metrics.stdout, metrics.stderr
+        assert metrics.returncode == 0 and "| hybrid_fusion |" in metrics.stdout, metrics.stderr
 
         # The secret went nowhere on disk: not into the run history, the run config, nor the mirror's files.
         secret = s3["AWS_SECRET_ACCESS_KEY"].encode()

@@ -2,17 +2,16 @@
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, Config, asset
+from dagster import AssetExecutionContext, Config, asset
 from pydantic import Field
 
 from kuairec_pipeline.evaluation.metrics import validation_metrics
 from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
 from kuairec_pipeline.models.data import TrainingData, build_training_data
-from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.models.sequential import SequentialConfig, SequentialRecommender, ShuffledSequentialRecommender
 from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, TwoTowerConfig, TwoTowerRecommender
-from kuairec_pipeline.orchestration.lineage import require_same_tables, stamped
+from kuairec_pipeline.orchestration.lineage import stamped
 from kuairec_pipeline.orchestration.metadata import rounded, training_summary
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.orchestration.versions import code_version
@@ -334,49 +333,3 @@ def sequential_shuffled(
     history window in a fixed pseudo-random order."""
     model = ShuffledSequentialRecommender(SequentialConfig(**config.model_dump()))
     return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
-
-
-class HybridAssetConfig(Config):
-    l2: float = Field(
-        default=HybridConfig.l2,
-        ge=0.0,
-        description="Ridge penalty on the blend weights (fitted on val). Allowed: >= 0.",
-    )
-
-
-@asset(
-    group_name=GROUP,
-    code_version=code_version("hybrid_model"),
-    io_manager_key=NUMPY,
-    kinds={"numpy"},
-    ins={"als_factors": AssetIn(), "two_tower_embeddings": AssetIn()},
-)
-def hybrid_model(
-    context: AssetExecutionContext,
-    config: HybridAssetConfig,
-    als_factors: dict[str, np.ndarray],
-    two_tower_embeddings: dict[str, np.ndarray],
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """A blend of calibrated ALS and the two-tower network, with weights fitted on the validation split."""
-    require_same_tables(
-        {"als_factors": als_factors, "two_tower_embeddings": two_tower_embeddings}, filtered_ratios=filtered_ratios
-    )
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    model = HybridRecommender.from_components(
-        ALSRecommender.from_bundle(als_factors, "als_factors"),
-        TwoTowerRecommender.from_bundle(two_tower_embeddings, "two_tower_embeddings"),
-        data,
-        HybridConfig(l2=config.l2),
-    )
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )

@@ -1,0 +1,170 @@
+"""The fitted models a hybrid is built from: their names, classes and configs, and how a hybrid stores them.
+
+Both hybrids (:mod:`.hybrid_fusion`, late fusion; :mod:`.hybrid_concat`, embedding concatenation) hold fitted
+component models. A component is stored inside the hybrid's bundle as its own bundle with every key prefixed by
+``"<name>."`` (``als.user_factors``), so it restores through its own ``from_bundle`` and nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
+from kuairec_pipeline.models.base import Recommender
+from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.sequential import SequentialRecommender
+from kuairec_pipeline.models.sequential_config import SequentialConfig
+from kuairec_pipeline.models.sequential_config import config_from_dict as sequential_config_from_dict
+from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
+from kuairec_pipeline.models.two_tower import config_from_dict as two_tower_config_from_dict
+
+# name -> model class; the names are the registry's model names.
+COMPONENT_CLASSES: dict[str, type[Recommender]] = {
+    "linear": LinearRecommender,
+    "als": ALSRecommender,
+    "two_tower": TwoTowerRecommender,
+    "sequential": SequentialRecommender,
+}
+
+
+def _plain_config(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def component_config_from_dict(name: str, values: dict[str, Any]) -> Any:
+    """A component's config dataclass from its stored (JSON) dict; unknown keys dropped.
+
+    Parameters
+    ----------
+    name : a key of :data:`COMPONENT_CLASSES`.
+    values : field name -> value.
+
+    Returns
+    -------
+    LinearConfig, ALSConfig, TwoTowerConfig or SequentialConfig.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a component.
+    ValueError
+        If a value is outside its field's range.
+    """
+    readers = {
+        "linear": lambda v: _plain_config(LinearConfig, v),
+        "als": lambda v: _plain_config(ALSConfig, v),
+        "two_tower": two_tower_config_from_dict,
+        "sequential": sequential_config_from_dict,
+    }
+    return readers[name](values)
+
+
+def default_component_configs() -> dict[str, Any]:
+    """Each component's default config.
+
+    Returns
+    -------
+    dict name -> config dataclass.
+    """
+    return {
+        "linear": LinearConfig(),
+        "als": ALSConfig(),
+        "two_tower": TwoTowerConfig(),
+        "sequential": SequentialConfig(),
+    }
+
+
+def fit_components(names: tuple[str, ...], configs: dict[str, Any], data: TrainingData) -> dict[str, Recommender]:
+    """Fit each named component from its config on ``data`` (train, with val for early stopping).
+
+    Parameters
+    ----------
+    names : component names, keys of :data:`COMPONENT_CLASSES`.
+    configs : name -> config dataclass.
+    data : the training data.
+
+    Returns
+    -------
+    dict name -> fitted model, in the order of ``names``.
+    """
+    return {name: COMPONENT_CLASSES[name](configs[name]).fit(data) for name in names}
+
+
+def checked_components(components: dict[str, Recommender], names: tuple[str, ...]) -> dict[str, Recommender]:
+    """The ``names`` entries of ``components``, in that order, after checking that they exist, are of the right
+    class and share one id space.
+
+    Parameters
+    ----------
+    components : name -> fitted model (more names than needed are allowed).
+    names : the components the hybrid uses.
+
+    Returns
+    -------
+    dict name -> fitted model.
+
+    Raises
+    ------
+    KeyError
+        If a needed component is missing.
+    TypeError
+        If a component is not an instance of its class in :data:`COMPONENT_CLASSES`.
+    ValueError
+        If the components disagree on ``(n_users, n_videos)``.
+    """
+    missing = [name for name in names if name not in components]
+    if missing:
+        raise KeyError(f"hybrid needs the fitted component(s) {missing}; got {sorted(components)}")
+    chosen = {name: components[name] for name in names}
+    for name, model in chosen.items():
+        if not isinstance(model, COMPONENT_CLASSES[name]):
+            raise TypeError(f"component {name!r} must be a {COMPONENT_CLASSES[name].__name__}, got {type(model)}")
+    sizes = {name: (model.n_users, model.n_videos) for name, model in chosen.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"components disagree on the id space (n_users, n_videos): {sizes}")
+    return chosen
+
+
+def store_components(components: dict[str, Recommender]) -> dict[str, np.ndarray]:
+    """Every component's bundle with its keys prefixed by ``"<name>."``.
+
+    Parameters
+    ----------
+    components : name -> fitted model.
+
+    Returns
+    -------
+    dict of prefixed key -> ndarray.
+    """
+    return {f"{name}.{key}": value for name, model in components.items() for key, value in model.bundle().items()}
+
+
+def restore_components(arrays: dict[str, np.ndarray], names: tuple[str, ...], where: str) -> dict[str, Recommender]:
+    """Inverse of :func:`store_components` for ``names``.
+
+    Parameters
+    ----------
+    arrays : a hybrid's bundle.
+    names : the components to restore.
+    where : names the source in error messages.
+
+    Returns
+    -------
+    dict name -> fitted model.
+
+    Raises
+    ------
+    ValueError
+        If a prefixed bundle holds another model than its name says.
+    """
+    restored = {}
+    for name in names:
+        prefix = f"{name}."
+        own = {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
+        restored[name] = COMPONENT_CLASSES[name].from_bundle(own, where=f"{where} ({name})")
+    return restored

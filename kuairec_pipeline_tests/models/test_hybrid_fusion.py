@@ -1,0 +1,142 @@
+"""HybridFusionRecommender: the shared contract, the blend fitted on validation rows only, time-aware pointwise
+predictions through the sequential component, and the ranking from each component's ranking scores."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kuairec_pipeline.models.als import ALSRecommender
+from kuairec_pipeline.models.base import Recommender
+from kuairec_pipeline.models.data import Interactions, PreparedData
+from kuairec_pipeline.models.hybrid_fusion import HybridFusionConfig, HybridFusionRecommender, fit_blend
+from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.sequential import SequentialRecommender
+from kuairec_pipeline.models.two_tower import TwoTowerRecommender
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
+from kuairec_pipeline_tests.models.test_als import SMALL as SMALL_ALS
+from kuairec_pipeline_tests.models.test_sequential import SMALL as SMALL_SEQUENTIAL
+from kuairec_pipeline_tests.models.test_two_tower import SMALL as SMALL_TWO_TOWER
+
+SMALL = HybridFusionConfig(linear=LinearConfig(), als=SMALL_ALS, two_tower=SMALL_TWO_TOWER, sequential=SMALL_SEQUENTIAL)
+FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
+
+
+class TestHybridFusion(RecommenderContract):
+    def make_model(self) -> HybridFusionRecommender:
+        return HybridFusionRecommender(SMALL)
+
+
+@pytest.fixture(scope="module")
+def prepared() -> PreparedData:
+    return make_planted().prepared
+
+
+@pytest.fixture(scope="module")
+def components(prepared: PreparedData) -> dict[str, Recommender]:
+    data = prepared.training
+    return {
+        "linear": LinearRecommender().fit(data),
+        "als": ALSRecommender(SMALL_ALS).fit(data),
+        "two_tower": TwoTowerRecommender(SMALL_TWO_TOWER).fit(data),
+        "sequential": SequentialRecommender(SMALL_SEQUENTIAL).fit(data),
+    }
+
+
+def test_fit_blend_recovers_planted_weights() -> None:
+    rng = np.random.default_rng(0)
+    predictions = rng.random((500, 3))
+    target = 0.1 + 0.3 * predictions[:, 0] + 0.6 * predictions[:, 1] + 0.05 * predictions[:, 2]
+    intercept, weights = fit_blend(predictions, target, l2=0.0, non_negative=True)
+    assert intercept == pytest.approx(0.1, abs=1e-9)
+    np.testing.assert_allclose(weights, [0.3, 0.6, 0.05], atol=1e-9)
+
+
+def test_fit_blend_keeps_weights_non_negative_when_asked() -> None:
+    rng = np.random.default_rng(1)
+    predictions = rng.random((500, 2))
+    target = 0.5 - 0.4 * predictions[:, 0] + 0.2 * predictions[:, 1]
+    _, constrained = fit_blend(predictions, target, l2=0.0, non_negative=True)
+    _, free = fit_blend(predictions, target, l2=0.0, non_negative=False)
+    assert (constrained >= 0).all() and constrained[0] == 0.0
+    assert free[0] == pytest.approx(-0.4, abs=1e-9)
+
+
+def test_blend_follows_validation_targets_not_training_targets(
+    components: dict[str, Recommender], prepared: PreparedData
+) -> None:
+    data = prepared.training
+    exact = HybridFusionConfig(l2=0.0)
+    for trusted in ("sequential", "als"):
+        # Validation says "trust this component only" (its own time-aware predictions); training targets are
+        # scrambled: the blend weights depend on val targets only (the components are fixed here).
+        val = dataclasses.replace(data.val, target=components[trusted].predict_rows(data.val, data.train))
+        model = HybridFusionRecommender.fit_from_components(components, dataclasses.replace(data, val=val), exact)
+        expected = [1.0 if name == trusted else 0.0 for name in exact.components]
+        np.testing.assert_allclose(model.weights, expected, atol=1e-5)
+        assert model.intercept == pytest.approx(0.0, abs=1e-5)
+
+
+def test_scores_are_the_clipped_blend_of_each_components_ranking_scores(
+    components: dict[str, Recommender], prepared: PreparedData
+) -> None:
+    data = prepared.training
+    model = HybridFusionRecommender.fit_from_components(components, data)
+    users = np.arange(data.n_users)
+    blended = model.intercept + sum(
+        weight * components[name].score_all(users)
+        for weight, name in zip(model.weights, model.config.components, strict=True)
+    )
+    np.testing.assert_allclose(model.score_all(users), np.clip(blended, 0, 1), atol=1e-6)
+    assert model.config.sequential == components["sequential"].config
+
+
+def test_pointwise_predictions_never_read_the_row_itself_or_anything_later(
+    components: dict[str, Recommender], prepared: PreparedData
+) -> None:
+    data = prepared.training
+    # Validation targets that trust the sequential component: its weight is then positive, so its history counts.
+    val = dataclasses.replace(data.val, target=components["sequential"].predict_rows(data.val, data.train))
+    model = HybridFusionRecommender.fit_from_components(components, dataclasses.replace(data, val=val))
+    # Query each user's earliest val row; then add every val row (each at or after its user's query) to the
+    # history with flipped targets: the row itself and what comes later must change nothing.
+    order = np.lexsort((data.val.timestamp, data.val.user))
+    first = order[np.r_[True, np.diff(data.val.user[order]) != 0]]
+    rows = Interactions(*(getattr(data.val, f)[first] for f in FIELDS))
+    baseline = model.predict_rows(rows, data.train)
+    late = Interactions(*(np.concatenate([getattr(data.train, f), getattr(data.val, f)]) for f in FIELDS))
+    late.target[len(data.train) :] = 1.0 - data.val.target
+    np.testing.assert_array_equal(model.predict_rows(rows, late), baseline)
+    # Earlier history does count: the sequential component reads it.
+    assert model.weights[model.config.components.index("sequential")] > 0
+    no_history = model.predict_rows(rows, dataclasses.replace(data.train, timestamp=data.train.timestamp + 1e9))
+    assert not np.array_equal(no_history, baseline)
+    assert np.isfinite(no_history).all() and no_history.min() >= 0 and no_history.max() <= 1
+
+
+def test_blend_is_no_worse_than_any_component_on_validation(
+    components: dict[str, Recommender], prepared: PreparedData
+) -> None:
+    data = prepared.training
+    model = HybridFusionRecommender.fit_from_components(components, data)
+
+    def mse(recommender: Recommender) -> float:
+        return float(np.mean((recommender.predict_rows(data.val, data.train) - data.val.target) ** 2))
+
+    assert mse(model) <= min(mse(c) for c in components.values()) + 1e-6
+
+
+def test_missing_component_and_bad_config_are_refused(components: dict[str, Recommender], prepared) -> None:
+    partial = {name: model for name, model in components.items() if name != "sequential"}
+    with pytest.raises(KeyError, match="sequential"):
+        HybridFusionRecommender.fit_from_components(partial, prepared.training)
+    two = HybridFusionRecommender.fit_from_components(
+        partial, prepared.training, HybridFusionConfig(components=("als", "two_tower"))
+    )
+    assert two.weights.shape == (2,)
+    with pytest.raises(ValueError, match="components"):
+        HybridFusionConfig(components=("als", "als"))
+    with pytest.raises(ValueError, match="l2"):
+        HybridFusionConfig(l2=-1.0)
