@@ -9,13 +9,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions, SkipReason, build_sensor_context, materialize
 from polars.testing import assert_frame_equal
 
 from kuairec_pipeline.daily_definitions import build_daily_definitions
 from kuairec_pipeline.dataset.loader import daily_logs
 from kuairec_pipeline.dataset.synthetic import generate_twin
 from kuairec_pipeline.definitions import build_definitions
+from kuairec_pipeline.orchestration.assets import daily
+from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.settings import DEFAULT_SEED, Settings
 
 PREPARED = ("filtered_ratios", "user_features", "video_features")
@@ -176,3 +178,34 @@ def test_a_day_already_in_the_archive_is_refused(tmp_path, twin) -> None:
         message = _failure_text(result)
         assert "already in big_matrix.csv" in message and "'date'" in message
         assert not (settings.assets_dir / "filtered_ratios.parquet").exists()
+
+
+def test_both_code_locations_load_and_only_the_daily_one_materializes_days(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    main, days = build_definitions(settings), build_daily_definitions(settings)
+    Definitions.validate_loadable(main)
+    Definitions.validate_loadable(days)
+    main_graph, days_graph = main.resolve_asset_graph(), days.resolve_asset_graph()
+    key = daily.INTERACTION_DAYS_SPEC.key
+    # --select '*' on the main location resolves to its materializable assets: interaction_days is not one of them
+    assert key in main_graph.get_all_asset_keys() and key not in main_graph.materializable_asset_keys
+    assert days_graph.materializable_asset_keys == {key}
+    assert main_graph.get(key).partitions_def == days_graph.get(key).partitions_def == daily.LOG_DAYS
+
+
+def test_the_sensor_asks_for_each_new_or_changed_day(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    resource = KuaiRecResource.from_settings(settings)
+    with build_sensor_context(resources={"kuairec": resource}) as context:
+        assert isinstance(daily.new_log_days_sensor(context), SkipReason)
+    header = "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio\n"
+    for day in ("2020-09-06", "2020-09-07", "2020-07-01"):  # the last is before the partitions start
+        _drop(settings, day, header, [])
+    with build_sensor_context(resources={"kuairec": resource}) as context:
+        requests = daily.new_log_days_sensor(context).run_requests
+    assert [request.partition_key for request in requests] == ["2020-09-06", "2020-09-07"]
+    first_key = requests[0].run_key
+    _drop(settings, "2020-09-06", header, ["1,2,3,4,2020-09-06 00:00:00.000,20200906,1599321600.0,0.75\n"])
+    with build_sensor_context(resources={"kuairec": resource}) as context:
+        changed = daily.new_log_days_sensor(context).run_requests
+    assert changed[0].run_key != first_key and changed[1].run_key == requests[1].run_key
