@@ -36,6 +36,7 @@ from upath import UPath
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.orchestration.metadata import array_summary
+from kuairec_pipeline.orchestration.storage_layout import PARTITION_COLUMN, PARTITION_FILE
 from kuairec_pipeline.provenance import PARQUET_METADATA_PREFIX
 
 PREVIEW_ROWS = 5
@@ -110,9 +111,8 @@ class PolarsParquetIOManager(UPathIOManager):
     """
 
     extension = ".parquet"
-    # The one partitioned table is partitioned by log day; the name is the hive-style folder's column name.
-    partition_column = "day"
-    partition_file = "part-0"
+    partition_column = PARTITION_COLUMN
+    partition_file = PARTITION_FILE
 
     def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
         return path / f"{self.partition_column}={partition}" / self.partition_file

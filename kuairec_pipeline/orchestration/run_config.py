@@ -24,6 +24,7 @@ from dagster import AssetsDefinition, Config
 from pydantic import ValidationError
 
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY
+from kuairec_pipeline.orchestration.storage_layout import stored_interaction_files
 
 
 class RunConfigError(ValueError):
@@ -89,8 +90,8 @@ def ratio_setting_errors(values: Mapping[str, Any], raw_interactions: Path) -> l
         return []
     max_ratio = float(values.get("max_watch_ratio", 3.0))
     days = float(values.get("validation_days", 7.0))
-    appended = sorted(raw_interactions.parent.glob("interaction_days/day=*/part-0.parquet"))
-    scan = pl.scan_parquet([raw_interactions, *appended], hive_partitioning=False).select("timestamp", "watch_ratio")
+    files = stored_interaction_files(raw_interactions.parent)
+    scan = pl.scan_parquet(files, hive_partitioning=False).select("timestamp", "watch_ratio")
     last = scan.select(pl.col("timestamp").max()).collect().item()
     if last is None:
         return []
