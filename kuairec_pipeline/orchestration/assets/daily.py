@@ -45,7 +45,12 @@ DESCRIPTION = (
 
 # What the main code location declares: the asset exists, is partitioned by day and is materialized elsewhere.
 INTERACTION_DAYS_SPEC = AssetSpec(
-    INTERACTION_DAYS, partitions_def=LOG_DAYS, group_name=GROUP, description=DESCRIPTION, kinds={"polars", "parquet"}
+    INTERACTION_DAYS,
+    partitions_def=LOG_DAYS,
+    group_name=GROUP,
+    description=DESCRIPTION,
+    code_version=code_version(INTERACTION_DAYS),
+    kinds={"polars", "parquet"},
 )
 
 
