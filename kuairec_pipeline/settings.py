@@ -6,6 +6,8 @@ KUAIREC_PROFILE size of the synthetic twin: ``tiny``, ``demo`` (default) or ``fu
 KUAIREC_SEED    seed of the synthetic twin (default 20220705)
 KUAIREC_ASSET_STORAGE  where asset files go: a folder or an fsspec URL such as ``s3://bucket/prefix`` (default
                 ``$KUAIREC_HOME/assets``); credentials come from the storage's own environment (AWS_* for S3)
+KUAIREC_NEW_LOGS  the drop folder of new days of logs, ``big_matrix_YYYY-MM-DD.csv`` (default
+                ``$KUAIREC_HOME/new_logs``; see ``dataset/loader/daily_logs.py``)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Settings:
     profile: str = "demo"  # size of the synthetic twin: one of PROFILES (KUAIREC_PROFILE)
     seed: int = DEFAULT_SEED  # seed of the synthetic twin, 0..MAX_SEED (KUAIREC_SEED)
     asset_storage: str = ""  # folder or fsspec URL for asset files, "" = home/assets (KUAIREC_ASSET_STORAGE)
+    new_logs: str = ""  # drop folder of daily logs (big_matrix_YYYY-MM-DD.csv), "" = home/new_logs (KUAIREC_NEW_LOGS)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -67,6 +70,7 @@ class Settings:
             profile=profile,
             seed=seed,
             asset_storage=env.get("KUAIREC_ASSET_STORAGE", "") or "",
+            new_logs=env.get("KUAIREC_NEW_LOGS", "") or "",
         )
 
     # Folder layout below KUAIREC_HOME (one place, so tests and CLI agree with the assets).
@@ -80,6 +84,11 @@ class Settings:
         if "://" in self.asset_storage:
             return self.asset_storage
         return str(Path(self.asset_storage).expanduser().absolute()) if self.asset_storage else str(self.assets_dir)
+
+    @property
+    def new_logs_dir(self) -> Path:
+        """The drop folder of new days of logs: ``new_logs`` when set, else ``home/new_logs``."""
+        return Path(self.new_logs).expanduser().absolute() if self.new_logs else self.home / "new_logs"
 
     @property
     def source_dir(self) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from upath import UPath
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.orchestration.metadata import array_summary
+from kuairec_pipeline.orchestration.storage_layout import PARTITION_COLUMN, PARTITION_FILE
 from kuairec_pipeline.provenance import PARQUET_METADATA_PREFIX
 
 PREVIEW_ROWS = 5
@@ -101,9 +103,43 @@ class PolarsParquetIOManager(UPathIOManager):
     :class:`ParquetFileWriter` output writes the file itself.
 
     Inputs load eagerly as a DataFrame, or as a LazyFrame when the input is annotated ``pl.LazyFrame``.
+
+    A partitioned asset is a hive-style folder, one file per partition: ``<asset key>/day=<key>/part-0.parquet``
+    (DuckDB, Spark and polars' ``hive_partitioning`` read ``day`` from the path). Each partition is written alone,
+    atomically. An input of a partitioned asset (an unpartitioned asset reading all its partitions) is one polars
+    scan over the partitions stored among those Dagster asks for, or None when none is stored.
     """
 
     extension = ".parquet"
+    partition_column = PARTITION_COLUMN
+    partition_file = PARTITION_FILE
+
+    def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
+        return path / f"{self.partition_column}={partition}" / self.partition_file
+
+    def load_input(self, context: InputContext) -> Any:
+        if not (context.has_asset_key and context.has_asset_partitions):
+            return super().load_input(context)
+        return self._load_partitions_as_one(context)
+
+    def _load_partitions_as_one(self, context: InputContext) -> pl.DataFrame | pl.LazyFrame | None:
+        # Dagster passes every key of the partitions definition (a daily one: every day since its start), most
+        # of them never materialized; one listing of the folder beats a lookup per key, locally and on S3.
+        wanted = self._get_paths_for_partitions(context)  # partition key -> path; no I/O
+        folder = self._get_path_without_extension(context)
+        stored = {(found.parent.name, found.name) for found in folder.glob(f"*/*{self.extension}")}
+        files = [path for _, path in sorted(wanted.items()) if (path.parent.name, path.name) in stored]
+        context.log.info(f"{context.asset_key.to_user_string()}: {len(files)} partition(s) stored, read as one table")
+        if not files:
+            return None
+        if all(_is_local(path) for path in files):
+            lazy = pl.scan_parquet([_local(path) for path in files], hive_partitioning=False)
+        else:
+            lazy = pl.concat([pl.read_parquet(io.BytesIO(path.read_bytes())) for path in files]).lazy()
+        wanted_type = context.dagster_type.typing_type
+        if wanted_type is pl.LazyFrame or pl.LazyFrame in typing.get_args(wanted_type):
+            return lazy
+        return lazy.collect()
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         if isinstance(obj, ParquetFileWriter):

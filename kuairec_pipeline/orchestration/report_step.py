@@ -15,6 +15,7 @@ from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.features.plots import histogram_counts
 from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import PreparedData
+from kuairec_pipeline.orchestration.storage_layout import stored_interaction_files
 from kuairec_pipeline.settings import Settings
 
 COVERAGE_K = 10
@@ -53,16 +54,16 @@ def write_run_report(
 ) -> Path:
     """Write ``$KUAIREC_HOME/reports/report.html`` for the metrics step; returns its path.
 
-    Reads the stored ``raw_interactions`` (exact counts before filtering), ``raw_videos`` and the source manifest
-    (captions and tag names) from the asset folder; examples use the trained model with the best validation RMSE,
-    the one the ``recommendations`` asset serves.
+    Reads the stored ``raw_interactions`` and ``interaction_days`` (exact counts before filtering), ``raw_videos``
+    and the source manifest (captions and tag names) from the asset folder; examples use the trained model with the
+    best validation RMSE, the one the ``recommendations`` asset serves.
     """
     assets = settings.assets_dir
-    raw = assets / "raw_interactions.parquet"
+    raw = stored_interaction_files(assets)  # the archive and the appended days: what filtered_ratios read
     ratios = None
-    if raw.exists():
+    if raw:
         ratios = RatioDistribution(
-            histogram_counts(pl.scan_parquet(raw)),
+            histogram_counts(pl.scan_parquet(raw, hive_partitioning=False)),
             histogram_counts(data.training.train.watch_ratio),
             _max_watch_ratio(context),
         )

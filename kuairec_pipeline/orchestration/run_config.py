@@ -24,6 +24,7 @@ from dagster import AssetsDefinition, Config
 from pydantic import ValidationError
 
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY
+from kuairec_pipeline.orchestration.storage_layout import stored_interaction_files
 
 
 class RunConfigError(ValueError):
@@ -83,12 +84,14 @@ def field_errors(op: str, config_class: type[Config], values: Mapping[str, Any])
 
 def ratio_setting_errors(values: Mapping[str, Any], raw_interactions: Path) -> list[str]:
     """Whether ``filtered_ratios`` with these settings leaves training and validation rows in the stored
-    ``raw_interactions`` (a scan of two columns); one message per empty split."""
+    ``raw_interactions`` and the stored days of ``interaction_days`` beside it (a scan of two columns); one message
+    per empty split."""
     if not raw_interactions.is_file():
         return []
     max_ratio = float(values.get("max_watch_ratio", 3.0))
     days = float(values.get("validation_days", 7.0))
-    scan = pl.scan_parquet(raw_interactions).select("timestamp", "watch_ratio")
+    files = stored_interaction_files(raw_interactions.parent)
+    scan = pl.scan_parquet(files, hive_partitioning=False).select("timestamp", "watch_ratio")
     last = scan.select(pl.col("timestamp").max()).collect().item()
     if last is None:
         return []

@@ -43,10 +43,24 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
             "planted_truth",
         )
     },
-    "filtered_ratios": ("features.ratios", "target", "features.checks", "orchestration.assets.prepare"),
+    "interaction_days": (
+        *_INGEST,
+        "dataset.loader.daily_logs",
+        "dataset.loader.interactions",
+        "dataset.loader.checks",
+        "orchestration.assets.daily",
+    ),
+    "filtered_ratios": (
+        "features.ratios",
+        "target",
+        "features.checks",
+        "dataset.loader.daily_logs",
+        "orchestration.assets.prepare",
+    ),
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
     "video_features": (
         "features.videos",
+        "dataset.loader.daily_logs",
         "features.users",
         "features.ratios",
         "features.checks",

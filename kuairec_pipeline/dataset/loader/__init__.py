@@ -19,12 +19,20 @@ Two ways of reading, chosen by size:
 
 Modules: ``discovery`` (finding the files), ``checks`` (header, last line, per-value checks every reader shares),
 ``forensics`` (naming the row of a parse error), ``interactions`` (big_matrix / small_matrix streaming and
-validation), ``small_files`` (the small CSV reader and its ``read_*`` functions), ``daily_features``
+validation), ``daily_logs`` (new days of big_matrix logs, appended after the archive), ``small_files`` (the small
+CSV reader and its ``read_*`` functions), ``daily_features``
 (item_daily_features), ``raw_videos`` (the raw_videos transform). Import from this package: the names below are
 its public API.
 """
 
 from kuairec_pipeline.dataset.loader.daily_features import scan_item_daily_features
+from kuairec_pipeline.dataset.loader.daily_logs import (
+    append_days,
+    convert_daily_log,
+    daily_log_name,
+    find_daily_logs,
+    require_daily_log,
+)
 from kuairec_pipeline.dataset.loader.discovery import OFFICIAL_FILE_NAMES, KuaiRecFiles, find_kuairec_files
 from kuairec_pipeline.dataset.loader.interactions import (
     OnInvalid,
@@ -49,13 +57,18 @@ __all__ = [
     "OnInvalid",
     "ParquetSinkConfig",
     "ValidationReport",
+    "append_days",
     "build_raw_videos",
+    "convert_daily_log",
     "convert_interactions",
+    "daily_log_name",
+    "find_daily_logs",
     "find_kuairec_files",
     "read_captions",
     "read_item_categories",
     "read_social_network",
     "read_user_features",
+    "require_daily_log",
     "require_known_ids",
     "scan_interactions",
     "scan_item_daily_features",

@@ -10,6 +10,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, Config, Output, ass
 from pydantic import Field
 
 from kuairec_pipeline import provenance
+from kuairec_pipeline.dataset import loader
 from kuairec_pipeline.features import checks as table_checks
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.orchestration import checks
@@ -67,12 +68,14 @@ def filtered_ratios(
     context: AssetExecutionContext,
     config: FilteredRatiosConfig,
     raw_interactions: pl.LazyFrame,
+    interaction_days: pl.LazyFrame | None,
     raw_eval_interactions: pl.LazyFrame,
     raw_users: pl.DataFrame,
     raw_videos: pl.DataFrame,
 ) -> Iterator[Output | AssetCheckResult]:
     """Train (big_matrix before its last days), validation (its last days) and test (small_matrix) rows with the
-    raw watch ratio and the min-max scaled target (training statistics only).
+    raw watch ratio and the min-max scaled target (training statistics only). big_matrix is the initial archive
+    (``raw_interactions``) followed by every stored day of ``interaction_days`` (new logs), if any.
 
     Duplicates: exact duplicate rows of big_matrix are dropped (configurable); the same (user, video) watched again
     at another time stays a separate row. Test holds one row per distinct pair with its mean watch ratio, all pairs
@@ -85,7 +88,8 @@ def filtered_ratios(
         drop_exact_duplicates=config.drop_exact_duplicates,
         selection_share=config.selection_share,
     )
-    table, summary = ratios.prepare_filtered_ratios(raw_interactions, raw_eval_interactions, ratio_config)
+    interactions, appended = loader.append_days(raw_interactions, interaction_days)
+    table, summary = ratios.prepare_filtered_ratios(interactions, raw_eval_interactions, ratio_config)
     n_users = int(raw_users["user_id"].max()) + 1
     n_videos = int(raw_videos["video_id"].max()) + 1
     yield from checks.evaluate(
@@ -101,13 +105,15 @@ def filtered_ratios(
         },
     )
     # exact counts over every row (streamed), so the chart's totals are the true ones
-    before = plots.histogram_counts(raw_interactions)
+    before = plots.histogram_counts(interactions)
     after = plots.histogram_counts(table.lazy().filter(pl.col("split") == SPLIT_TRAIN))
     png = plots.watch_ratio_histogram_png(before, after, config.max_watch_ratio)
     yield _table_output(
         table,
         {
             **rounded_floats(summary.as_metadata()),
+            "appended_days": len(appended),
+            "last_appended_day": appended[-1] if appended else 0,
             provenance.CONFIG: json.dumps(dataclasses.asdict(ratio_config), sort_keys=True),
             "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
         },
@@ -157,11 +163,13 @@ def video_features(
     raw_videos: pl.DataFrame,
     filtered_ratios: pl.DataFrame,
     raw_interactions: pl.LazyFrame,
+    interaction_days: pl.LazyFrame | None,
 ) -> Iterator[Output | AssetCheckResult]:
     """One row per video of item_categories.csv or of the interactions: padded tag ids and a 31-tag multi-hot, log
     duration, author id, and the training-only mean target. Views and likes are left out on purpose (popularity
-    bias)."""
-    table = videos.build_video_features(raw_videos, filtered_ratios, raw_interactions, videos.VideoFeatureConfig())
+    bias). The interactions are the archive followed by the appended days, as for ``filtered_ratios``."""
+    interactions, _ = loader.append_days(raw_interactions, interaction_days)
+    table = videos.build_video_features(raw_videos, filtered_ratios, interactions, videos.VideoFeatureConfig())
     coverage = table_checks.check_side_coverage(
         raw_videos["video_id"], filtered_ratios, "video_id", "item_categories.csv"
     )
