@@ -11,7 +11,7 @@ biases, so no separate bias term is blended.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
@@ -22,6 +22,7 @@ from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender, config_from_dict
+from kuairec_pipeline.params import check, param
 
 ALS_PREFIX = "als."
 TWO_TOWER_PREFIX = "two_tower."
@@ -30,12 +31,25 @@ COMPONENTS = ("als", "two_tower")
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Hyperparameters of :class:`HybridRecommender` (the components' own configs included)."""
+    """Hyperparameters of :class:`HybridRecommender` (the components' own configs included); ranges are enforced on
+    construction (``params.check``)."""
 
-    als: ALSConfig = field(default_factory=ALSConfig)  # the ALS component, when the hybrid trains it itself
-    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)  # likewise for the two-tower component
-    l2: float = 1e-4  # ridge on the blend weights, per validation row (>= 0); shrinks towards the intercept alone
-    non_negative: bool = True  # constrain blend weights to >= 0: a component never counts against its own score
+    als: ALSConfig = param(
+        description="The ALS component's config (from the fitted component in the pipeline).",
+        default_factory=ALSConfig,
+        run_config=False,
+    )
+    two_tower: TwoTowerConfig = param(
+        description="The two-tower component's config (from the fitted component in the pipeline).",
+        default_factory=TwoTowerConfig,
+        run_config=False,
+    )
+    # Shrinks towards the intercept alone.
+    l2: float = param(1e-4, "Ridge penalty on the blend weights (fitted on val), per validation row.", ge=0.0)
+    non_negative: bool = param(True, "Constrain blend weights to >= 0: a component never counts against its score.")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def hybrid_config_from_dict(values: dict) -> HybridConfig:

@@ -24,6 +24,7 @@ from dagster import AssetsDefinition, Config
 from pydantic import ValidationError
 
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY
+from kuairec_pipeline.orchestration.config_gen import SOURCES, to_source
 
 
 class RunConfigError(ValueError):
@@ -64,10 +65,19 @@ def _allowed(config_class: type[Config], name: str) -> str:
 
 
 def field_errors(op: str, config_class: type[Config], values: Mapping[str, Any]) -> list[str]:
-    """One message per field of ``values`` outside its range: path, value given, allowed values, description."""
+    """One message per field of ``values`` outside its range: path, value given, allowed values, description.
+
+    A generated config (``config_gen.dagster_config``) is also built into its dataclass, so a combination its
+    ``__post_init__`` refuses (e.g. ``num_heads`` not dividing ``hidden_dim``) is refused at run start too.
+    """
     try:
-        config_class(**values)
-    except ValidationError as error:
+        config = config_class(**values)
+        source = SOURCES.get(config_class)
+        if source is not None:
+            to_source(config, source)
+    except ValueError as error:
+        if not isinstance(error, ValidationError):
+            return [f"ops.{op}.config: {error}"]
         messages = []
         for problem in error.errors():
             name = str(problem["loc"][0]) if problem["loc"] else "?"
