@@ -11,6 +11,7 @@ biases, so no separate bias term is blended.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -121,17 +122,35 @@ class HybridRecommender(Recommender):
         two_tower = TwoTowerRecommender(self.config.two_tower).fit(data)
         return self._set_components(als, two_tower)._fit_blend(data.val)
 
+    def fit_from_components(self, components: Mapping[str, Recommender], data: TrainingData) -> Self:
+        """Blend already fitted components (``"als"`` and ``"two_tower"``), weighting them on ``data.val``.
+
+        Parameters
+        ----------
+        components : model name -> fitted model; ``als`` an ALSRecommender, ``two_tower`` a TwoTowerRecommender,
+            over the same id ranges.
+        data : the training data whose ``val`` rows fit the blend.
+
+        Returns
+        -------
+        ``self``, fitted; its config's ``als`` and ``two_tower`` fields become the components' configs.
+
+        Raises
+        ------
+        ValueError
+            If a component is missing or of another class, or the components disagree on the id ranges.
+        """
+        als, two_tower = components.get("als"), components.get("two_tower")
+        if not isinstance(als, ALSRecommender) or not isinstance(two_tower, TwoTowerRecommender):
+            raise ValueError(f"the hybrid needs fitted 'als' and 'two_tower' components, got {dict(components)!r}")
+        self.config = dataclasses.replace(self.config, als=als.config, two_tower=two_tower.config)
+        return self._set_components(als, two_tower)._fit_blend(data.val)
+
     @classmethod
     def from_components(
         cls, als: ALSRecommender, two_tower: TwoTowerRecommender, data: TrainingData, config: HybridConfig | None = None
     ) -> Self:
-        """Blend two already fitted components, weighting them on ``data.val``.
-
-        Parameters
-        ----------
-        als, two_tower : fitted components over the same id ranges.
-        data : the training data whose ``val`` rows fit the blend.
-        config : the blend's config (its ``als`` and ``two_tower`` fields are replaced by the components' configs).
+        """``cls(config).fit_from_components({"als": als, "two_tower": two_tower}, data)``.
 
         Returns
         -------
@@ -142,9 +161,7 @@ class HybridRecommender(Recommender):
         ValueError
             If the components disagree on the id ranges.
         """
-        base = config or HybridConfig()
-        model = cls(dataclasses.replace(base, als=als.config, two_tower=two_tower.config))
-        return model._set_components(als, two_tower)._fit_blend(data.val)
+        return cls(config).fit_from_components({"als": als, "two_tower": two_tower}, data)
 
     def _set_components(self, als: ALSRecommender, two_tower: TwoTowerRecommender) -> Self:
         if (als.n_users, als.n_videos) != (two_tower.n_users, two_tower.n_videos):

@@ -39,14 +39,16 @@ def config_classes() -> dict[str, type[Config]]:
     found: dict[str, type[Config]] = {}
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
-        for value in vars(module).values():
-            if not isinstance(value, AssetsDefinition):
-                continue
-            function = value.op.compute_fn.decorated_fn
-            hints = typing.get_type_hints(function)
-            config = hints.get("config")
-            if inspect.isclass(config) and issubclass(config, Config):
-                found[value.op.name] = config
+        for attribute in vars(module).values():
+            # an asset factory's module holds its assets in a list (orchestration/assets/train.py: MODEL_ASSETS)
+            for value in attribute if isinstance(attribute, list) else [attribute]:
+                if not isinstance(value, AssetsDefinition):
+                    continue
+                function = value.op.compute_fn.decorated_fn
+                hints = typing.get_type_hints(function)
+                config = hints.get("config")
+                if inspect.isclass(config) and issubclass(config, Config):
+                    found[value.op.name] = config
     return found
 
 

@@ -27,8 +27,12 @@ _MODEL_BASE = (
     "models.errors",
     "models.data",
     "models.threads",
+    "models.hooks",
+    "models.registry",
+    "params",
     "provenance",
     "orchestration.assets.train",
+    "orchestration.config_gen",
 )
 # The modules whose code decides each asset's output; an asset not listed is versioned by the whole package.
 ASSET_MODULES: dict[str, tuple[str, ...]] = {
@@ -43,7 +47,14 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
             "planted_truth",
         )
     },
-    "filtered_ratios": ("features.ratios", "target", "features.checks", "orchestration.assets.prepare"),
+    "filtered_ratios": (
+        "features.ratios",
+        "target",
+        "features.checks",
+        "params",
+        "orchestration.config_gen",
+        "orchestration.assets.prepare",
+    ),
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
     "video_features": (
         "features.videos",

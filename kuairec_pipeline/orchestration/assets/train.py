@@ -1,16 +1,21 @@
-"""Model training assets. Each fits one model from the plain ``models`` package and stores its NumPy bundle."""
+"""Model training assets, one per entry of the model registry (``models/registry.py``), all built by
+:func:`model_asset`: load the inputs, build the model's config from the run config, fit (from the training data,
+or from other fitted models for an entry with ``inputs``), record validation metrics and how training went, and
+store the stamped NumPy bundle. What differs between models lives on the model class (``models/hooks.py``).
+"""
+
+from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, asset
 
 from kuairec_pipeline.evaluation.metrics import validation_metrics
-from kuairec_pipeline.models.als import ALSConfig, ALSRecommender
+from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import TrainingData, build_training_data
-from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender
-from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
-from kuairec_pipeline.models.sequential import SequentialConfig, SequentialRecommender, ShuffledSequentialRecommender
-from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, TwoTowerConfig, TwoTowerRecommender
+from kuairec_pipeline.models.registry import TRAINED_MODELS, ModelEntry
 from kuairec_pipeline.orchestration.config_gen import dagster_config, to_source
 from kuairec_pipeline.orchestration.lineage import require_same_tables, stamped
 from kuairec_pipeline.orchestration.metadata import rounded, training_summary
@@ -22,226 +27,114 @@ NUMPY = "numpy_io_manager"
 PREPARED = ("filtered_ratios", "user_features", "video_features")
 
 
-def _log_validation(context: AssetExecutionContext, model, data: TrainingData) -> None:
-    scores = validation_metrics(model, data)
-    context.add_output_metadata({f"val_{name}": rounded(value) for name, value in scores.items()})
+def _description(entry: ModelEntry) -> str:
+    doc = inspect.getdoc(entry.model_class()) or entry.name
+    return " ".join(doc.split("\n\n")[0].split())
 
 
-LinearAssetConfig = dagster_config(LinearConfig)
-
-
-@asset(group_name=GROUP, code_version=code_version("linear_baseline"), io_manager_key=NUMPY, kinds={"scipy", "numpy"})
-def linear_baseline(
+def fit_entry(
     context: AssetExecutionContext,
-    config: LinearAssetConfig,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """Ridge regression of the scaled watch ratio on user and video features only (no ids): the original
-    study's linear baseline."""
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    model = LinearRecommender(to_source(config, LinearConfig)).fit(data)
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )
-
-
-ALSAssetConfig = dagster_config(ALSConfig)
-
-
-@asset(group_name=GROUP, code_version=code_version("als_factors"), io_manager_key=NUMPY, kinds={"implicit", "numpy"})
-def als_factors(
-    context: AssetExecutionContext,
-    config: ALSAssetConfig,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """implicit's ALS on confidences from the scaled watch ratio, plus a calibration (biases and a linear map of
-    the dot product, fitted on training rows) so that ALS predicts watch ratios too."""
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    als_config = to_source(config, ALSConfig)
-    model = ALSRecommender(als_config).fit(data)
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )
-
-
-TwoTowerAssetConfig = dagster_config(TwoTowerConfig)
-
-
-@asset(
-    group_name=GROUP,
-    code_version=code_version("two_tower_embeddings"),
-    io_manager_key=NUMPY,
-    kinds={"pytorch", "numpy"},
-)
-def two_tower_embeddings(
-    context: AssetExecutionContext,
-    config: TwoTowerAssetConfig,
+    entry: ModelEntry,
+    config: object,
     kuairec: KuaiRecResource,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
+    tables: dict[str, pl.DataFrame],
+    fitted_inputs: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """A two-tower network (Lightning) trained on the scaled watch ratio with early stopping on validation.
-    Stores user and video embeddings (scoring needs only NumPy) and, beside the asset, the weights as a state dict
-    (``models/two_tower.pt``, loaded with ``weights_only=True``)."""
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    # no Lightning progress bar in pipeline runs: EpochProgress logs each epoch to the run's log instead
-    tt_config = to_source(config, TwoTowerConfig, show_progress=False)
-    from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only when training
+    """Fit the model of ``entry`` and return its stamped bundle (the body of every model asset).
 
-    with quiet_lightning_notices():
-        model = TwoTowerRecommender(tt_config).fit(data)
-    weights = model.save_weights(kuairec.settings.models_dir / "two_tower.pt")
-    context.add_output_metadata(
-        {
-            **training_summary("two_tower", model.history, HISTORY_COLUMNS, model.best_epoch),
-            **two_tower_training_metadata(model),
-            "weights_file": str(weights),
-        }
-    )
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )
+    Parameters
+    ----------
+    context : the asset's execution context (metadata, log).
+    entry : the registry entry.
+    config : the run's ``Config`` (generated from ``entry.config_class()``).
+    kuairec : where extra files go (``models_dir``).
+    tables : the prepared tables by asset name (filtered_ratios, user_features, video_features).
+    fitted_inputs : asset key -> bundle of each fitted model ``entry.inputs`` names.
 
+    Returns
+    -------
+    dict of arrays: the bundle with its ``__trained_with__`` record.
 
-def two_tower_training_metadata(model: TwoTowerRecommender) -> dict[str, object]:
-    """How the fit ended: epochs run, the epoch kept (-1 = the fixed start, no epoch beat it on validation), and
-    whether early stopping ended it or it used every allowed epoch."""
-    return {
-        "epochs_trained": int(model.epochs_trained),
-        "best_epoch": int(model.best_epoch),
-        "stopped_early": bool(model.stopped_early),
-        "stop_reason": "early_stopping" if model.stopped_early else "max_epochs",
-    }
+    Raises
+    ------
+    provenance.StaleArtifactError
+        If a fitted input was trained on another ``filtered_ratios`` than the one loaded.
+    """
+    if fitted_inputs:
+        require_same_tables(fitted_inputs, filtered_ratios=tables["filtered_ratios"])
+    data = build_training_data(tables["filtered_ratios"], tables["user_features"], tables["video_features"])
+    model_config = to_source(config, entry.config_class(), **entry.pipeline_settings)
+    model: Recommender = entry.model_class()(model_config)
+    if entry.inputs:
+        components = {}
+        for name in entry.inputs:
+            source = TRAINED_MODELS[name]
+            components[name] = source.model_class().from_bundle(fitted_inputs[source.asset_key], source.asset_key)
+        model.fit_from_components(components, data)
+    else:
+        model.pipeline_fit(data, context.log.info)
+    _record_training(context, entry, model, kuairec, data)
+    return stamped(context, model.bundle(), data, **tables)
 
 
-SequentialAssetConfig = dagster_config(SequentialConfig)
+def _record_training(
+    context: AssetExecutionContext, entry: ModelEntry, model: Recommender, kuairec: KuaiRecResource, data: TrainingData
+) -> None:
+    metadata: dict[str, object] = {}
+    history = model.training_history()
+    if history is not None:
+        metadata.update(training_summary(entry.name, *history))
+    metadata.update(model.training_metadata())
+    metadata.update(model.save_extras(kuairec.settings.models_dir))
+    scores = validation_metrics(model, data)
+    metadata.update({f"val_{name}": rounded(value) for name, value in scores.items()})
+    context.add_output_metadata(metadata)
 
 
-def _fit_sequential(
-    context: AssetExecutionContext,
-    model: SequentialRecommender,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only when training
+def model_asset(entry: ModelEntry) -> AssetsDefinition:
+    """The Dagster asset of a registry entry: key ``entry.asset_key``, config generated from the entry's config
+    class, inputs the prepared tables plus the bundles of ``entry.inputs``.
 
-    with quiet_lightning_notices():
-        model.fit(data, progress=context.log.info)
-    epochs = int(model.history.shape[0])
-    context.add_output_metadata(
-        {
-            **training_summary(model.name, model.history, HISTORY_COLUMNS, model.best_epoch),
-            "epochs_trained": epochs,
-            "best_epoch": int(model.best_epoch),
-            # early stopping must also stop: say when every allowed epoch ran
-            "stop_reason": "max_epochs" if epochs >= model.config.max_epochs else "early_stopping",
-        }
-    )
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )
+    Parameters
+    ----------
+    entry : the registry entry.
 
+    Returns
+    -------
+    AssetsDefinition.
+    """
+    config_class = dagster_config(entry.config_class())
+    input_keys = tuple(TRAINED_MODELS[name].asset_key for name in entry.inputs)
 
-@asset(
-    group_name=GROUP, code_version=code_version("sequential_model"), io_manager_key=NUMPY, kinds={"pytorch", "numpy"}
-)
-def sequential_model(
-    context: AssetExecutionContext,
-    config: SequentialAssetConfig,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """A SASRec-style causal transformer over each user's time-ordered history (Lightning), early stopping on
-    validation. Stores each user's state after its whole training history, the video vectors and the weights
-    (pointwise predictions re-encode the history before each row with NumPy)."""
-    model = SequentialRecommender(to_source(config, SequentialConfig))
-    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
+    # Dagster reads the inputs, the resource and the config class off the signature: spell them out per entry.
+    parameters = [
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=AssetExecutionContext),
+        inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=config_class),
+        inspect.Parameter("kuairec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=KuaiRecResource),
+    ]
+    for key in (*input_keys, *PREPARED):
+        kind = dict[str, np.ndarray] if key in input_keys else pl.DataFrame
+        parameters.append(inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind))
+    signature = inspect.Signature(parameters, return_annotation=dict[str, np.ndarray])
+
+    def compute(*args: object, **kwargs: object) -> dict[str, np.ndarray]:
+        given = signature.bind(*args, **kwargs).arguments
+        tables = {name: given[name] for name in PREPARED}
+        fitted = {key: given[key] for key in input_keys}
+        return fit_entry(given["context"], entry, given["config"], given["kuairec"], tables, fitted)
+
+    compute.__signature__ = signature
+    compute.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": dict[str, np.ndarray]}
+    compute.__name__ = compute.__qualname__ = entry.asset_key
+    return asset(
+        name=entry.asset_key,
+        group_name=GROUP,
+        code_version=code_version(entry.asset_key),
+        io_manager_key=NUMPY,
+        kinds=set(entry.kinds),
+        description=_description(entry),
+        ins={key: AssetIn() for key in input_keys},
+    )(compute)
 
 
-@asset(
-    group_name=GROUP, code_version=code_version("sequential_shuffled"), io_manager_key=NUMPY, kinds={"pytorch", "numpy"}
-)
-def sequential_shuffled(
-    context: AssetExecutionContext,
-    config: SequentialAssetConfig,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """The order ablation of ``sequential_model``: the same model trained and scored with the rows of every
-    history window in a fixed pseudo-random order."""
-    model = ShuffledSequentialRecommender(to_source(config, SequentialConfig))
-    return _fit_sequential(context, model, filtered_ratios, user_features, video_features)
-
-
-HybridAssetConfig = dagster_config(HybridConfig)
-
-
-@asset(
-    group_name=GROUP,
-    code_version=code_version("hybrid_model"),
-    io_manager_key=NUMPY,
-    kinds={"numpy"},
-    ins={"als_factors": AssetIn(), "two_tower_embeddings": AssetIn()},
-)
-def hybrid_model(
-    context: AssetExecutionContext,
-    config: HybridAssetConfig,
-    als_factors: dict[str, np.ndarray],
-    two_tower_embeddings: dict[str, np.ndarray],
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
-) -> dict[str, np.ndarray]:
-    """A blend of calibrated ALS and the two-tower network, with weights fitted on the validation split."""
-    require_same_tables(
-        {"als_factors": als_factors, "two_tower_embeddings": two_tower_embeddings}, filtered_ratios=filtered_ratios
-    )
-    data = build_training_data(filtered_ratios, user_features, video_features)
-    model = HybridRecommender.from_components(
-        ALSRecommender.from_bundle(als_factors, "als_factors"),
-        TwoTowerRecommender.from_bundle(two_tower_embeddings, "two_tower_embeddings"),
-        data,
-        to_source(config, HybridConfig),
-    )
-    _log_validation(context, model, data)
-    return stamped(
-        context,
-        model.bundle(),
-        data,
-        filtered_ratios=filtered_ratios,
-        user_features=user_features,
-        video_features=video_features,
-    )
+MODEL_ASSETS: list[AssetsDefinition] = [model_asset(entry) for entry in TRAINED_MODELS.values()]
