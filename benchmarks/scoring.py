@@ -44,8 +44,8 @@ def main() -> None:
     data = synthetic_training_data(sizes)
     als = ALSRecommender(ALSConfig(iterations=2, num_threads=0)).fit(data)
     two_tower = TwoTowerRecommender(TwoTowerConfig(max_epochs=1, show_progress=False, num_threads=0)).fit(data)
-    hybrid = HybridFusionRecommender.fit_from_components(
-        {"als": als, "two_tower": two_tower}, data, HybridFusionConfig(components=("als", "two_tower"))
+    hybrid = HybridFusionRecommender(HybridFusionConfig(components=("als", "two_tower"))).fit_from_components(
+        {"als": als, "two_tower": two_tower}, data
     )
     users = np.arange(data.n_users)
     seen = sp.csr_matrix(

@@ -1,13 +1,8 @@
-"""The pipeline's environment, read in one place.
+"""The pipeline's environment, read in one place: :class:`Settings`, one field per KUAIREC_* variable.
 
-KUAIREC_HOME    base folder for everything written (default ``data/``)
-KUAIREC_SOURCE  ``synthetic`` (default), a path to the unpacked KuaiRec folder or to ``KuaiRec.zip``, or ``download``
-KUAIREC_PROFILE size of the synthetic twin: ``tiny``, ``demo`` (default) or ``full``
-KUAIREC_SEED    seed of the synthetic twin (default 20220705)
-KUAIREC_ASSET_STORAGE  where asset files go: a folder or an fsspec URL such as ``s3://bucket/prefix`` (default
-                ``$KUAIREC_HOME/assets``); credentials come from the storage's own environment (AWS_* for S3)
-KUAIREC_NEW_LOGS  the drop folder of new days of logs, ``big_matrix_YYYY-MM-DD.csv`` (default
-                ``$KUAIREC_HOME/new_logs``; see ``dataset/loader/daily_logs.py``)
+Each field declares its variable, default, range and description once (``params.param``); the Dagster resource
+and docs/PARAMETERS.md are generated from them. Object-storage credentials come from the storage's own environment
+(AWS_* for S3).
 """
 
 from __future__ import annotations
@@ -15,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from kuairec_pipeline.params import check, param, parameters
 
 PROFILES = ("tiny", "demo", "full")
 DEFAULT_SEED = 20220705
@@ -25,20 +22,34 @@ MAX_SEED = 2**32 - 1  # NumPy's SeedSequence accepts any non-negative int; 32 bi
 
 @dataclass(frozen=True)
 class Settings:
-    """Where data comes from and goes to. Built by :meth:`from_env`; the ranges are enforced either way."""
+    """Where data comes from and goes to. Built by :meth:`from_env`; the ranges are enforced either way.
 
-    home: Path  # base folder for everything written (KUAIREC_HOME)
-    source: str = "synthetic"  # 'synthetic', 'download', a folder or a .zip path (KUAIREC_SOURCE); non-empty
-    profile: str = "demo"  # size of the synthetic twin: one of PROFILES (KUAIREC_PROFILE)
-    seed: int = DEFAULT_SEED  # seed of the synthetic twin, 0..MAX_SEED (KUAIREC_SEED)
-    asset_storage: str = ""  # folder or fsspec URL for asset files, "" = home/assets (KUAIREC_ASSET_STORAGE)
-    new_logs: str = ""  # drop folder of daily logs (big_matrix_YYYY-MM-DD.csv), "" = home/new_logs (KUAIREC_NEW_LOGS)
+    Each field is declared once (``params.param``, with its environment variable); the Dagster resource
+    (``orchestration/resources.py``) is generated from these fields.
+    """
+
+    home: Path = param(Path("data"), "Base folder for everything written.", env="KUAIREC_HOME")
+    source: str = param(
+        "synthetic",
+        "'synthetic', 'download', a path to the unpacked KuaiRec folder or to KuaiRec.zip.",
+        env="KUAIREC_SOURCE",
+    )
+    profile: str = param("demo", "Size of the synthetic twin.", choices=PROFILES, env="KUAIREC_PROFILE")
+    seed: int = param(DEFAULT_SEED, "Seed of the synthetic twin.", ge=0, le=MAX_SEED, env="KUAIREC_SEED")
+    asset_storage: str = param(
+        "",
+        "Folder or fsspec URL (s3://bucket/prefix) for asset files; empty: home/assets.",
+        env="KUAIREC_ASSET_STORAGE",
+    )
+    new_logs: str = param(
+        "",
+        "Drop folder of new days of logs, big_matrix_YYYY-MM-DD.csv (dataset/loader/daily_logs.py); empty: "
+        "home/new_logs.",
+        env="KUAIREC_NEW_LOGS",
+    )
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile (KUAIREC_PROFILE) must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed (KUAIREC_SEED) must be an integer in 0..{MAX_SEED}, got {self.seed!r}")
+        check(self)
         if not str(self.source).strip():
             raise ValueError(
                 "source (KUAIREC_SOURCE) must be 'synthetic', 'download', a folder or a .zip path, got an empty value"
@@ -55,23 +66,37 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        """Settings from the KUAIREC_* variables (an unset or empty variable keeps the field's default).
+
+        Parameters
+        ----------
+        environ : the environment (default ``os.environ``).
+
+        Returns
+        -------
+        Settings, with ``home`` made absolute.
+
+        Raises
+        ------
+        ValueError
+            Naming the variable: ``KUAIREC_SEED='x' is not an integer``, a value outside the field's range, ...
+        """
         env = os.environ if environ is None else environ
-        profile = env.get("KUAIREC_PROFILE", "demo") or "demo"
-        if profile not in PROFILES:
-            raise ValueError(f"KUAIREC_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
-        seed_text = env.get("KUAIREC_SEED", str(DEFAULT_SEED)) or str(DEFAULT_SEED)
-        try:
-            seed = int(seed_text)
-        except ValueError:
-            raise ValueError(f"KUAIREC_SEED={seed_text!r} is not an integer") from None
-        return cls(
-            home=Path(env.get("KUAIREC_HOME", "data") or "data").expanduser().absolute(),
-            source=env.get("KUAIREC_SOURCE", "synthetic") or "synthetic",
-            profile=profile,
-            seed=seed,
-            asset_storage=env.get("KUAIREC_ASSET_STORAGE", "") or "",
-            new_logs=env.get("KUAIREC_NEW_LOGS", "") or "",
-        )
+        values: dict[str, object] = {}
+        for item in parameters(cls):
+            text = env.get(item.spec.env, "") or ""
+            value: object = item.default if not text else text
+            if item.spec.choices is not None and value not in item.spec.choices:
+                raise ValueError(f"{item.spec.env}={text!r} is not one of {', '.join(item.spec.choices)}")
+            if item.kind is int and text:
+                try:
+                    value = int(text)
+                except ValueError:
+                    raise ValueError(f"{item.spec.env}={text!r} is not an integer") from None
+            if item.kind is Path:
+                value = Path(value).expanduser().absolute()
+            values[item.name] = value
+        return cls(**values)
 
     # Folder layout below KUAIREC_HOME (one place, so tests and CLI agree with the assets).
     @property

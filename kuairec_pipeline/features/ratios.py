@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from kuairec_pipeline.params import check, param
 from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
 SECONDS_PER_DAY = 86_400.0
@@ -84,25 +85,33 @@ def selection_user_expr(share: float, column: str = "user_id") -> pl.Expr:
 
 @dataclass(frozen=True)
 class RatioConfig:
-    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (docs/DESIGN.md)."""
+    """How raw interactions become ``filtered_ratios``. Defaults follow the original study (docs/DESIGN.md); ranges
+    are enforced on construction (``params.check``)."""
 
-    # Rows with watch_ratio above this are outliers: dropped from train/val, flagged passes_filter=False in test.
-    max_watch_ratio: float = 3.0
-    # The last N days of big_matrix (by timestamp, counted back from its latest row) are the validation split.
-    validation_days: float = 7.0
+    max_watch_ratio: float = param(
+        3.0,
+        "Rows with a larger watch ratio are outliers: dropped from train/val, passes_filter=false in test.",
+        gt=0.0,
+        le=1000.0,
+    )
+    # Early stopping, blend weights and model choice need the validation split non-empty.
+    validation_days: float = param(
+        7.0, "The last N days of big_matrix (back from its latest row) form the validation split.", gt=0.0, le=3650.0
+    )
     # big_matrix repeats ~7.7% of its rows byte for byte: logging duplicates, not re-watches, so drop them.
-    drop_exact_duplicates: bool = True
-    # Share of users, in [0, 1), whose validation-window rows form the ``selection`` slice (model choice only); the
-    # other users' rows are the tuning ``val`` slice. 0 leaves no selection slice.
-    selection_share: float = 0.5
+    drop_exact_duplicates: bool = param(
+        True, "Drop big_matrix rows repeated byte for byte; repeated views at other timestamps are kept."
+    )
+    # 0 leaves no selection slice.
+    selection_share: float = param(
+        0.5,
+        "Share of users (hash of the id) whose validation rows form the selection slice (model choice only).",
+        ge=0.0,
+        lt=1.0,
+    )
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.selection_share < 1.0:
-            raise ValueError(f"selection_share must be in [0, 1), got {self.selection_share}")
-        if not self.max_watch_ratio > 0:
-            raise ValueError(f"max_watch_ratio must be positive, got {self.max_watch_ratio}")
-        if not self.validation_days >= 0:
-            raise ValueError(f"validation_days must be >= 0, got {self.validation_days}")
+        check(self)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_ids, check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
+from kuairec_pipeline.params import check, param
 
 PAIR_CHUNK_ROWS = 1_000_000  # rows per chunk when dotting factor pairs: bounds the gathered copies to ~0.5 GB
 DENSE_BLOCK_CELLS = 16_000_000  # users x videos per dense block of scores: ~64 MB of float32
@@ -38,53 +39,39 @@ DENSE_BLOCK_CELLS = 16_000_000  # users x videos per dense block of scores: ~64 
 
 @dataclass(frozen=True)
 class ALSConfig:
-    """Hyperparameters of :class:`ALSRecommender`."""
+    """Hyperparameters of :class:`ALSRecommender`; ranges are enforced on construction (``params.check``)."""
 
-    factors: int = 16  # latent dimensions per user and per video (>= 1); each adds d^2 work to the per-user fit
-    # L2 penalty on the factors in implicit's solves (>= 0). Absolute, not per row: against ~1,500 rows x confidence ~4
-    # per user at full scale, 100 is moderate, and it keeps the in-sample calibration from trusting overfit scores.
-    regularization: float = 100.0
-    # Confidence of an observed pair = 1 + alpha * mean scaled target. The scaled watch ratio is a graded implicit
-    # signal: every watched pair is a (weak) positive, and a higher watch ratio says more surely that the user
-    # liked it, so it scales confidence instead of being a binary label. Unobserved pairs keep confidence 1.
-    alpha: float = 10.0  # confidence gain per unit of scaled target (>= 0)
-    iterations: int = 15  # ALS sweeps (users then videos) (>= 1)
-    use_conjugate_gradient: bool = True  # implicit's CG solver: much faster than Cholesky at 64 factors
-    seed: int = 0  # seeds the factors' random initialization; with one thread the fit is deterministic
-    num_threads: int = 1  # implicit's OpenMP threads for fitting (0 = all cores); BLAS is kept at 1 either way
-    calibration_l2: float = 25.0  # ridge on the calibration's user and video biases, in units of training rows
-    taste_l2: float = 30.0  # per-user ridge on the video taste features (tags, duration, ...), in rows (> 0)
-    factor_l2: float = 10_000.0  # per-user ridge on the unit-scaled video factors, in rows (> 0); 1,000 and 3,000
-    # lost to it on demo (validation and test): implicit's factors carry exposure, not how much is watched
-    calibration_tolerance: float = 1e-8  # relative residual at which the bias fit's conjugate gradients stop (> 0)
-    show_progress: bool = False  # implicit's tqdm bar over iterations
+    factors: int = param(
+        16, "Latent dimensions per user and per video; each adds d^2 work to the per-user fit.", ge=1, le=1024
+    )
+    # Absolute, not per row: against ~1,500 rows x confidence ~4 per user at full scale, 100 is moderate, and it
+    # keeps the in-sample calibration from trusting overfit scores.
+    regularization: float = param(100.0, "L2 penalty on the factors in implicit's solves.", ge=0.0)
+    # The scaled watch ratio is a graded implicit signal: every watched pair is a (weak) positive, and a higher
+    # watch ratio says more surely that the user liked it, so it scales confidence instead of being a binary label.
+    alpha: float = param(10.0, "Confidence of an observed pair = 1 + alpha * its mean scaled target.", ge=0.0)
+    iterations: int = param(15, "ALS sweeps (users then videos).", ge=1, le=1000)
+    use_conjugate_gradient: bool = param(True, "implicit's CG solver: much faster than Cholesky at 64 factors.")
+    seed: int = param(
+        0, "Seed of the factors' random initialization (one thread: a deterministic fit).", ge=0, le=2**32 - 1
+    )
+    num_threads: int = param(
+        1, "implicit's OpenMP threads for fitting (0 = all cores); BLAS stays at 1.", ge=0, le=1024
+    )
+    calibration_l2: float = param(25.0, "Ridge on the calibration's user and video biases, in training rows.", ge=0.0)
+    taste_l2: float = param(30.0, "Per-user ridge (rows) on the video taste features in the calibration.", gt=0.0)
+    # 1,000 and 3,000 lost to 10,000 on demo (validation and test): implicit's factors carry exposure, not how much
+    # is watched.
+    factor_l2: float = param(
+        10_000.0, "Per-user ridge (rows) on the unit-scaled video factors in the calibration.", gt=0.0
+    )
+    calibration_tolerance: float = param(
+        1e-8, "Relative residual at which the bias fit's conjugate gradients stop.", gt=0.0
+    )
+    show_progress: bool = param(False, "implicit's tqdm bar over iterations.", run_config=False)
 
     def __post_init__(self) -> None:
-        checks = {
-            "factors": self.factors >= 1,
-            "regularization": self.regularization >= 0,
-            "alpha": self.alpha >= 0,
-            "iterations": self.iterations >= 1,
-            "num_threads": self.num_threads >= 0,
-            "calibration_l2": self.calibration_l2 >= 0,
-            "calibration_tolerance": self.calibration_tolerance > 0,
-            "taste_l2": self.taste_l2 > 0,
-            "factor_l2": self.factor_l2 > 0,
-        }
-        allowed = {
-            "factors": ">= 1",
-            "regularization": ">= 0",
-            "alpha": ">= 0",
-            "iterations": ">= 1",
-            "num_threads": ">= 0",
-            "calibration_l2": ">= 0",
-            "calibration_tolerance": "> 0",
-            "taste_l2": "> 0",
-            "factor_l2": "> 0",
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"ALSConfig.{name} must be {allowed[name]}, got {getattr(self, name)}")
+        check(self)
 
 
 def confidence_matrix(pairs: Pairs, alpha: float, n_videos: int) -> sp.csr_matrix:

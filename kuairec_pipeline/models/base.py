@@ -28,6 +28,7 @@ from kuairec_pipeline.models.errors import (
     UnknownIdError,
     check_ids,
 )
+from kuairec_pipeline.models.hooks import PipelineHooks
 
 __all__ = [
     "CONFIG_KEY",
@@ -45,7 +46,7 @@ __all__ = [
 SCORE_BATCH_CELLS = 16_000_000  # users x videos scored per batch: bounds memory at ~64 MB of float32
 
 
-class Recommender(ABC):
+class Recommender(PipelineHooks, ABC):
     """fit -> score_all -> predict / recommend; to_arrays / from_arrays; save / load.
 
     The contract every implementation keeps (``kuairec_pipeline_tests/models/contract.py`` checks it):

@@ -19,8 +19,8 @@ vectors of an unseen user, and its side features; every term is finite, so no sc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -33,6 +33,8 @@ from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.sequential import SequentialRecommender
 from kuairec_pipeline.models.sequential_config import SequentialConfig
 from kuairec_pipeline.models.two_tower import TwoTowerConfig
+from kuairec_pipeline.models.two_tower_config import ACCELERATORS, HISTORY_COLUMNS, PRECISIONS
+from kuairec_pipeline.params import check, param
 
 COMPONENTS = ("als", "two_tower", "sequential")
 NETWORK_KEYS = (
@@ -50,49 +52,51 @@ ROW_BATCH = 262_144  # pointwise rows per NumPy pass: bounds the (rows, hidden) 
 
 @dataclass(frozen=True)
 class HybridConcatConfig:
-    """Hyperparameters of :class:`HybridConcatRecommender`; ranges are checked on construction."""
+    """Hyperparameters of :class:`HybridConcatRecommender`; ranges are enforced on construction (``params.check``)."""
 
-    hidden_dim: int = 32  # hidden units of the deep part (1..1024)
-    category_dim: int = 4  # embedding width of each user / video categorical column (1..256)
-    dropout: float = 0.1  # dropout on the hidden units while training, in [0, 1)
-    learning_rate: float = 3e-3  # AdamW step size, in (0, 1]
-    weight_decay: float = 0.0  # AdamW decoupled weight decay (>= 0)
-    batch_size: int = 2048  # training rows per step (>= 1)
-    max_epochs: int = 20  # upper bound on epochs (1..1000)
-    early_stopping_patience: int = 2  # epochs without a validation MSE improvement before stopping (>= 1)
-    early_stopping_min_delta: float = 1e-6  # smallest validation MSE decrease that counts (>= 0)
-    # Training rows the network sees (a seeded uniform sample; 0 = all): each needs a sequential state re-encoded
-    # from its history, which costs about as much as the sequential model's pointwise scoring of that many rows.
-    max_train_rows: int = 200_000
-    seed: int = 0  # seeds the row sample, the initialisation, dropout and batch order (>= 0)
-    num_threads: int = 0  # torch intra-op threads while training (0 = all cores)
-    accelerator: str = "auto"  # Lightning accelerator: "auto" takes a GPU when present, else the CPU
-    precision: str = "32-true"  # Lightning precision
-    show_progress: bool = False  # Lightning's progress bar (one log line per epoch is written regardless)
-    als: ALSConfig = field(default_factory=ALSConfig)  # the components' configs, used when fit() trains them
-    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
-    sequential: SequentialConfig = field(default_factory=SequentialConfig)
+    hidden_dim: int = param(32, "Hidden units of the deep part.", ge=1, le=1024)
+    category_dim: int = param(4, "Embedding width of each user / video categorical column.", ge=1, le=256)
+    dropout: float = param(0.1, "Dropout on the hidden units while training.", ge=0.0, lt=1.0)
+    learning_rate: float = param(3e-3, "AdamW step size.", gt=0.0, le=1.0)
+    weight_decay: float = param(0.0, "AdamW decoupled weight decay.", ge=0.0)
+    batch_size: int = param(2048, "Training rows per step.", ge=1, le=1_048_576)
+    max_epochs: int = param(20, "Upper bound on passes over the sampled training rows.", ge=1, le=1000)
+    early_stopping_patience: int = param(
+        2, "Epochs without a validation MSE improvement before stopping.", ge=1, le=1000
+    )
+    early_stopping_min_delta: float = param(
+        1e-6, "Smallest validation MSE decrease that counts as improvement.", ge=0.0
+    )
+    # Each sampled row needs a sequential state re-encoded from its history, which costs about as much as the
+    # sequential model's pointwise scoring of that many rows.
+    max_train_rows: int = param(200_000, "Training rows the network sees, a seeded uniform sample (0 = all).", ge=0)
+    seed: int = param(0, "Seeds the row sample, the initialisation, dropout and batch order.", ge=0, le=2**32 - 1)
+    num_threads: int = param(0, "torch intra-op threads while training (0 = all cores).", ge=0, le=1024)
+    accelerator: str = param(
+        "auto", "Lightning accelerator: 'auto' takes a GPU when present, else the CPU.", choices=ACCELERATORS
+    )
+    precision: str = param("32-true", "Lightning precision, e.g. 'bf16-mixed' on a recent GPU.", choices=PRECISIONS)
+    # One log line per epoch is written regardless (EpochProgress), so the pipeline never needs the bar.
+    show_progress: bool = param(False, "Lightning's progress bar and model summary.", run_config=False)
+    # The components' configs are used when fit() trains them; fit_from_components takes the fitted ones' own.
+    als: ALSConfig = param(
+        description="The ALS component's config (from the fitted component in the pipeline).",
+        default_factory=ALSConfig,
+        run_config=False,
+    )
+    two_tower: TwoTowerConfig = param(
+        description="The two-tower component's config (from the fitted component in the pipeline).",
+        default_factory=TwoTowerConfig,
+        run_config=False,
+    )
+    sequential: SequentialConfig = param(
+        description="The sequential component's config (from the fitted component in the pipeline).",
+        default_factory=SequentialConfig,
+        run_config=False,
+    )
 
     def __post_init__(self) -> None:
-        checks = {
-            "hidden_dim": (1 <= self.hidden_dim <= 1024, "1..1024"),
-            "category_dim": (1 <= self.category_dim <= 256, "1..256"),
-            "dropout": (0.0 <= self.dropout < 1.0, "[0, 1)"),
-            "learning_rate": (0.0 < self.learning_rate <= 1.0, "(0, 1]"),
-            "weight_decay": (self.weight_decay >= 0, ">= 0"),
-            "batch_size": (self.batch_size >= 1, ">= 1"),
-            "max_epochs": (1 <= self.max_epochs <= 1000, "1..1000"),
-            "early_stopping_patience": (self.early_stopping_patience >= 1, ">= 1"),
-            "early_stopping_min_delta": (self.early_stopping_min_delta >= 0, ">= 0"),
-            "max_train_rows": (self.max_train_rows >= 0, ">= 0 (0 = all)"),
-            "seed": (self.seed >= 0, ">= 0"),
-            "num_threads": (self.num_threads >= 0, ">= 0 (0 = all cores)"),
-            "accelerator": (self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"), "auto, cpu, gpu, cuda or mps"),
-            "precision": (self.precision in ("32-true", "16-mixed", "bf16-mixed"), "32-true, 16-mixed, bf16-mixed"),
-        }
-        for name, (ok, allowed) in checks.items():
-            if not ok:
-                raise ValueError(f"HybridConcatConfig.{name} must be {allowed}, got {getattr(self, name)!r}")
+        check(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> HybridConcatConfig:
@@ -189,12 +193,10 @@ class HybridConcatRecommender(Recommender):
         configs = {"als": self.config.als, "two_tower": self.config.two_tower, "sequential": self.config.sequential}
         return self._fit_network(parts.fit_components(COMPONENTS, configs, data), data, progress)
 
-    @classmethod
     def fit_from_components(
-        cls,
-        components: dict[str, Recommender],
+        self,
+        components: Mapping[str, Recommender],
         data: TrainingData,
-        config: HybridConcatConfig | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> Self:
         """Train the network over already fitted ``als``, ``two_tower`` and ``sequential`` components.
@@ -203,27 +205,40 @@ class HybridConcatRecommender(Recommender):
         ----------
         components : name -> fitted model (more names are ignored).
         data : the training data (train rows to fit, val rows to stop early).
-        config : the network's config (its component configs are replaced by the components' own).
-        progress : receives one line per epoch.
+        progress : receives one line per epoch; None: the ``kuairec_pipeline.training`` logger.
 
         Returns
         -------
-        HybridConcatRecommender, fitted.
+        ``self``, fitted; its config's component configs become the components' own.
 
         Raises
         ------
         KeyError, TypeError, ValueError
             As :func:`kuairec_pipeline.models.components.checked_components`.
         """
-        chosen = parts.checked_components(components, COMPONENTS)
-        base = config or HybridConcatConfig()
-        model = cls(dataclasses.replace(base, **{name: m.config for name, m in chosen.items()}))
-        return model._fit_network(chosen, data, progress)
+        chosen = parts.checked_components(dict(components), COMPONENTS)
+        self.config = dataclasses.replace(self.config, **{name: m.config for name, m in chosen.items()})
+        return self._fit_network(chosen, data, progress)
+
+    # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
+    def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
+        return self.history, HISTORY_COLUMNS, self.best_epoch
+
+    def training_metadata(self) -> dict[str, Any]:
+        """Epochs run, the epoch kept (-1 = the fixed start, no epoch beat it on validation), and why training
+        stopped (early stopping must also stop: say when every allowed epoch ran)."""
+        epochs = int(self.history.shape[0])
+        return {
+            "epochs_trained": epochs,
+            "best_epoch": int(self.best_epoch),
+            "stop_reason": "max_epochs" if epochs >= self.config.max_epochs else "early_stopping",
+        }
 
     def _fit_network(
         self, components: dict[str, Recommender], data: TrainingData, progress: Callable[[str], None] | None
     ) -> Self:
         from kuairec_pipeline.models import hybrid_concat_network as network  # torch: only when training
+        from kuairec_pipeline.models.progress import quiet_lightning_notices
 
         chosen = parts.checked_components(components, COMPONENTS)
         sequential = chosen["sequential"]
@@ -238,7 +253,10 @@ class HybridConcatRecommender(Recommender):
             return network.ConcatRows(user, video, states, part.target.astype(np.float32))
 
         train, val = concat_rows(rows), concat_rows(data.val)
-        result = network.train_network(concat_inputs(chosen, data, train.state), train, val, self.config, progress)
+        inputs = concat_inputs(chosen, data, train.state)
+        # Lightning's start-up notices say nothing EpochProgress does not (one line per epoch through progress).
+        with quiet_lightning_notices():
+            result = network.train_network(inputs, train, val, self.config, progress)
         self.arrays, self.best_epoch, self.history = result.arrays, result.best_epoch, result.history
         self.sequential = sequential
         self.n_users, self.n_videos = sequential.n_users, sequential.n_videos

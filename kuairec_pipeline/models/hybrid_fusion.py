@@ -18,7 +18,8 @@ history): every component is finite, so the blend is.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -32,33 +33,57 @@ from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.linear import LinearConfig
 from kuairec_pipeline.models.sequential_config import SequentialConfig
 from kuairec_pipeline.models.two_tower import TwoTowerConfig
+from kuairec_pipeline.params import check, param
 
 DEFAULT_COMPONENTS = ("linear", "als", "two_tower", "sequential")
 
 
 @dataclass(frozen=True)
 class HybridFusionConfig:
-    """Hyperparameters of :class:`HybridFusionRecommender` (the components' own configs included)."""
+    """Hyperparameters of :class:`HybridFusionRecommender` (the components' own configs included); ranges are
+    enforced on construction (``params.check``), the component names by ``__post_init__``."""
 
-    # which fitted models are blended, a non-empty subset of linear, als, two_tower, sequential (no repeats)
-    components: tuple[str, ...] = DEFAULT_COMPONENTS
-    l2: float = 1e-4  # ridge on the blend weights, per validation row (>= 0); shrinks towards the intercept alone
-    non_negative: bool = True  # constrain blend weights to >= 0: a component never counts against its own score
-    linear: LinearConfig = field(default_factory=LinearConfig)  # each component's config, used when fit() trains it
-    als: ALSConfig = field(default_factory=ALSConfig)
-    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
-    sequential: SequentialConfig = field(default_factory=SequentialConfig)
+    # The pipeline's asset reads all four fitted bundles (its registry inputs) and blends the ones named here.
+    components: tuple[str, ...] = param(
+        DEFAULT_COMPONENTS,
+        "Fitted models blended (distinct names; the asset reads all four).",
+        choices=DEFAULT_COMPONENTS,
+        run_config=False,
+    )
+    # Shrinks towards the intercept alone.
+    l2: float = param(1e-4, "Ridge penalty on the blend weights (fitted on val), per validation row.", ge=0.0)
+    non_negative: bool = param(True, "Keep every blend weight >= 0: a component never counts against its own score.")
+    # Each component's config is used when fit() trains it; fit_from_components takes the fitted components' own.
+    linear: LinearConfig = param(
+        description="The linear component's config (from the fitted component in the pipeline).",
+        default_factory=LinearConfig,
+        run_config=False,
+    )
+    als: ALSConfig = param(
+        description="The ALS component's config (from the fitted component in the pipeline).",
+        default_factory=ALSConfig,
+        run_config=False,
+    )
+    two_tower: TwoTowerConfig = param(
+        description="The two-tower component's config (from the fitted component in the pipeline).",
+        default_factory=TwoTowerConfig,
+        run_config=False,
+    )
+    sequential: SequentialConfig = param(
+        description="The sequential component's config (from the fitted component in the pipeline).",
+        default_factory=SequentialConfig,
+        run_config=False,
+    )
 
     def __post_init__(self) -> None:
         names = tuple(self.components)
         object.__setattr__(self, "components", names)  # a JSON list comes back as a tuple
+        check(self)
         if not names or len(set(names)) != len(names) or not set(names) <= set(parts.COMPONENT_CLASSES):
             raise ValueError(
                 f"HybridFusionConfig.components must be distinct names from {sorted(parts.COMPONENT_CLASSES)}, "
                 f"got {names!r}"
             )
-        if not self.l2 >= 0:
-            raise ValueError(f"HybridFusionConfig.l2 must be >= 0, got {self.l2!r}")
 
     def component_configs(self) -> dict[str, Any]:
         """name -> config of every possible component."""
@@ -150,9 +175,11 @@ class HybridFusionRecommender(Recommender):
         fitted = parts.fit_components(self.config.components, self.config.component_configs(), data)
         return self._set_components(fitted)._fit_blend(data)
 
-    @classmethod
     def fit_from_components(
-        cls, components: dict[str, Recommender], data: TrainingData, config: HybridFusionConfig | None = None
+        self,
+        components: Mapping[str, Recommender],
+        data: TrainingData,
+        progress: Callable[[str], None] | None = None,
     ) -> Self:
         """Blend already fitted components, weighting them on ``data.val``.
 
@@ -161,21 +188,27 @@ class HybridFusionRecommender(Recommender):
         components : name -> fitted model; must hold every name of ``config.components`` (more are ignored).
         data : the training data whose ``val`` rows fit the blend (and whose ``train`` rows are the history the
             sequential component reads before each val row).
-        config : the blend's config (its component configs are replaced by the components' own).
+        progress : unused (a least-squares solve has no epochs); accepted as every ``fit_from_components`` does.
 
         Returns
         -------
-        HybridFusionRecommender, fitted.
+        ``self``, fitted; its config's component configs become the components' own.
 
         Raises
         ------
         KeyError, TypeError, ValueError
             As :func:`kuairec_pipeline.models.components.checked_components`.
         """
-        base = config or HybridFusionConfig()
-        chosen = parts.checked_components(components, base.components)
-        model = cls(dataclasses.replace(base, **{name: m.config for name, m in chosen.items()}))
-        return model._set_components(chosen)._fit_blend(data)
+        chosen = parts.checked_components(dict(components), self.config.components)
+        self.config = dataclasses.replace(self.config, **{name: m.config for name, m in chosen.items()})
+        self.weights = np.full(len(self.config.components), 1.0 / len(self.config.components))
+        self.intercept = 0.0
+        return self._set_components(chosen)._fit_blend(data)
+
+    def training_metadata(self) -> dict[str, Any]:
+        """The fitted blend: ``blend_intercept`` and ``weight_<component>`` (asset metadata)."""
+        weights = zip(self.config.components, self.weights, strict=True)
+        return {"blend_intercept": float(self.intercept), **{f"weight_{name}": float(w) for name, w in weights}}
 
     def _set_components(self, components: dict[str, Recommender]) -> Self:
         self.components = parts.checked_components(components, self.config.components)

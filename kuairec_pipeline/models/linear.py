@@ -22,31 +22,30 @@ from kuairec_pipeline.models.biases import aggregate_pairs
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
+from kuairec_pipeline.params import check, param
 
 
 @dataclass(frozen=True)
 class LinearConfig:
-    l2: float = 10.0  # ridge penalty on every feature weight (not the intercept); > 0, in target^2 x rows units
-    max_iter: int = 1000  # conjugate-gradient iterations at most
-    tol: float = 1e-8  # relative residual of the normal equations at which conjugate gradients stop; > 0
-    use_user_categorical: bool = True  # one-hot of each user cat_* column (padding id 0 gets its own weight)
-    use_user_numeric: bool = True  # user num_* columns as they are (already in [0, 1])
-    use_video_categorical: bool = True  # one-hot of each video cat_* column, e.g. the author
-    use_video_tags: bool = True  # the 31-tag multi-hot
-    use_video_numeric: bool = True  # video num_* columns as they are (already in [0, 1])
-    # Stage 2: ridge penalty of each user's regression of the stage-1 residual on [1, video taste features], in
-    # rows (> 0); 0 < taste_l2 turns it on, None leaves stage 1 alone (no taste). 30 won on demo (see README).
-    taste_l2: float | None = 30.0
+    """Hyperparameters of :class:`LinearRecommender`; ranges are enforced on construction (``params.check``)."""
+
+    l2: float = param(10.0, "Ridge penalty on every feature weight (not the intercept), in target^2 x rows.", gt=0.0)
+    max_iter: int = param(1000, "Conjugate-gradient iterations at most.", ge=1, le=1_000_000)
+    tol: float = param(1e-8, "Relative residual of the normal equations at which conjugate gradients stop.", gt=0.0)
+    use_user_categorical: bool = param(True, "One-hot of each user cat_* column (padding id 0 gets its own weight).")
+    use_user_numeric: bool = param(True, "User num_* columns as they are (already in [0, 1]).")
+    use_video_categorical: bool = param(True, "One-hot of each video cat_* column, e.g. the author.")
+    use_video_tags: bool = param(True, "The 31-tag multi-hot.")
+    use_video_numeric: bool = param(True, "Video num_* columns as they are (already in [0, 1]).")
+    # Stage 2 is on when taste_l2 is set: 30 won on demo (see README).
+    taste_l2: float | None = param(
+        30.0,
+        "Ridge (rows) of each user's fit of the stage-1 residual on [1, video taste features]; None: no stage 2.",
+        gt=0.0,
+    )
 
     def __post_init__(self) -> None:
-        if not self.l2 > 0:
-            raise ValueError(f"l2 must be > 0, got {self.l2}")
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
-        if not self.tol > 0:
-            raise ValueError(f"tol must be > 0, got {self.tol}")
-        if self.taste_l2 is not None and not self.taste_l2 > 0:
-            raise ValueError(f"taste_l2 must be > 0 or None, got {self.taste_l2}")
+        check(self)
 
 
 def one_hot_blocks(categorical: np.ndarray, cardinality: list[int]) -> sp.csr_matrix:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from kuairec_pipeline.models.sequential_config import (  # noqa: F401  (re-expor
     SequentialConfig,
     config_from_dict,
 )
-from kuairec_pipeline.models.two_tower import _sigmoid_inplace
+from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS, _sigmoid_inplace
 
 WEIGHTS_PREFIX = "weights."
 ARCHITECTURE_KEY = "architecture"
@@ -168,6 +168,26 @@ class SequentialRecommender(Recommender):
         states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
         return self
+
+    # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
+    def pipeline_fit(self, data: TrainingData, log: Callable[[str], None]) -> Self:
+        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
+
+        with quiet_lightning_notices():
+            return self.fit(data, progress=log)
+
+    def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
+        return self.history, HISTORY_COLUMNS, self.best_epoch
+
+    def training_metadata(self) -> dict[str, Any]:
+        """Epochs run, the epoch kept, and why training stopped (early stopping must also stop: say when every
+        allowed epoch ran)."""
+        epochs = int(self.history.shape[0])
+        return {
+            "epochs_trained": epochs,
+            "best_epoch": int(self.best_epoch),
+            "stop_reason": "max_epochs" if epochs >= self.config.max_epochs else "early_stopping",
+        }
 
     # ---- states (NumPy) ------------------------------------------------------------------------------------
     def _user_vectors(self, users: np.ndarray) -> np.ndarray:

@@ -9,88 +9,64 @@ from dataclasses import dataclass
 from typing import Any
 
 from kuairec_pipeline.models.data import TrainingData
-
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")  # Lightning precisions the network supports
+from kuairec_pipeline.models.two_tower_config import ACCELERATORS, PRECISIONS  # noqa: F401  (re-exported)
+from kuairec_pipeline.params import check, param
 
 
 @dataclass(frozen=True)
 class SequentialConfig:
-    """Hyperparameters of :class:`SequentialRecommender`; ranges are checked on construction."""
+    """Hyperparameters of :class:`SequentialRecommender`; ranges are enforced on construction (``params.check``)."""
 
-    max_len: int = 50  # history rows the transformer attends over (1..512); SASRec's default on sparse data is 50
-    hidden_dim: int = 32  # width of every position's vector and of the state (>= 2, a multiple of num_heads)
-    num_heads: int = 2  # attention heads (>= 1, divides hidden_dim)
-    num_layers: int = 1  # transformer blocks (1..8)
-    feedforward_dim: int = 64  # width of each block's ReLU feed-forward layer (>= 1)
-    # Dropout inside the blocks and on the inputs during training, in [0, 1): 0.3 beat 0.1 on demo validation
-    # (seed 11, batch 64: val MAE 0.1446 vs 0.1459); without it the model overfits after two epochs.
-    dropout: float = 0.3
-    user_embedding: bool = True  # add a learned per-user vector to the state (SSE-PT); zero for unseen users
-    shuffle_positions: bool = False  # the order ablation: rows of every window in a pseudo-random order
-    learning_rate: float = 3e-3  # AdamW step size (> 0)
-    weight_decay: float = 0.0  # AdamW decoupled weight decay (>= 0)
-    id_l2: float = 1e-4  # L2 penalty on the id embeddings gathered in a batch, per prediction (>= 0)
-    # Windows per training step, each up to max_len positions (>= 1): 64 beat 256 on demo validation (seed 11,
-    # val MAE 0.1459 vs 0.1464): more steps per epoch before the ids overfit.
-    batch_windows: int = 64
-    # Upper bound on epochs (>= 1). Demo's best epoch was 3-4 (1-based) on every seed, so 5 changes nothing there; on
-    # the full profile (600 k sampled positions an epoch, ~12 s each) it keeps the asset near 2 minutes.
-    max_epochs: int = 5
-    # Windows drawn per epoch (a fresh random subset each epoch), as a number of history positions (0 = every
-    # window): bounds an epoch on the full profile (11 M training rows; benchmarks/sequential_throughput.py measured
-    # 14-46 k positions/s on one thread, busy vs quiet machine: 13-43 s per epoch) while demo (0.42 M) uses all of
-    # its windows.
-    positions_per_epoch: int = 600_000
-    early_stopping_patience: int = 2  # epochs without a validation MSE improvement before stopping (>= 1)
-    early_stopping_min_delta: float = 1e-6  # smallest validation MSE decrease that counts (>= 0)
-    seed: int = 0  # seeds initialization, dropout, window order and the ablation's shuffle keys
-    num_threads: int = 0  # torch intra-op threads while training (0 = all cores)
-    accelerator: str = "auto"  # Lightning accelerator: "auto" takes a GPU when present, else the CPU
-    precision: str = "32-true"  # Lightning precision, e.g. "bf16-mixed" on a recent GPU
-    show_progress: bool = False  # Lightning's progress bar (one log line per epoch is written regardless)
+    # SASRec's default on sparse data is 50.
+    max_len: int = param(50, "History rows the transformer attends over.", ge=1, le=512)
+    hidden_dim: int = param(
+        32, "Width of every position's vector and of the state (a multiple of num_heads).", ge=2, le=1024
+    )
+    num_heads: int = param(2, "Attention heads (divides hidden_dim).", ge=1, le=64)
+    num_layers: int = param(1, "Transformer blocks.", ge=1, le=8)
+    feedforward_dim: int = param(64, "Width of each block's ReLU feed-forward layer.", ge=1, le=16_384)
+    # 0.3 beat 0.1 on demo validation (seed 11, batch 64: val MAE 0.1446 vs 0.1459); without it the model overfits
+    # after two epochs.
+    dropout: float = param(0.3, "Dropout inside the blocks and on the inputs during training.", ge=0.0, lt=1.0)
+    user_embedding: bool = param(True, "Add a learned per-user vector to the state (SSE-PT); zero for unseen users.")
+    shuffle_positions: bool = param(
+        False, "The order ablation: rows of every window in a pseudo-random order.", run_config=False
+    )
+    learning_rate: float = param(3e-3, "AdamW step size.", gt=0.0, le=1.0)
+    weight_decay: float = param(0.0, "AdamW decoupled weight decay.", ge=0.0)
+    id_l2: float = param(1e-4, "L2 penalty on the id embeddings gathered in a batch, per prediction.", ge=0.0)
+    # 64 beat 256 on demo validation (seed 11, val MAE 0.1459 vs 0.1464): more steps per epoch before the ids overfit.
+    batch_windows: int = param(64, "Windows per training step, each up to max_len positions.", ge=1, le=1_048_576)
+    # Demo's best epoch was 3-4 (1-based) on every seed, so 5 changes nothing there; on the full profile (600 k sampled
+    # positions an epoch, ~12 s each) it keeps the asset near 2 minutes.
+    max_epochs: int = param(5, "Upper bound on epochs.", ge=1, le=1000)
+    # Bounds an epoch on the full profile (11 M training rows; benchmarks/sequential_throughput.py measured 14-46 k
+    # positions/s on one thread, busy vs quiet machine: 13-43 s per epoch) while demo (0.42 M) uses all its windows.
+    positions_per_epoch: int = param(
+        600_000, "History positions drawn per epoch, a fresh random subset each epoch (0 = every window).", ge=0
+    )
+    early_stopping_patience: int = param(
+        2, "Epochs without a validation MSE improvement before stopping.", ge=1, le=1000
+    )
+    early_stopping_min_delta: float = param(1e-6, "Smallest validation MSE decrease that counts.", ge=0.0)
+    seed: int = param(
+        0, "Seeds initialization, dropout, window order and the ablation's shuffle keys.", ge=0, le=2**32 - 1
+    )
+    num_threads: int = param(0, "torch intra-op threads while training (0 = all cores).", ge=0, le=1024)
+    accelerator: str = param(
+        "auto", "Lightning accelerator: 'auto' takes a GPU when present, else the CPU.", choices=ACCELERATORS
+    )
+    precision: str = param("32-true", "Lightning precision, e.g. 'bf16-mixed' on a recent GPU.", choices=PRECISIONS)
+    show_progress: bool = param(
+        False, "Lightning's progress bar (one log line per epoch is written regardless).", run_config=False
+    )
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_len": 1 <= self.max_len <= 512,
-            "hidden_dim": self.hidden_dim >= 2,
-            "num_heads": self.num_heads >= 1 and self.hidden_dim % self.num_heads == 0,
-            "num_layers": 1 <= self.num_layers <= 8,
-            "feedforward_dim": self.feedforward_dim >= 1,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "id_l2": self.id_l2 >= 0,
-            "batch_windows": self.batch_windows >= 1,
-            "max_epochs": self.max_epochs >= 1,
-            "positions_per_epoch": self.positions_per_epoch >= 0,
-            "early_stopping_patience": self.early_stopping_patience >= 1,
-            "early_stopping_min_delta": self.early_stopping_min_delta >= 0,
-            "num_threads": self.num_threads >= 0,
-            "accelerator": self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"),
-            "precision": self.precision in PRECISIONS,
-        }
-        allowed = {
-            "max_len": "1..512",
-            "hidden_dim": ">= 2",
-            "num_heads": ">= 1 and dividing hidden_dim",
-            "num_layers": "1..8",
-            "feedforward_dim": ">= 1",
-            "dropout": "[0, 1)",
-            "learning_rate": "> 0",
-            "weight_decay": ">= 0",
-            "id_l2": ">= 0",
-            "batch_windows": ">= 1",
-            "max_epochs": ">= 1",
-            "positions_per_epoch": ">= 0 (0 = all)",
-            "early_stopping_patience": ">= 1",
-            "early_stopping_min_delta": ">= 0",
-            "num_threads": ">= 0 (0 = all cores)",
-            "accelerator": "auto, cpu, gpu, cuda or mps",
-            "precision": " or ".join(PRECISIONS),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"SequentialConfig.{name} must be {allowed[name]}, got {getattr(self, name)!r}")
+        check(self)
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"SequentialConfig.num_heads must divide hidden_dim ({self.hidden_dim}), got {self.num_heads!r}"
+            )
 
 
 def config_from_dict(values: dict[str, Any]) -> SequentialConfig:

@@ -23,8 +23,9 @@ each step gathers a whole batch by a slice of a shuffled index permutation. The 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -86,6 +87,30 @@ class TwoTowerRecommender(Recommender):
         self._weights = None
         self._refresh_embeddings()
         return self
+
+    # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
+    def pipeline_fit(self, data: TrainingData, log: Callable[[str], None]) -> Self:
+        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
+
+        with quiet_lightning_notices():
+            return self.fit(data)
+
+    def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
+        return self.history, HISTORY_COLUMNS, self.best_epoch
+
+    def training_metadata(self) -> dict[str, Any]:
+        """Epochs run, the epoch kept (-1 = the fixed start, no epoch beat it on validation), and whether early
+        stopping ended the fit or it used every allowed epoch."""
+        return {
+            "epochs_trained": int(self.epochs_trained),
+            "best_epoch": int(self.best_epoch),
+            "stopped_early": bool(self.stopped_early),
+            "stop_reason": "early_stopping" if self.stopped_early else "max_epochs",
+        }
+
+    def save_extras(self, models_dir: Path) -> dict[str, str]:
+        """The weights as a state dict in ``models_dir/two_tower.pt`` (loaded with ``weights_only=True``)."""
+        return {"weights_file": str(self.save_weights(models_dir / "two_tower.pt"))}
 
     @property
     def network(self) -> TwoTowerNetwork:

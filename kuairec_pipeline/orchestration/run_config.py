@@ -24,6 +24,7 @@ from dagster import AssetsDefinition, Config
 from pydantic import ValidationError
 
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY
+from kuairec_pipeline.orchestration.config_gen import SOURCES, to_source
 from kuairec_pipeline.orchestration.storage_layout import stored_interaction_files
 
 
@@ -39,14 +40,16 @@ def config_classes() -> dict[str, type[Config]]:
     found: dict[str, type[Config]] = {}
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
-        for value in vars(module).values():
-            if not isinstance(value, AssetsDefinition):
-                continue
-            function = value.op.compute_fn.decorated_fn
-            hints = typing.get_type_hints(function)
-            config = hints.get("config")
-            if inspect.isclass(config) and issubclass(config, Config):
-                found[value.op.name] = config
+        for attribute in vars(module).values():
+            # an asset factory's module holds its assets in a list (orchestration/assets/train.py: MODEL_ASSETS)
+            for value in attribute if isinstance(attribute, list) else [attribute]:
+                if not isinstance(value, AssetsDefinition):
+                    continue
+                function = value.op.compute_fn.decorated_fn
+                hints = typing.get_type_hints(function)
+                config = hints.get("config")
+                if inspect.isclass(config) and issubclass(config, Config):
+                    found[value.op.name] = config
     return found
 
 
@@ -65,10 +68,19 @@ def _allowed(config_class: type[Config], name: str) -> str:
 
 
 def field_errors(op: str, config_class: type[Config], values: Mapping[str, Any]) -> list[str]:
-    """One message per field of ``values`` outside its range: path, value given, allowed values, description."""
+    """One message per field of ``values`` outside its range: path, value given, allowed values, description.
+
+    A generated config (``config_gen.dagster_config``) is also built into its dataclass, so a combination its
+    ``__post_init__`` refuses (e.g. ``num_heads`` not dividing ``hidden_dim``) is refused at run start too.
+    """
     try:
-        config_class(**values)
-    except ValidationError as error:
+        config = config_class(**values)
+        source = SOURCES.get(config_class)
+        if source is not None:
+            to_source(config, source)
+    except ValueError as error:
+        if not isinstance(error, ValidationError):
+            return [f"ops.{op}.config: {error}"]
         messages = []
         for problem in error.errors():
             name = str(problem["loc"][0]) if problem["loc"] else "?"

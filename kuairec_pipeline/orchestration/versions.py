@@ -27,8 +27,12 @@ _MODEL_BASE = (
     "models.errors",
     "models.data",
     "models.threads",
+    "models.hooks",
+    "models.registry",
+    "params",
     "provenance",
     "orchestration.assets.train",
+    "orchestration.config_gen",
 )
 # The modules whose code decides each asset's output; an asset not listed is versioned by the whole package.
 ASSET_MODULES: dict[str, tuple[str, ...]] = {
@@ -55,6 +59,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "target",
         "features.checks",
         "dataset.loader.daily_logs",
+        "params",
+        "orchestration.config_gen",
         "orchestration.assets.prepare",
     ),
     "user_features": ("features.users", "features.ratios", "features.checks", "orchestration.assets.prepare"),
@@ -94,8 +100,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         )
         for key in ("sequential_model", "sequential_shuffled")
     },
-    # the hybrids read fitted component bundles: their own modules, the components' scoring code, the shared
-    # helpers, and their asset module (each component asset's own version covers how it was fitted)
+    # the hybrids read fitted component bundles: their own modules, the components' scoring code and configs and
+    # the shared helpers (each component asset's own version covers how it was fitted; the factory is in _MODEL_BASE)
     "hybrid_fusion": (
         "models.hybrid_fusion",
         "models.components",
@@ -104,7 +110,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "models.two_tower",
         "models.sequential",
         "models.sequences",
-        "orchestration.assets.hybrid",
+        "models.sequential_config",
+        "models.two_tower_config",
         *_MODEL_BASE,
     ),
     "hybrid_concat": (
@@ -117,7 +124,8 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "models.two_tower",
         "models.sequential",
         "models.sequences",
-        "orchestration.assets.hybrid",
+        "models.sequential_config",
+        "models.two_tower_config",
         *_MODEL_BASE,
     ),
     "hybrid_model": (

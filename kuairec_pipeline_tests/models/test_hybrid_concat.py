@@ -59,7 +59,7 @@ def components(prepared: PreparedData) -> dict[str, Recommender]:
 @pytest.fixture(scope="module")
 def fitted(components, prepared: PreparedData) -> HybridConcatRecommender:
     lines: list[str] = []
-    model = HybridConcatRecommender.fit_from_components(components, prepared.training, SMALL, progress=lines.append)
+    model = HybridConcatRecommender(SMALL).fit_from_components(components, prepared.training, progress=lines.append)
     model.lines = lines
     return model
 

@@ -73,7 +73,7 @@ def test_blend_follows_validation_targets_not_training_targets(
         # Validation says "trust this component only" (its own time-aware predictions); training targets are
         # scrambled: the blend weights depend on val targets only (the components are fixed here).
         val = dataclasses.replace(data.val, target=components[trusted].predict_rows(data.val, data.train))
-        model = HybridFusionRecommender.fit_from_components(components, dataclasses.replace(data, val=val), exact)
+        model = HybridFusionRecommender(exact).fit_from_components(components, dataclasses.replace(data, val=val))
         expected = [1.0 if name == trusted else 0.0 for name in exact.components]
         np.testing.assert_allclose(model.weights, expected, atol=1e-5)
         assert model.intercept == pytest.approx(0.0, abs=1e-5)
@@ -83,7 +83,7 @@ def test_scores_are_the_clipped_blend_of_each_components_ranking_scores(
     components: dict[str, Recommender], prepared: PreparedData
 ) -> None:
     data = prepared.training
-    model = HybridFusionRecommender.fit_from_components(components, data)
+    model = HybridFusionRecommender().fit_from_components(components, data)
     users = np.arange(data.n_users)
     blended = model.intercept + sum(
         weight * components[name].score_all(users)
@@ -99,7 +99,7 @@ def test_pointwise_predictions_never_read_the_row_itself_or_anything_later(
     data = prepared.training
     # Validation targets that trust the sequential component: its weight is then positive, so its history counts.
     val = dataclasses.replace(data.val, target=components["sequential"].predict_rows(data.val, data.train))
-    model = HybridFusionRecommender.fit_from_components(components, dataclasses.replace(data, val=val))
+    model = HybridFusionRecommender().fit_from_components(components, dataclasses.replace(data, val=val))
     # Query each user's earliest val row; then add every val row (each at or after its user's query) to the
     # history with flipped targets: the row itself and what comes later must change nothing.
     order = np.lexsort((data.val.timestamp, data.val.user))
@@ -120,7 +120,7 @@ def test_blend_is_no_worse_than_any_component_on_validation(
     components: dict[str, Recommender], prepared: PreparedData
 ) -> None:
     data = prepared.training
-    model = HybridFusionRecommender.fit_from_components(components, data)
+    model = HybridFusionRecommender().fit_from_components(components, data)
 
     def mse(recommender: Recommender) -> float:
         return float(np.mean((recommender.predict_rows(data.val, data.train) - data.val.target) ** 2))
@@ -131,9 +131,9 @@ def test_blend_is_no_worse_than_any_component_on_validation(
 def test_missing_component_and_bad_config_are_refused(components: dict[str, Recommender], prepared) -> None:
     partial = {name: model for name, model in components.items() if name != "sequential"}
     with pytest.raises(KeyError, match="sequential"):
-        HybridFusionRecommender.fit_from_components(partial, prepared.training)
-    two = HybridFusionRecommender.fit_from_components(
-        partial, prepared.training, HybridFusionConfig(components=("als", "two_tower"))
+        HybridFusionRecommender().fit_from_components(partial, prepared.training)
+    two = HybridFusionRecommender(HybridFusionConfig(components=("als", "two_tower"))).fit_from_components(
+        partial, prepared.training
     )
     assert two.weights.shape == (2,)
     with pytest.raises(ValueError, match="components"):

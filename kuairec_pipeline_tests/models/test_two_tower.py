@@ -172,9 +172,7 @@ def test_without_validation_rows_it_trains_every_epoch_and_keeps_the_last_weight
     model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(_without_val(data))
     assert model.epochs_trained == 3 and model.best_epoch == 2
     assert not model.stopped_early  # it used every allowed epoch: the asset metadata says so
-    from kuairec_pipeline.orchestration.assets.train import two_tower_training_metadata
-
-    assert two_tower_training_metadata(model) == {
+    assert model.training_metadata() == {
         "epochs_trained": 3,
         "best_epoch": 2,
         "stopped_early": False,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions
 
 from kuairec_pipeline.definitions import defs
 from kuairec_pipeline.evaluation.selection import select_served_model
@@ -93,6 +93,23 @@ def test_run_history_persists_in_the_instance(materialized_pipeline):
     with DagsterInstance.from_config(materialized_pipeline["DAGSTER_HOME"]) as instance:
         runs = instance.get_runs()
         assert runs and any(run.is_success for run in runs)
+
+
+def test_factory_built_hybrids_record_their_training_and_hybrid_model_names_the_winner(materialized_pipeline):
+    with DagsterInstance.from_config(materialized_pipeline["DAGSTER_HOME"]) as instance:
+
+        def metadata(key: str) -> dict:
+            event = instance.get_latest_materialization_event(AssetKey(key))
+            assert event is not None, key
+            return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+        fusion, concat, served = metadata("hybrid_fusion"), metadata("hybrid_concat"), metadata("hybrid_model")
+    weights = [fusion[f"weight_{name}"] for name in ("linear", "als", "two_tower", "sequential")]
+    assert all(weight >= 0 for weight in weights) and "blend_intercept" in fusion  # non_negative by default
+    assert concat["stop_reason"] in {"early_stopping", "max_epochs"} and concat["epochs_trained"] >= 1
+    for name in ("val_rmse", "val_mae"):
+        assert np.isfinite(fusion[name]) and np.isfinite(concat[name]), name
+    assert served["served_hybrid"] in {"hybrid_fusion", "hybrid_concat"}
 
 
 def test_partial_rerun_reuses_stored_raw_data(materialized_pipeline, tmp_path):

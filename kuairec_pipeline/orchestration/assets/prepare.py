@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetExecutionContext, Config, Output, asset
-from pydantic import Field
+from dagster import AssetCheckResult, AssetExecutionContext, Output, asset
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.dataset import loader
 from kuairec_pipeline.features import checks as table_checks
 from kuairec_pipeline.features import plots, ratios, users, videos
 from kuairec_pipeline.orchestration import checks
+from kuairec_pipeline.orchestration.config_gen import dagster_config, to_source
 from kuairec_pipeline.orchestration.metadata import png_markdown, rounded_floats, versioned_output
 from kuairec_pipeline.orchestration.versions import code_version
 from kuairec_pipeline.target import SPLIT_TRAIN
@@ -28,34 +28,7 @@ def _table_output(table: pl.DataFrame, metadata: dict[str, Any]) -> Output:
     return versioned_output(table, fingerprint, {**metadata, provenance.FINGERPRINT: fingerprint})
 
 
-class FilteredRatiosConfig(Config):
-    max_watch_ratio: float = Field(
-        default=3.0,
-        gt=0.0,
-        le=1000.0,
-        description="Rows with a larger watch ratio are outliers: dropped from train/val, "
-        "flagged (passes_filter=false) in test. Allowed: (0, 1000].",
-    )
-    validation_days: float = Field(
-        default=7.0,
-        gt=0.0,
-        le=3650.0,
-        description="The last N days of big_matrix form the validation split (early "
-        "stopping, blend weights and model choice need it non-empty). Allowed: (0, 3650].",
-    )
-    drop_exact_duplicates: bool = Field(
-        default=True,
-        description="Drop big_matrix rows repeated byte for byte "
-        "(logging duplicates); repeated views with other timestamps are kept.",
-    )
-    selection_share: float = Field(
-        default=0.5,
-        ge=0.0,
-        lt=1.0,
-        description="Share of users (by a hash of the "
-        "user id) whose validation-window rows form the selection slice no model "
-        "sees; the served model is chosen on it.",
-    )
+FilteredRatiosConfig = dagster_config(ratios.RatioConfig, "FilteredRatiosConfig")
 
 
 @asset(
@@ -82,12 +55,7 @@ def filtered_ratios(
     kept, ``passes_filter`` marking those inside the outlier filter (pointwise metrics use those; ranking uses all).
     The checks run before the file is written: a failed blocking check keeps the previous file.
     """
-    ratio_config = ratios.RatioConfig(
-        max_watch_ratio=config.max_watch_ratio,
-        validation_days=config.validation_days,
-        drop_exact_duplicates=config.drop_exact_duplicates,
-        selection_share=config.selection_share,
-    )
+    ratio_config = to_source(config, ratios.RatioConfig)
     interactions, appended = loader.append_days(raw_interactions, interaction_days)
     table, summary = ratios.prepare_filtered_ratios(interactions, raw_eval_interactions, ratio_config)
     n_users = int(raw_users["user_id"].max()) + 1
