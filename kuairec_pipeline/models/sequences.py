@@ -9,8 +9,12 @@ Conventions shared by training, validation and scoring:
   breaks ties), which only matters for the whole-history state.
 - training windows: each user's history cut into consecutive chunks of ``max_len`` rows from its first row, so a
   chunk's boundaries never depend on later rows; position ``j`` predicts the row after it.
-- query windows: the state for a (user, time) query is read from the last ``max_len`` history rows of the user
-  strictly before the time (all rows when the time is NaN); a user with no such row has the empty window.
+- query windows: the state for a (user, time) query is read from the user's ``n`` history rows strictly before the
+  time (all ``n`` rows when the time is NaN): all of them when ``n <= max_len``, else the rows from offset ``o``, the
+  smallest multiple of ``stride`` with ``n - o <= max_len`` (so ``max_len - stride < n - o <= max_len`` rows). With
+  ``stride = 1`` that is the last ``max_len`` rows (a sliding window); a larger stride lets the queries of one user
+  share a window start, so one causal pass over a *block* (the window's rows from that start) gives the states of
+  every prefix in it (:func:`window_blocks`). A user with no row before the time has the empty window.
 - shuffled order (the order ablation): each window's rows are reordered by a per-row pseudo-random key, a hash of
   (user, video, timestamp, seed), so the permutation of a window depends on its own rows only.
 """
@@ -186,10 +190,22 @@ class QueryPlan:
     query_window: np.ndarray  # int64 (n_queries,): index into the windows, -1 = no history (the empty state)
 
 
-def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_len: int) -> QueryPlan:
-    """Map each (user, timestamp) query to the window of its last ``max_len`` history rows strictly before it.
+def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_len: int, stride: int = 1) -> QueryPlan:
+    """Map each (user, timestamp) query to the window of its history rows strictly before it
+    (:func:`window_lengths`: the last ``max_len`` of them when ``stride`` is 1).
 
     Queries sharing a user and a prefix share one window, so a state is computed once per distinct prefix.
+
+    Parameters
+    ----------
+    history : the users' time-ordered rows.
+    user, timestamp : the queries (int ids in the history's range; float epoch seconds, NaN = after every row).
+    max_len : window length at most (rows).
+    stride : step between window starts (1..max_len).
+
+    Returns
+    -------
+    QueryPlan.
     """
     user = np.asarray(user, dtype=np.int64)
     counts = prefix_counts(history, user, timestamp)
@@ -198,19 +214,39 @@ def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_
     distinct_end, inverse = np.unique(end[has_history], return_inverse=True)
     # end positions are global and users are contiguous, so each distinct end belongs to one user.
     window_user = np.searchsorted(history.starts, distinct_end, side="left") - 1
-    window_length = np.minimum(max_len, distinct_end - history.starts[window_user])
+    window_length = window_lengths(distinct_end - history.starts[window_user], max_len, stride)
     query_window = np.full(user.size, -1, dtype=np.int64)
     query_window[has_history] = inverse
     return QueryPlan(window_user, distinct_end, window_length, query_window)
 
 
-def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each user's last ``max_len`` rows (the whole history when shorter): the window scoring reads.
+def window_lengths(prefix: np.ndarray, max_len: int, stride: int) -> np.ndarray:
+    """Rows of the query window of a prefix of ``prefix`` rows (>= 1): ``prefix`` up to ``max_len``, beyond it
+    ``prefix - o`` with ``o`` the smallest multiple of ``stride`` such that the window has at most ``max_len`` rows.
+
+    Parameters
+    ----------
+    prefix : int64 (m,) history rows before each query, >= 1.
+    max_len : the window length at most (rows).
+    stride : the step between window starts (rows, 1..max_len; 1 = the last ``max_len`` rows).
+
+    Returns
+    -------
+    int64 (m,) in ``[min(prefix, max_len - stride + 1), max_len]``.
+    """
+    prefix = np.asarray(prefix, dtype=np.int64)
+    offset = np.where(prefix > max_len, -(-(prefix - max_len) // stride) * stride, 0)
+    return prefix - offset
+
+
+def final_windows(history: History, max_len: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's query window after its whole history (the state scoring reads), as :func:`window_lengths`.
 
     Parameters
     ----------
     history : the users' time-ordered rows.
     max_len : window length at most (rows).
+    stride : step between window starts (1 = the last ``max_len`` rows).
 
     Returns
     -------
@@ -218,4 +254,26 @@ def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarra
     """
     lengths = history.lengths()
     users = np.flatnonzero(lengths > 0)
-    return users, history.starts[users + 1], np.minimum(max_len, lengths[users])
+    return users, history.starts[users + 1], window_lengths(lengths[users], max_len, stride)
+
+
+def window_blocks(window_end: np.ndarray, window_length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group windows by their first row: a block is the rows from that start to the longest window's end.
+
+    Under a causal mask the state at position ``j`` of a block depends on its rows ``0..j`` only, so the state of
+    each window is the block's state at position ``length - 1``: one pass per block instead of one per window.
+
+    Parameters
+    ----------
+    window_end : int64 (m,) exclusive end of each window in the history order.
+    window_length : int64 (m,) rows of each window (>= 1).
+
+    Returns
+    -------
+    (block start int64 (b,), block length int64 (b,), block of each window int64 (m,)).
+    """
+    start = window_end - window_length
+    block_start, block = np.unique(start, return_inverse=True)
+    block_length = np.zeros(block_start.size, dtype=np.int64)
+    np.maximum.at(block_length, block, window_length)
+    return block_start, block_length, block.reshape(-1).astype(np.int64)

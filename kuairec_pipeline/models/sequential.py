@@ -70,16 +70,17 @@ def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: n
     return logits @ value
 
 
-def encode_last_states(
+def encode_states(
     weights: dict[str, np.ndarray],
     input_vectors: np.ndarray,
     config: SequentialConfig,
     video: np.ndarray,
     ratio: np.ndarray,
-    length: np.ndarray,
+    length: np.ndarray | None = None,
 ) -> np.ndarray:
     """NumPy forward of the pre-norm causal transformer (torch ``TransformerEncoderLayer(norm_first=True)``, ReLU,
-    eval mode): the final-norm state at each window's last valid position.
+    eval mode): the final-norm state at each window's last valid position, or, with ``length`` None, at every
+    position (position ``j`` depends on positions ``0..j`` only, so trailing padding changes nothing before it).
 
     Parameters
     ----------
@@ -88,45 +89,59 @@ def encode_last_states(
         ``final_norm.*``).
     input_vectors : ndarray, float32 (n_videos, hidden_dim)
         Each video's input vector (id + tag bag + categorical embeddings).
-    video, ratio : ndarray (m, max_len)
+    video, ratio : ndarray (m, width), width <= max_len
         Video ids and scaled watch ratios of each window, right-padded.
-    length : ndarray, int64 (m,)
-        Valid positions per window (>= 1).
+    length : ndarray, int64 (m,), or None
+        Valid positions per window (>= 1); None: every position's state.
 
     Returns
     -------
-    ndarray, float32 (m, hidden_dim)
+    ndarray, float32 (m, hidden_dim), or (m, width, hidden_dim) when ``length`` is None.
     """
     m, width = video.shape
     d, heads = config.hidden_dim, config.num_heads
     dh = d // heads
-    x = (
-        input_vectors[video]
-        + ratio[..., None] * weights["ratio_input.weight"][:, 0]
-        + weights["ratio_input.bias"]
-        + weights["position.weight"][:width]
-    ).astype(np.float32)
+    x = input_vectors[video]
+    x += ratio[..., None].astype(np.float32) * weights["ratio_input.weight"][:, 0]
+    x += weights["ratio_input.bias"] + weights["position.weight"][:width]
     causal = np.tril(np.ones((width, width), dtype=bool))
-    last = length - 1
     rows = np.arange(m)
     for layer in range(config.num_layers):
         p = f"encoder.layers.{layer}."
-        final = layer == config.num_layers - 1
+        in_weight, in_bias = weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"]
         y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
-        qkv = _linear(y, weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"])
-        q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
-        if final:  # only the last valid position's state is read: one query row per window
-            q = q[rows, :, last][:, :, None, :]
-            allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
+        if length is not None and layer == config.num_layers - 1:
+            # Only the last valid position's state is read: one query row per window, keys and values for all.
+            last = length - 1
             x = x[rows, last][:, None, :]
+            q = _linear(y[rows, last][:, None, :], in_weight[:d], in_bias[:d])
+            kv = _linear(y, in_weight[d:], in_bias[d:])
+            k, v = kv[..., :d], kv[..., d:]
+            allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
         else:
+            qkv = _linear(y, in_weight, in_bias)
+            q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
             allowed = causal
+        q, k, v = (t.reshape(m, -1, heads, dh).transpose(0, 2, 1, 3) for t in (q, k, v))
         attended = _attention(q, k, v, allowed).transpose(0, 2, 1, 3).reshape(m, -1, d)
         x = x + _linear(attended, weights[p + "self_attn.out_proj.weight"], weights[p + "self_attn.out_proj.bias"])
         y = _layer_norm(x, weights[p + "norm2.weight"], weights[p + "norm2.bias"])
         hidden = np.maximum(_linear(y, weights[p + "linear1.weight"], weights[p + "linear1.bias"]), 0.0)
         x = x + _linear(hidden, weights[p + "linear2.weight"], weights[p + "linear2.bias"])
-    return _layer_norm(x[:, 0], weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
+    states = _layer_norm(x, weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
+    return states if length is None else states[:, 0]
+
+
+def encode_last_states(
+    weights: dict[str, np.ndarray],
+    input_vectors: np.ndarray,
+    config: SequentialConfig,
+    video: np.ndarray,
+    ratio: np.ndarray,
+    length: np.ndarray,
+) -> np.ndarray:
+    """:func:`encode_states` at each window's last valid position: float32 (m, hidden_dim)."""
+    return encode_states(weights, input_vectors, config, video, ratio, np.asarray(length, dtype=np.int64))
 
 
 class SequentialRecommender(Recommender):
@@ -163,11 +178,21 @@ class SequentialRecommender(Recommender):
         result = sequential_training.train_network(self.architecture, self.config, data, progress)
         self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
-        history = sequences.build_history(data.train, self.n_users, self.config.seed)
-        users, end, length = sequences.final_windows(history, self.config.max_len)
+        self.store_final_states(data.train)
+        return self
+
+    def store_final_states(self, train: Interactions) -> None:
+        """Recompute each user's state after its whole ``train`` history (what ``score_all`` reads) with the
+        current config, e.g. after changing ``query_stride``.
+
+        Parameters
+        ----------
+        train : the training rows the model was fitted on.
+        """
+        history = sequences.build_history(train, self.n_users, self.config.seed)
+        users, end, length = sequences.final_windows(history, self.config.max_len, self.config.effective_query_stride)
         states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
-        return self
 
     # ---- states (NumPy) ------------------------------------------------------------------------------------
     def _user_vectors(self, users: np.ndarray) -> np.ndarray:
@@ -183,26 +208,51 @@ class SequentialRecommender(Recommender):
         query_window: np.ndarray,
     ) -> np.ndarray:
         """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
-        states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
-        batch = max(1, ENCODE_BATCH_CELLS // self.config.max_len)
-        for first in range(0, window_end.size, batch):
-            part = slice(first, first + batch)
-            index, _ = sequences.window_matrix(
-                history, window_end[part], window_length[part], self.config.max_len, self.config.shuffle_positions
-            )
-            width = int(window_length[part].max())  # trailing all-padding columns change nothing (causal)
-            states[part] = encode_last_states(
-                self.weights,
-                self.input_vectors,
-                self.config,
-                history.video[index[:, :width]],
-                history.target[index[:, :width]],
-                window_length[part],
-            )
+        if self.config.shuffle_positions:  # a shuffled window is no prefix of a longer one: one pass per window
+            states = self._window_states(history, window_end, window_length)
+        else:  # one causal pass per block of windows sharing a start, read at each window's last row
+            block_start, block_length, block = sequences.window_blocks(window_end, window_length)
+            states = self._window_states(history, block_start + block_length, block_length, block, window_length - 1)
         out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
         has_window = query_window >= 0
         out[has_window] = states[query_window[has_window]]
         return (out + self._user_vectors(query_user)).astype(np.float32)
+
+    def _window_states(
+        self,
+        history: sequences.History,
+        end: np.ndarray,
+        length: np.ndarray,
+        read_window: np.ndarray | None = None,
+        read_position: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """float32: each window's state at its last row (m, d), or, given ``read_window`` / ``read_position`` (r,),
+        the state of those windows at those positions (r, d). Windows are encoded in order of length, so a batch
+        is as wide as its longest window only."""
+        d, max_len = self.config.hidden_dim, self.config.max_len
+        by_length = np.argsort(length, kind="stable")
+        if read_window is None:
+            out = np.empty((end.size, d), dtype=np.float32)
+        else:  # each read's window by its rank in the encoding order, so a batch's reads are one slice
+            rank = np.empty(end.size, dtype=np.int64)
+            rank[by_length] = np.arange(end.size)
+            read_rank = rank[read_window]
+            reads = np.argsort(read_rank, kind="stable")
+            sorted_rank = read_rank[reads]
+            out = np.empty((read_window.size, d), dtype=np.float32)
+        batch = max(1, ENCODE_BATCH_CELLS // max_len)
+        for first in range(0, end.size, batch):
+            part = by_length[first : first + batch]
+            index, _ = sequences.window_matrix(history, end[part], length[part], max_len, self.config.shuffle_positions)
+            width = int(length[part].max())  # trailing all-padding columns change nothing (causal)
+            video, ratio = history.video[index[:, :width]], history.target[index[:, :width]]
+            if read_window is None:
+                out[part] = encode_states(self.weights, self.input_vectors, self.config, video, ratio, length[part])
+                continue
+            states = encode_states(self.weights, self.input_vectors, self.config, video, ratio)
+            mine = reads[np.searchsorted(sorted_rank, first) : np.searchsorted(sorted_rank, first + batch)]
+            out[mine] = states[read_rank[mine] - first, read_position[mine]]
+        return out
 
     def _augmented_states(self, users: np.ndarray, states: np.ndarray) -> np.ndarray:
         """[state, 1] for every user: ``states`` for ``users`` (those with history), the empty state elsewhere."""
@@ -233,7 +283,9 @@ class SequentialRecommender(Recommender):
             raise not_fitted(self)
         self._check_ids(rows.user, rows.video)
         built = sequences.build_history(history, self.n_users, self.config.seed)
-        plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
+        plan = sequences.plan_queries(
+            built, rows.user, rows.timestamp, self.config.max_len, self.config.effective_query_stride
+        )
         states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
         candidates = self.video_vectors[rows.video.astype(np.int64)]
         logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]

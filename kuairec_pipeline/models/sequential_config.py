@@ -27,6 +27,12 @@ class SequentialConfig:
     dropout: float = 0.3
     user_embedding: bool = True  # add a learned per-user vector to the state (SSE-PT); zero for unseen users
     shuffle_positions: bool = False  # the order ablation: rows of every window in a pseudo-random order
+    # Step between the starts of query windows (>= 1; above max_len acts as max_len): a query after n > max_len
+    # rows reads the rows from the smallest multiple of the stride that leaves at most max_len (sequences.py).
+    # 1 = the last max_len rows, one encoder pass per distinct prefix; a larger stride shares one pass among
+    # the prefixes of a block (the pointwise test of the full profile: ~2 M distinct prefixes) at the price of
+    # a window as short as max_len - stride + 1 rows.
+    query_stride: int = 1
     learning_rate: float = 3e-3  # AdamW step size (> 0)
     weight_decay: float = 0.0  # AdamW decoupled weight decay (>= 0)
     id_l2: float = 1e-4  # L2 penalty on the id embeddings gathered in a batch, per prediction (>= 0)
@@ -49,6 +55,11 @@ class SequentialConfig:
     precision: str = "32-true"  # Lightning precision, e.g. "bf16-mixed" on a recent GPU
     show_progress: bool = False  # Lightning's progress bar (one log line per epoch is written regardless)
 
+    @property
+    def effective_query_stride(self) -> int:
+        """The query-window stride in use: ``query_stride`` capped at ``max_len``."""
+        return min(self.query_stride, self.max_len)
+
     def __post_init__(self) -> None:
         checks = {
             "max_len": 1 <= self.max_len <= 512,
@@ -57,6 +68,7 @@ class SequentialConfig:
             "num_layers": 1 <= self.num_layers <= 8,
             "feedforward_dim": self.feedforward_dim >= 1,
             "dropout": 0.0 <= self.dropout < 1.0,
+            "query_stride": self.query_stride >= 1,
             "learning_rate": self.learning_rate > 0,
             "weight_decay": self.weight_decay >= 0,
             "id_l2": self.id_l2 >= 0,
@@ -76,6 +88,7 @@ class SequentialConfig:
             "num_layers": "1..8",
             "feedforward_dim": ">= 1",
             "dropout": "[0, 1)",
+            "query_stride": ">= 1",
             "learning_rate": "> 0",
             "weight_decay": ">= 0",
             "id_l2": ">= 0",

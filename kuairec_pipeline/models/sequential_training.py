@@ -119,7 +119,7 @@ def query_batch(
     -------
     dict of name -> tensor.
     """
-    plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len)
+    plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len, config.effective_query_stride)
     index, _ = sequences.window_matrix(
         history, plan.window_end, plan.window_length, config.max_len, config.shuffle_positions
     )
