@@ -9,10 +9,13 @@ vector (id, tags, author). Training: each position predicts the *next* row's tar
 validation rows predicted from the whole training history.
 
 Scoring is NumPy only (no torch): ``score_all`` uses each user's state after its whole training history (its last
-``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``. ``predict_rows`` gives the
-time-aware pointwise prediction: the state from the user's history rows strictly before the row's timestamp (a
-NumPy re-implementation of the encoder, checked against torch in the tests); a row without a timestamp reads the
-whole-history state.
+window, up to ``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``.
+``predict_rows`` gives the time-aware pointwise prediction: the state from the user's history rows strictly before
+the row's timestamp (a NumPy re-implementation of the encoder, checked against torch in the tests); a row without a
+timestamp reads the whole-history state. Which of those rows a state reads (all when at most ``max_len``, else a
+window starting on a multiple of ``query_stride``) is :func:`.sequences.window_lengths`; windows of the ordered
+model that share a start are read from one causal pass over the longest of them (the state at position ``j``
+depends on rows ``0..j`` only).
 
 Fallback: a user with no history row (before the time, or at all) gets a learned *empty state* (trained on every
 user's first row) plus its user embedding, which stays exactly zero for a user absent from training (zero init,
@@ -212,7 +215,18 @@ class SequentialRecommender(Recommender):
             states = self._window_states(history, window_end, window_length)
         else:  # one causal pass per block of windows sharing a start, read at each window's last row
             block_start, block_length, block = sequences.window_blocks(window_end, window_length)
-            states = self._window_states(history, block_start + block_length, block_length, block, window_length - 1)
+            # A block read once is cheaper as a plain window (the last layer then runs for one position only).
+            alone = np.bincount(block, minlength=block_start.size)[block] == 1
+            states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
+            states[alone] = self._window_states(history, window_end[alone], window_length[alone])
+            shared, read_block = np.unique(block[~alone], return_inverse=True)
+            states[~alone] = self._window_states(
+                history,
+                block_start[shared] + block_length[shared],
+                block_length[shared],
+                read_block.reshape(-1),
+                window_length[~alone] - 1,
+            )
         out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
         has_window = query_window >= 0
         out[has_window] = states[query_window[has_window]]
@@ -272,9 +286,10 @@ class SequentialRecommender(Recommender):
     def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
         """Time-aware pointwise prediction, float32 (len(rows),) in [0, 1].
 
-        Each row is scored from the state of its user's ``history`` rows strictly before the row's timestamp (the
-        last ``max_len`` of them); a row without a timestamp reads the user's whole history; a user with none of
-        its rows before that time reads the empty state. ``history`` is normally the training split; ``None``
+        Each row is scored from the state of its user's ``history`` rows strictly before the row's timestamp (all
+        of them up to ``max_len``, else the window :func:`.sequences.window_lengths` picks); a row without a
+        timestamp reads the user's whole history; a user with none of its rows before that time reads the empty
+        state. ``history`` is normally the training split; ``None``
         falls back to the stored whole-history states (``predict``).
         """
         if history is None:
