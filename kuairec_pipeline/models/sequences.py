@@ -35,7 +35,7 @@ class History:
     video: np.ndarray  # int64 (n_rows,), in (user, time) order
     target: np.ndarray  # float32 (n_rows,), scaled watch ratio
     timestamp: np.ndarray  # float64 (n_rows,), +inf where the source had NaN
-    key: np.ndarray  # uint64 (n_rows,): the shuffle key of each row
+    key: np.ndarray | None  # uint64 (n_rows,): the shuffle key of each row; None when built without keys
     starts: np.ndarray  # int64 (n_users + 1,): rows of user u are [starts[u], starts[u + 1])
 
     @property
@@ -86,8 +86,8 @@ def shuffle_keys(user: np.ndarray, video: np.ndarray, timestamp: np.ndarray, see
         return _mix64(h ^ np.round(time_ms).astype(np.int64).astype(np.uint64))
 
 
-def build_history(rows: Interactions, n_users: int, seed: int = 0) -> History:
-    """Group ``rows`` by user in time order (stable lexsort, O(n log n), no Python loop over rows).
+def build_history(rows: Interactions, n_users: int, seed: int = 0, keys: bool = True) -> History:
+    """Group ``rows`` by user in time order (two stable sorts, O(n log n), no Python loop over rows).
 
     Parameters
     ----------
@@ -97,24 +97,30 @@ def build_history(rows: Interactions, n_users: int, seed: int = 0) -> History:
         Size of the user id space.
     seed : int
         Seed of the shuffle keys (used only by the order ablation).
+    keys : bool
+        Compute the shuffle keys (the order ablation needs them; 8 bytes a row and several temporaries of that
+        size otherwise spared).
 
     Raises
     ------
     ValueError
         If a user id is outside ``[0, n_users)``.
     """
-    user = rows.user.astype(np.int64)
+    user = rows.user
     if user.size and (user.min() < 0 or user.max() >= n_users):
         raise ValueError(f"history user ids must lie in [0, {n_users}), got [{user.min()}, {user.max()}]")
     timestamp = np.where(np.isnan(rows.timestamp), np.inf, rows.timestamp)
-    order = np.lexsort((np.arange(user.size), timestamp, user))
+    # By time, then (stable) by user: ties keep the file order, as a lexsort on (user, time, row) would.
+    order = np.argsort(timestamp, kind="stable")
+    order = order[np.argsort(user[order], kind="stable")]
+    timestamp = timestamp[order]
     starts = np.searchsorted(user[order], np.arange(n_users + 1)).astype(np.int64)
-    keys = shuffle_keys(user, rows.video, rows.timestamp, seed)
+    key = shuffle_keys(user[order], rows.video[order], rows.timestamp[order], seed) if keys else None
     return History(
-        video=rows.video.astype(np.int64)[order],
-        target=rows.target.astype(np.float32)[order],
-        timestamp=timestamp[order],
-        key=keys[order],
+        video=rows.video[order].astype(np.int64),
+        target=rows.target[order].astype(np.float32),
+        timestamp=timestamp,
+        key=key,
         starts=starts,
     )
 
@@ -136,8 +142,10 @@ def training_windows(history: History, max_len: int) -> tuple[np.ndarray, np.nda
 def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
     """int64 per query: the user's history rows strictly before the query's timestamp (all of them when NaN).
 
-    A merge by one lexsort of history and queries on (user, time, query-before-history), so a history row at exactly
-    the query's time is *not* counted: the state never sees the row itself.
+    A binary search in each queried user's time-ordered rows (``side="left"``), so a history row at exactly the
+    query's time is *not* counted: the state never sees the row itself. Rows without a timestamp (+inf) come after
+    every timed query. The Python loop runs once per queried user, never per row, and no array of the history's
+    size is allocated.
     """
     user = np.asarray(user, dtype=np.int64)
     timestamp = np.asarray(timestamp, dtype=np.float64)
@@ -145,21 +153,15 @@ def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> 
         return np.zeros(0, dtype=np.int64)
     if user.min() < 0 or user.max() >= history.n_users:
         raise ValueError(f"query user ids must lie in [0, {history.n_users})")
-    n_hist = len(history)
-    hist_user = np.repeat(np.arange(history.n_users), history.lengths())
-    all_user = np.concatenate([hist_user, user])
-    # NaN query: after every history row of the user (whole history); +inf history rows (no timestamp) come after
-    # every timed query.
-    all_time = np.concatenate([history.timestamp, np.where(np.isnan(timestamp), np.inf, timestamp)])
-    is_history = np.concatenate([np.ones(n_hist, np.int8), np.zeros(user.size, np.int8)])
-    nan_query = np.concatenate([np.zeros(n_hist, np.int8), np.isnan(timestamp).astype(np.int8)])
-    order = np.lexsort((is_history, nan_query, all_time, all_user))
-    before = np.cumsum(is_history[order]) - is_history[order]  # history rows sorted before each position
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    counts = before[position[n_hist:]] - history.starts[user]
-    # A NaN query sorts after the user's timed and untimed history alike (nan_query breaks the +inf tie).
-    return counts.astype(np.int64)
+    counts = np.empty(user.size, dtype=np.int64)
+    by_user = np.argsort(user, kind="stable")
+    bounds = np.flatnonzero(np.diff(user[by_user])) + 1
+    for group in np.split(by_user, bounds):
+        u = user[group[0]]
+        times = history.timestamp[history.starts[u] : history.starts[u + 1]]
+        query = timestamp[group]
+        counts[group] = np.where(np.isnan(query), times.size, np.searchsorted(times, query, side="left"))
+    return counts
 
 
 def window_matrix(
@@ -174,6 +176,8 @@ def window_matrix(
     valid = offsets[None, :] < length[:, None]
     index = np.where(valid, (end - length)[:, None] + offsets[None, :], (end - length)[:, None])
     if shuffle:
+        if history.key is None:
+            raise ValueError("a shuffled window needs the shuffle keys: build the history with keys=True")
         keys = np.where(valid, history.key[index], np.iinfo(np.uint64).max)
         order = np.argsort(keys, axis=1, kind="stable")
         index = np.take_along_axis(index, order, axis=1)

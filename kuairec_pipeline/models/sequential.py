@@ -178,21 +178,24 @@ class SequentialRecommender(Recommender):
 
         self.architecture = SequentialArchitecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
-        result = sequential_training.train_network(self.architecture, self.config, data, progress)
+        history = sequences.build_history(data.train, self.n_users, self.config.seed, self.config.shuffle_positions)
+        result = sequential_training.train_network(self.architecture, self.config, data, progress, history)
         self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
-        self.store_final_states(data.train)
+        self.store_final_states(data.train, history)
         return self
 
-    def store_final_states(self, train: Interactions) -> None:
+    def store_final_states(self, train: Interactions, history: sequences.History | None = None) -> None:
         """Recompute each user's state after its whole ``train`` history (what ``score_all`` reads) with the
         current config, e.g. after changing ``query_stride``.
 
         Parameters
         ----------
         train : the training rows the model was fitted on.
+        history : ``train`` already grouped by :func:`.sequences.build_history`; None builds it here.
         """
-        history = sequences.build_history(train, self.n_users, self.config.seed)
+        if history is None:
+            history = sequences.build_history(train, self.n_users, self.config.seed, self.config.shuffle_positions)
         users, end, length = sequences.final_windows(history, self.config.max_len, self.config.effective_query_stride)
         states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
@@ -297,7 +300,7 @@ class SequentialRecommender(Recommender):
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user, rows.video)
-        built = sequences.build_history(history, self.n_users, self.config.seed)
+        built = sequences.build_history(history, self.n_users, self.config.seed, self.config.shuffle_positions)
         plan = sequences.plan_queries(
             built, rows.user, rows.timestamp, self.config.max_len, self.config.effective_query_stride
         )
