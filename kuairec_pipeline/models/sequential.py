@@ -48,6 +48,7 @@ ARCHITECTURE_KEY = "architecture"
 # windows x max_len positions per NumPy encoder batch: bounds memory (~0.5 GB of float32 intermediates at the
 # defaults, attention weights included)
 ENCODE_BATCH_CELLS = 400_000
+QUERY_CHUNK_ROWS = 262_144  # pointwise rows scored per step: ~35 MB per (rows, d + 1) float32 temporary at d = 32
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
@@ -214,6 +215,20 @@ class SequentialRecommender(Recommender):
         query_window: np.ndarray,
     ) -> np.ndarray:
         """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
+        return self._query_states(self._window_table(history, window_end, window_length), query_user, query_window)
+
+    def _query_states(self, window_states: np.ndarray, query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
+        """float32 (n_queries, d): ``window_states[query_window]`` (the empty state for -1) + the user vector."""
+        out = np.broadcast_to(self.weights["empty_state"], (query_window.size, window_states.shape[1])).copy()
+        has_window = query_window >= 0
+        out[has_window] = window_states[query_window[has_window]]
+        out += self._user_vectors(query_user)
+        return out
+
+    def _window_table(
+        self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray
+    ) -> np.ndarray:
+        """float32 (m, d): the encoder state of each window ``[end - length, end)`` at its last row."""
         if self.config.shuffle_positions:  # a shuffled window is no prefix of a longer one: one pass per window
             states = self._window_states(history, window_end, window_length)
         else:  # one causal pass per block of windows sharing a start, read at each window's last row
@@ -230,10 +245,7 @@ class SequentialRecommender(Recommender):
                 read_block.reshape(-1),
                 window_length[~alone] - 1,
             )
-        out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
-        has_window = query_window >= 0
-        out[has_window] = states[query_window[has_window]]
-        return (out + self._user_vectors(query_user)).astype(np.float32)
+        return states
 
     def _window_states(
         self,
@@ -304,10 +316,15 @@ class SequentialRecommender(Recommender):
         plan = sequences.plan_queries(
             built, rows.user, rows.timestamp, self.config.max_len, self.config.effective_query_stride
         )
-        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
-        candidates = self.video_vectors[rows.video.astype(np.int64)]
-        logits = (states * candidates[:, :-1]).sum(axis=1) + candidates[:, -1]
-        return _sigmoid_inplace(logits.astype(np.float32))
+        window_states = self._window_table(built, plan.window_end, plan.window_length)
+        user, video = rows.user.astype(np.int64), rows.video.astype(np.int64)
+        logits = np.empty(len(rows), dtype=np.float32)
+        for first in range(0, len(rows), QUERY_CHUNK_ROWS):  # bounded (rows, d) temporaries
+            part = slice(first, first + QUERY_CHUNK_ROWS)
+            states = self._query_states(window_states, user[part], plan.query_window[part])
+            candidates = self.video_vectors[video[part]]
+            logits[part] = np.einsum("nd,nd->n", states, candidates[:, :-1]) + candidates[:, -1]
+        return _sigmoid_inplace(logits)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

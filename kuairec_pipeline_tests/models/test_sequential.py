@@ -173,6 +173,7 @@ def test_no_history_reaches_another_users_prediction_and_batching_changes_nothin
     from kuairec_pipeline.models import sequential
 
     monkeypatch.setattr(sequential, "ENCODE_BATCH_CELLS", 3 * SMALL.max_len)  # three windows per encoder batch
+    monkeypatch.setattr(sequential, "QUERY_CHUNK_ROWS", 7)  # and seven rows per scoring step
     np.testing.assert_allclose(fitted.predict_rows(timed_test, data.train), together, atol=1e-6, rtol=0)
     monkeypatch.undo()
     user = int(timed_test.user[0])
