@@ -117,6 +117,7 @@ def main() -> None:
     from kuairec_pipeline.evaluation import metrics
     from kuairec_pipeline.models import data as data_module
 
+    revision = commit()  # the code this run imported (a commit made while it runs must not relabel it)
     sampler = RssSampler(args.sample_ms / 1000)
     sampler.start()
     base = rss_bytes()
@@ -137,14 +138,14 @@ def main() -> None:
     test_seconds = None
     if args.test:
         test = Interactions.from_frame(tables["filtered_ratios"].filter(pl.col("split") == SPLIT_TEST))
-        test_started = time.time()
+        test_started, test_cpu = time.time(), time.process_time()
         predictions = model.predict_rows(test, data.train)
-        test_seconds = time.time() - test_started
+        test_seconds, test_cpu = time.time() - test_started, time.process_time() - test_cpu
     sampler.stop()
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, max(rss for _, rss in sampler.samples))
     asset_peak = max(rss for t, rss in sampler.samples if t <= finished)
 
-    print(f"{model.name}, commit {commit()}, {time.strftime('%Y-%m-%d %H:%M')}; home {args.home}")
+    print(f"{model.name}, commit {revision}, {time.strftime('%Y-%m-%d %H:%M')}; home {args.home}")
     print(f"train rows {len(data.train):,}, val rows {len(data.val):,}; epochs {model.history.shape[0]}")
     print(f"rss before loading {base / MIB:.0f} MiB; load of the tables {loaded - started:.1f} s")
     print(f"  {'step (innermost)':<42} {'calls':>5} {'seconds':>8} {'peak MiB':>9}")
@@ -155,7 +156,10 @@ def main() -> None:
     if test_seconds is not None:
         kept = test.passes_filter
         mae = float(abs(predictions[kept] - test.target[kept]).mean())
-        print(f"pointwise test predict_rows: {len(test):,} rows in {test_seconds:.1f} s; test mae {mae:.4f}")
+        print(
+            f"pointwise test predict_rows: {len(test):,} rows in {test_seconds:.1f} s wall, {test_cpu:.1f} s CPU; "
+            f"test mae {mae:.4f}"
+        )
     print(f"process peak resident {peak / MIB:.0f} MiB")
 
 

@@ -112,7 +112,9 @@ def build_history(rows: Interactions, n_users: int, seed: int = 0, keys: bool = 
     timestamp = np.where(np.isnan(rows.timestamp), np.inf, rows.timestamp)
     # By time, then (stable) by user: ties keep the file order, as a lexsort on (user, time, row) would.
     order = np.argsort(timestamp, kind="stable")
-    order = order[np.argsort(user[order], kind="stable")]
+    # int16 ids when they fit: NumPy's stable sort of 16-bit integers is a radix sort (linear time).
+    sort_user = user.astype(np.int16) if n_users <= np.iinfo(np.int16).max else user
+    order = order[np.argsort(sort_user[order], kind="stable")]
     timestamp = timestamp[order]
     starts = np.searchsorted(user[order], np.arange(n_users + 1)).astype(np.int64)
     key = shuffle_keys(user[order], rows.video[order], rows.timestamp[order], seed) if keys else None

@@ -65,9 +65,10 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Scaled dot-product attention (Vaswani et al. 2017); query (B,H,Q,dh), key/value (B,H,K,dh), allowed
-    broadcastable to (B,H,Q,K)."""
-    logits = query @ key.swapaxes(-1, -2) / math.sqrt(query.shape[-1])
-    logits = np.where(allowed, logits, -np.inf)
+    broadcastable to (B,H,Q,K). In place on the one (B,H,Q,K) array: the mask is added as 0 / -inf."""
+    logits = query @ key.swapaxes(-1, -2)
+    logits *= np.float32(1.0 / math.sqrt(query.shape[-1]))
+    logits += np.where(allowed, np.float32(0.0), np.float32(-np.inf))
     logits -= logits.max(axis=-1, keepdims=True)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=-1, keepdims=True)
