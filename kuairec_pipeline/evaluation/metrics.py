@@ -7,8 +7,9 @@ Protocol (docs/DESIGN.md, "Evaluation protocol"):
   clipped at 5, over all test rows, as published results report it;
 - a time-aware model (``time_aware``, the sequential ones) predicts each pointwise row from the user's *training*
   rows strictly before the row's timestamp (``predict_rows``; a row without a timestamp reads the whole training
-  history), never from the row itself, later rows or other test rows; its ranking uses the state after the whole
-  training history, like every other model's ``score_all``;
+  history), never from the row itself, later rows or other test rows; of more than ``max_len`` such rows it reads a
+  window of ``max_len - query_stride + 1`` to ``max_len`` (``sequences.window_lengths``); its ranking uses the
+  state after the whole training history, like every other model's ``score_all``;
 - ranking over all test rows: every test user ranks all test videos (full ranking, no sampled negatives; only
   cells of the test matrix are candidates), positive = raw watch ratio > 2; ``ndcg@k`` with binary gains,
   ``recall@k`` = hits / positives, ``precision@k`` = hits / k. Users without a positive are skipped and counted

@@ -9,8 +9,12 @@ Conventions shared by training, validation and scoring:
   breaks ties), which only matters for the whole-history state.
 - training windows: each user's history cut into consecutive chunks of ``max_len`` rows from its first row, so a
   chunk's boundaries never depend on later rows; position ``j`` predicts the row after it.
-- query windows: the state for a (user, time) query is read from the last ``max_len`` history rows of the user
-  strictly before the time (all rows when the time is NaN); a user with no such row has the empty window.
+- query windows: the state for a (user, time) query is read from the user's ``n`` history rows strictly before the
+  time (all ``n`` rows when the time is NaN): all of them when ``n <= max_len``, else the rows from offset ``o``, the
+  smallest multiple of ``stride`` with ``n - o <= max_len`` (so ``max_len - stride < n - o <= max_len`` rows). With
+  ``stride = 1`` that is the last ``max_len`` rows (a sliding window); a larger stride lets the queries of one user
+  share a window start, so one causal pass over a *block* (the window's rows from that start) gives the states of
+  every prefix in it (:func:`window_blocks`). A user with no row before the time has the empty window.
 - shuffled order (the order ablation): each window's rows are reordered by a per-row pseudo-random key, a hash of
   (user, video, timestamp, seed), so the permutation of a window depends on its own rows only.
 """
@@ -31,7 +35,7 @@ class History:
     video: np.ndarray  # int64 (n_rows,), in (user, time) order
     target: np.ndarray  # float32 (n_rows,), scaled watch ratio
     timestamp: np.ndarray  # float64 (n_rows,), +inf where the source had NaN
-    key: np.ndarray  # uint64 (n_rows,): the shuffle key of each row
+    key: np.ndarray | None  # uint64 (n_rows,): the shuffle key of each row; None when built without keys
     starts: np.ndarray  # int64 (n_users + 1,): rows of user u are [starts[u], starts[u + 1])
 
     @property
@@ -82,8 +86,8 @@ def shuffle_keys(user: np.ndarray, video: np.ndarray, timestamp: np.ndarray, see
         return _mix64(h ^ np.round(time_ms).astype(np.int64).astype(np.uint64))
 
 
-def build_history(rows: Interactions, n_users: int, seed: int = 0) -> History:
-    """Group ``rows`` by user in time order (stable lexsort, O(n log n), no Python loop over rows).
+def build_history(rows: Interactions, n_users: int, seed: int = 0, keys: bool = True) -> History:
+    """Group ``rows`` by user in time order (two stable sorts, O(n log n), no Python loop over rows).
 
     Parameters
     ----------
@@ -93,24 +97,32 @@ def build_history(rows: Interactions, n_users: int, seed: int = 0) -> History:
         Size of the user id space.
     seed : int
         Seed of the shuffle keys (used only by the order ablation).
+    keys : bool
+        Compute the shuffle keys (the order ablation needs them; 8 bytes a row and several temporaries of that
+        size otherwise spared).
 
     Raises
     ------
     ValueError
         If a user id is outside ``[0, n_users)``.
     """
-    user = rows.user.astype(np.int64)
+    user = rows.user
     if user.size and (user.min() < 0 or user.max() >= n_users):
         raise ValueError(f"history user ids must lie in [0, {n_users}), got [{user.min()}, {user.max()}]")
     timestamp = np.where(np.isnan(rows.timestamp), np.inf, rows.timestamp)
-    order = np.lexsort((np.arange(user.size), timestamp, user))
+    # By time, then (stable) by user: ties keep the file order, as a lexsort on (user, time, row) would.
+    order = np.argsort(timestamp, kind="stable")
+    # int16 ids when they fit: NumPy's stable sort of 16-bit integers is a radix sort (linear time).
+    sort_user = user.astype(np.int16) if n_users <= np.iinfo(np.int16).max else user
+    order = order[np.argsort(sort_user[order], kind="stable")]
+    timestamp = timestamp[order]
     starts = np.searchsorted(user[order], np.arange(n_users + 1)).astype(np.int64)
-    keys = shuffle_keys(user, rows.video, rows.timestamp, seed)
+    key = shuffle_keys(user[order], rows.video[order], rows.timestamp[order], seed) if keys else None
     return History(
-        video=rows.video.astype(np.int64)[order],
-        target=rows.target.astype(np.float32)[order],
-        timestamp=timestamp[order],
-        key=keys[order],
+        video=rows.video[order].astype(np.int64),
+        target=rows.target[order].astype(np.float32),
+        timestamp=timestamp,
+        key=key,
         starts=starts,
     )
 
@@ -132,8 +144,10 @@ def training_windows(history: History, max_len: int) -> tuple[np.ndarray, np.nda
 def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
     """int64 per query: the user's history rows strictly before the query's timestamp (all of them when NaN).
 
-    A merge by one lexsort of history and queries on (user, time, query-before-history), so a history row at exactly
-    the query's time is *not* counted: the state never sees the row itself.
+    A binary search in each queried user's time-ordered rows (``side="left"``), so a history row at exactly the
+    query's time is *not* counted: the state never sees the row itself. Rows without a timestamp (+inf) come after
+    every timed query. The Python loop runs once per queried user, never per row, and no array of the history's
+    size is allocated.
     """
     user = np.asarray(user, dtype=np.int64)
     timestamp = np.asarray(timestamp, dtype=np.float64)
@@ -141,21 +155,15 @@ def prefix_counts(history: History, user: np.ndarray, timestamp: np.ndarray) -> 
         return np.zeros(0, dtype=np.int64)
     if user.min() < 0 or user.max() >= history.n_users:
         raise ValueError(f"query user ids must lie in [0, {history.n_users})")
-    n_hist = len(history)
-    hist_user = np.repeat(np.arange(history.n_users), history.lengths())
-    all_user = np.concatenate([hist_user, user])
-    # NaN query: after every history row of the user (whole history); +inf history rows (no timestamp) come after
-    # every timed query.
-    all_time = np.concatenate([history.timestamp, np.where(np.isnan(timestamp), np.inf, timestamp)])
-    is_history = np.concatenate([np.ones(n_hist, np.int8), np.zeros(user.size, np.int8)])
-    nan_query = np.concatenate([np.zeros(n_hist, np.int8), np.isnan(timestamp).astype(np.int8)])
-    order = np.lexsort((is_history, nan_query, all_time, all_user))
-    before = np.cumsum(is_history[order]) - is_history[order]  # history rows sorted before each position
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    counts = before[position[n_hist:]] - history.starts[user]
-    # A NaN query sorts after the user's timed and untimed history alike (nan_query breaks the +inf tie).
-    return counts.astype(np.int64)
+    counts = np.empty(user.size, dtype=np.int64)
+    by_user = np.argsort(user, kind="stable")
+    bounds = np.flatnonzero(np.diff(user[by_user])) + 1
+    for group in np.split(by_user, bounds):
+        u = user[group[0]]
+        times = history.timestamp[history.starts[u] : history.starts[u + 1]]
+        query = timestamp[group]
+        counts[group] = np.where(np.isnan(query), times.size, np.searchsorted(times, query, side="left"))
+    return counts
 
 
 def window_matrix(
@@ -170,6 +178,8 @@ def window_matrix(
     valid = offsets[None, :] < length[:, None]
     index = np.where(valid, (end - length)[:, None] + offsets[None, :], (end - length)[:, None])
     if shuffle:
+        if history.key is None:
+            raise ValueError("a shuffled window needs the shuffle keys: build the history with keys=True")
         keys = np.where(valid, history.key[index], np.iinfo(np.uint64).max)
         order = np.argsort(keys, axis=1, kind="stable")
         index = np.take_along_axis(index, order, axis=1)
@@ -186,10 +196,22 @@ class QueryPlan:
     query_window: np.ndarray  # int64 (n_queries,): index into the windows, -1 = no history (the empty state)
 
 
-def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_len: int) -> QueryPlan:
-    """Map each (user, timestamp) query to the window of its last ``max_len`` history rows strictly before it.
+def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_len: int, stride: int = 1) -> QueryPlan:
+    """Map each (user, timestamp) query to the window of its history rows strictly before it
+    (:func:`window_lengths`: the last ``max_len`` of them when ``stride`` is 1).
 
     Queries sharing a user and a prefix share one window, so a state is computed once per distinct prefix.
+
+    Parameters
+    ----------
+    history : the users' time-ordered rows.
+    user, timestamp : the queries (int ids in the history's range; float epoch seconds, NaN = after every row).
+    max_len : window length at most (rows).
+    stride : step between window starts (1..max_len).
+
+    Returns
+    -------
+    QueryPlan.
     """
     user = np.asarray(user, dtype=np.int64)
     counts = prefix_counts(history, user, timestamp)
@@ -198,19 +220,39 @@ def plan_queries(history: History, user: np.ndarray, timestamp: np.ndarray, max_
     distinct_end, inverse = np.unique(end[has_history], return_inverse=True)
     # end positions are global and users are contiguous, so each distinct end belongs to one user.
     window_user = np.searchsorted(history.starts, distinct_end, side="left") - 1
-    window_length = np.minimum(max_len, distinct_end - history.starts[window_user])
+    window_length = window_lengths(distinct_end - history.starts[window_user], max_len, stride)
     query_window = np.full(user.size, -1, dtype=np.int64)
     query_window[has_history] = inverse
     return QueryPlan(window_user, distinct_end, window_length, query_window)
 
 
-def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each user's last ``max_len`` rows (the whole history when shorter): the window scoring reads.
+def window_lengths(prefix: np.ndarray, max_len: int, stride: int) -> np.ndarray:
+    """Rows of the query window of a prefix of ``prefix`` rows (>= 1): ``prefix`` up to ``max_len``, beyond it
+    ``prefix - o`` with ``o`` the smallest multiple of ``stride`` such that the window has at most ``max_len`` rows.
+
+    Parameters
+    ----------
+    prefix : int64 (m,) history rows before each query, >= 1.
+    max_len : the window length at most (rows).
+    stride : the step between window starts (rows, 1..max_len; 1 = the last ``max_len`` rows).
+
+    Returns
+    -------
+    int64 (m,) in ``[min(prefix, max_len - stride + 1), max_len]``.
+    """
+    prefix = np.asarray(prefix, dtype=np.int64)
+    offset = np.where(prefix > max_len, -(-(prefix - max_len) // stride) * stride, 0)
+    return prefix - offset
+
+
+def final_windows(history: History, max_len: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's query window after its whole history (the state scoring reads), as :func:`window_lengths`.
 
     Parameters
     ----------
     history : the users' time-ordered rows.
     max_len : window length at most (rows).
+    stride : step between window starts (1 = the last ``max_len`` rows).
 
     Returns
     -------
@@ -218,4 +260,26 @@ def final_windows(history: History, max_len: int) -> tuple[np.ndarray, np.ndarra
     """
     lengths = history.lengths()
     users = np.flatnonzero(lengths > 0)
-    return users, history.starts[users + 1], np.minimum(max_len, lengths[users])
+    return users, history.starts[users + 1], window_lengths(lengths[users], max_len, stride)
+
+
+def window_blocks(window_end: np.ndarray, window_length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group windows by their first row: a block is the rows from that start to the longest window's end.
+
+    Under a causal mask the state at position ``j`` of a block depends on its rows ``0..j`` only, so the state of
+    each window is the block's state at position ``length - 1``: one pass per block instead of one per window.
+
+    Parameters
+    ----------
+    window_end : int64 (m,) exclusive end of each window in the history order.
+    window_length : int64 (m,) rows of each window (>= 1).
+
+    Returns
+    -------
+    (block start int64 (b,), block length int64 (b,), block of each window int64 (m,)).
+    """
+    start = window_end - window_length
+    block_start, block = np.unique(start, return_inverse=True)
+    block_length = np.zeros(block_start.size, dtype=np.int64)
+    np.maximum.at(block_length, block, window_length)
+    return block_start, block_length, block.reshape(-1).astype(np.int64)

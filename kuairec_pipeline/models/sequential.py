@@ -9,10 +9,13 @@ vector (id, tags, author). Training: each position predicts the *next* row's tar
 validation rows predicted from the whole training history.
 
 Scoring is NumPy only (no torch): ``score_all`` uses each user's state after its whole training history (its last
-``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``. ``predict_rows`` gives the
-time-aware pointwise prediction: the state from the user's history rows strictly before the row's timestamp (a
-NumPy re-implementation of the encoder, checked against torch in the tests); a row without a timestamp reads the
-whole-history state.
+window, up to ``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``.
+``predict_rows`` gives the time-aware pointwise prediction: the state from the user's history rows strictly before
+the row's timestamp (a NumPy re-implementation of the encoder, checked against torch in the tests); a row without a
+timestamp reads the whole-history state. Which of those rows a state reads (all when at most ``max_len``, else a
+window starting on a multiple of ``query_stride``) is :func:`.sequences.window_lengths`; windows of the ordered
+model that share a start are read from one causal pass over the longest of them (the state at position ``j``
+depends on rows ``0..j`` only).
 
 Fallback: a user with no history row (before the time, or at all) gets a learned *empty state* (trained on every
 user's first row) plus its user embedding, which stays exactly zero for a user absent from training (zero init,
@@ -45,6 +48,7 @@ ARCHITECTURE_KEY = "architecture"
 # windows x max_len positions per NumPy encoder batch: bounds memory (~0.5 GB of float32 intermediates at the
 # defaults, attention weights included)
 ENCODE_BATCH_CELLS = 400_000
+QUERY_CHUNK_ROWS = 262_144  # pointwise rows scored per step: ~35 MB per (rows, d + 1) float32 temporary at d = 32
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
@@ -61,13 +65,76 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 def _attention(query: np.ndarray, key: np.ndarray, value: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Scaled dot-product attention (Vaswani et al. 2017); query (B,H,Q,dh), key/value (B,H,K,dh), allowed
-    broadcastable to (B,H,Q,K)."""
-    logits = query @ key.swapaxes(-1, -2) / math.sqrt(query.shape[-1])
-    logits = np.where(allowed, logits, -np.inf)
+    broadcastable to (B,H,Q,K). In place on the one (B,H,Q,K) array: the mask is added as 0 / -inf."""
+    logits = query @ key.swapaxes(-1, -2)
+    logits *= np.float32(1.0 / math.sqrt(query.shape[-1]))
+    logits += np.where(allowed, np.float32(0.0), np.float32(-np.inf))
     logits -= logits.max(axis=-1, keepdims=True)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=-1, keepdims=True)
     return logits @ value
+
+
+def encode_states(
+    weights: dict[str, np.ndarray],
+    input_vectors: np.ndarray,
+    config: SequentialConfig,
+    video: np.ndarray,
+    ratio: np.ndarray,
+    length: np.ndarray | None = None,
+) -> np.ndarray:
+    """NumPy forward of the pre-norm causal transformer (torch ``TransformerEncoderLayer(norm_first=True)``, ReLU,
+    eval mode): the final-norm state at each window's last valid position, or, with ``length`` None, at every
+    position (position ``j`` depends on positions ``0..j`` only, so trailing padding changes nothing before it).
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray
+        The network's state dict as arrays (``encoder.layers.*``, ``ratio_input.*``, ``position.weight``,
+        ``final_norm.*``).
+    input_vectors : ndarray, float32 (n_videos, hidden_dim)
+        Each video's input vector (id + tag bag + categorical embeddings).
+    video, ratio : ndarray (m, width), width <= max_len
+        Video ids and scaled watch ratios of each window, right-padded.
+    length : ndarray, int64 (m,), or None
+        Valid positions per window (>= 1); None: every position's state.
+
+    Returns
+    -------
+    ndarray, float32 (m, hidden_dim), or (m, width, hidden_dim) when ``length`` is None.
+    """
+    m, width = video.shape
+    d, heads = config.hidden_dim, config.num_heads
+    dh = d // heads
+    x = input_vectors[video]
+    x += ratio[..., None].astype(np.float32) * weights["ratio_input.weight"][:, 0]
+    x += weights["ratio_input.bias"] + weights["position.weight"][:width]
+    causal = np.tril(np.ones((width, width), dtype=bool))
+    rows = np.arange(m)
+    for layer in range(config.num_layers):
+        p = f"encoder.layers.{layer}."
+        in_weight, in_bias = weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"]
+        y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
+        if length is not None and layer == config.num_layers - 1:
+            # Only the last valid position's state is read: one query row per window, keys and values for all.
+            last = length - 1
+            x = x[rows, last][:, None, :]
+            q = _linear(y[rows, last][:, None, :], in_weight[:d], in_bias[:d])
+            kv = _linear(y, in_weight[d:], in_bias[d:])
+            k, v = kv[..., :d], kv[..., d:]
+            allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
+        else:
+            qkv = _linear(y, in_weight, in_bias)
+            q, k, v = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
+            allowed = causal
+        q, k, v = (t.reshape(m, -1, heads, dh).transpose(0, 2, 1, 3) for t in (q, k, v))
+        attended = _attention(q, k, v, allowed).transpose(0, 2, 1, 3).reshape(m, -1, d)
+        x = x + _linear(attended, weights[p + "self_attn.out_proj.weight"], weights[p + "self_attn.out_proj.bias"])
+        y = _layer_norm(x, weights[p + "norm2.weight"], weights[p + "norm2.bias"])
+        hidden = np.maximum(_linear(y, weights[p + "linear1.weight"], weights[p + "linear1.bias"]), 0.0)
+        x = x + _linear(hidden, weights[p + "linear2.weight"], weights[p + "linear2.bias"])
+    states = _layer_norm(x, weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
+    return states if length is None else states[:, 0]
 
 
 def encode_last_states(
@@ -78,55 +145,8 @@ def encode_last_states(
     ratio: np.ndarray,
     length: np.ndarray,
 ) -> np.ndarray:
-    """NumPy forward of the pre-norm causal transformer (torch ``TransformerEncoderLayer(norm_first=True)``, ReLU,
-    eval mode): the final-norm state at each window's last valid position.
-
-    Parameters
-    ----------
-    weights : dict of str to ndarray
-        The network's state dict as arrays (``encoder.layers.*``, ``ratio_input.*``, ``position.weight``,
-        ``final_norm.*``).
-    input_vectors : ndarray, float32 (n_videos, hidden_dim)
-        Each video's input vector (id + tag bag + categorical embeddings).
-    video, ratio : ndarray (m, max_len)
-        Video ids and scaled watch ratios of each window, right-padded.
-    length : ndarray, int64 (m,)
-        Valid positions per window (>= 1).
-
-    Returns
-    -------
-    ndarray, float32 (m, hidden_dim)
-    """
-    m, width = video.shape
-    d, heads = config.hidden_dim, config.num_heads
-    dh = d // heads
-    x = (
-        input_vectors[video]
-        + ratio[..., None] * weights["ratio_input.weight"][:, 0]
-        + weights["ratio_input.bias"]
-        + weights["position.weight"][:width]
-    ).astype(np.float32)
-    causal = np.tril(np.ones((width, width), dtype=bool))
-    last = length - 1
-    rows = np.arange(m)
-    for layer in range(config.num_layers):
-        p = f"encoder.layers.{layer}."
-        final = layer == config.num_layers - 1
-        y = _layer_norm(x, weights[p + "norm1.weight"], weights[p + "norm1.bias"])
-        qkv = _linear(y, weights[p + "self_attn.in_proj_weight"], weights[p + "self_attn.in_proj_bias"])
-        q, k, v = (qkv[..., i * d : (i + 1) * d].reshape(m, width, heads, dh).transpose(0, 2, 1, 3) for i in range(3))
-        if final:  # only the last valid position's state is read: one query row per window
-            q = q[rows, :, last][:, :, None, :]
-            allowed = (np.arange(width)[None, :] <= last[:, None])[:, None, None, :]
-            x = x[rows, last][:, None, :]
-        else:
-            allowed = causal
-        attended = _attention(q, k, v, allowed).transpose(0, 2, 1, 3).reshape(m, -1, d)
-        x = x + _linear(attended, weights[p + "self_attn.out_proj.weight"], weights[p + "self_attn.out_proj.bias"])
-        y = _layer_norm(x, weights[p + "norm2.weight"], weights[p + "norm2.bias"])
-        hidden = np.maximum(_linear(y, weights[p + "linear1.weight"], weights[p + "linear1.bias"]), 0.0)
-        x = x + _linear(hidden, weights[p + "linear2.weight"], weights[p + "linear2.bias"])
-    return _layer_norm(x[:, 0], weights["final_norm.weight"], weights["final_norm.bias"]).astype(np.float32)
+    """:func:`encode_states` at each window's last valid position: float32 (m, hidden_dim)."""
+    return encode_states(weights, input_vectors, config, video, ratio, np.asarray(length, dtype=np.int64))
 
 
 class SequentialRecommender(Recommender):
@@ -160,14 +180,27 @@ class SequentialRecommender(Recommender):
 
         self.architecture = SequentialArchitecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
-        result = sequential_training.train_network(self.architecture, self.config, data, progress)
+        history = sequences.build_history(data.train, self.n_users, self.config.seed, self.config.shuffle_positions)
+        result = sequential_training.train_network(self.architecture, self.config, data, progress, history)
         self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
-        history = sequences.build_history(data.train, self.n_users, self.config.seed)
-        users, end, length = sequences.final_windows(history, self.config.max_len)
+        self.store_final_states(data.train, history)
+        return self
+
+    def store_final_states(self, train: Interactions, history: sequences.History | None = None) -> None:
+        """Recompute each user's state after its whole ``train`` history (what ``score_all`` reads) with the
+        current config, e.g. after changing ``query_stride``.
+
+        Parameters
+        ----------
+        train : the training rows the model was fitted on.
+        history : ``train`` already grouped by :func:`.sequences.build_history`; None builds it here.
+        """
+        if history is None:
+            history = sequences.build_history(train, self.n_users, self.config.seed, self.config.shuffle_positions)
+        users, end, length = sequences.final_windows(history, self.config.max_len, self.config.effective_query_stride)
         states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
-        return self
 
     # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
     def pipeline_fit(self, data: TrainingData, log: Callable[[str], None]) -> Self:
@@ -203,26 +236,73 @@ class SequentialRecommender(Recommender):
         query_window: np.ndarray,
     ) -> np.ndarray:
         """float32 (n_queries, d): encoder state of each query's window (-1 = empty state) + the user vector."""
-        states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
-        batch = max(1, ENCODE_BATCH_CELLS // self.config.max_len)
-        for first in range(0, window_end.size, batch):
-            part = slice(first, first + batch)
-            index, _ = sequences.window_matrix(
-                history, window_end[part], window_length[part], self.config.max_len, self.config.shuffle_positions
-            )
-            width = int(window_length[part].max())  # trailing all-padding columns change nothing (causal)
-            states[part] = encode_last_states(
-                self.weights,
-                self.input_vectors,
-                self.config,
-                history.video[index[:, :width]],
-                history.target[index[:, :width]],
-                window_length[part],
-            )
-        out = np.broadcast_to(self.weights["empty_state"], (query_window.size, states.shape[1])).copy()
+        return self._query_states(self._window_table(history, window_end, window_length), query_user, query_window)
+
+    def _query_states(self, window_states: np.ndarray, query_user: np.ndarray, query_window: np.ndarray) -> np.ndarray:
+        """float32 (n_queries, d): ``window_states[query_window]`` (the empty state for -1) + the user vector."""
+        out = np.broadcast_to(self.weights["empty_state"], (query_window.size, window_states.shape[1])).copy()
         has_window = query_window >= 0
-        out[has_window] = states[query_window[has_window]]
-        return (out + self._user_vectors(query_user)).astype(np.float32)
+        out[has_window] = window_states[query_window[has_window]]
+        out += self._user_vectors(query_user)
+        return out
+
+    def _window_table(
+        self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray
+    ) -> np.ndarray:
+        """float32 (m, d): the encoder state of each window ``[end - length, end)`` at its last row."""
+        if self.config.shuffle_positions:  # a shuffled window is no prefix of a longer one: one pass per window
+            states = self._window_states(history, window_end, window_length)
+        else:  # one causal pass per block of windows sharing a start, read at each window's last row
+            block_start, block_length, block = sequences.window_blocks(window_end, window_length)
+            # A block read once is cheaper as a plain window (the last layer then runs for one position only).
+            alone = np.bincount(block, minlength=block_start.size)[block] == 1
+            states = np.empty((window_end.size, self.config.hidden_dim), dtype=np.float32)
+            states[alone] = self._window_states(history, window_end[alone], window_length[alone])
+            shared, read_block = np.unique(block[~alone], return_inverse=True)
+            states[~alone] = self._window_states(
+                history,
+                block_start[shared] + block_length[shared],
+                block_length[shared],
+                read_block.reshape(-1),
+                window_length[~alone] - 1,
+            )
+        return states
+
+    def _window_states(
+        self,
+        history: sequences.History,
+        end: np.ndarray,
+        length: np.ndarray,
+        read_window: np.ndarray | None = None,
+        read_position: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """float32: each window's state at its last row (m, d), or, given ``read_window`` / ``read_position`` (r,),
+        the state of those windows at those positions (r, d). Windows are encoded in order of length, so a batch
+        is as wide as its longest window only."""
+        d, max_len = self.config.hidden_dim, self.config.max_len
+        by_length = np.argsort(length, kind="stable")
+        if read_window is None:
+            out = np.empty((end.size, d), dtype=np.float32)
+        else:  # each read's window by its rank in the encoding order, so a batch's reads are one slice
+            rank = np.empty(end.size, dtype=np.int64)
+            rank[by_length] = np.arange(end.size)
+            read_rank = rank[read_window]
+            reads = np.argsort(read_rank, kind="stable")
+            sorted_rank = read_rank[reads]
+            out = np.empty((read_window.size, d), dtype=np.float32)
+        batch = max(1, ENCODE_BATCH_CELLS // max_len)
+        for first in range(0, end.size, batch):
+            part = by_length[first : first + batch]
+            index, _ = sequences.window_matrix(history, end[part], length[part], max_len, self.config.shuffle_positions)
+            width = int(length[part].max())  # trailing all-padding columns change nothing (causal)
+            video, ratio = history.video[index[:, :width]], history.target[index[:, :width]]
+            if read_window is None:
+                out[part] = encode_states(self.weights, self.input_vectors, self.config, video, ratio, length[part])
+                continue
+            states = encode_states(self.weights, self.input_vectors, self.config, video, ratio)
+            mine = reads[np.searchsorted(sorted_rank, first) : np.searchsorted(sorted_rank, first + batch)]
+            out[mine] = states[read_rank[mine] - first, read_position[mine]]
+        return out
 
     def _augmented_states(self, users: np.ndarray, states: np.ndarray) -> np.ndarray:
         """[state, 1] for every user: ``states`` for ``users`` (those with history), the empty state elsewhere."""
@@ -242,18 +322,34 @@ class SequentialRecommender(Recommender):
     def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
         """Time-aware pointwise prediction, float32 (len(rows),) in [0, 1].
 
-        Each row is scored from the state of its user's ``history`` rows strictly before the row's timestamp (the
-        last ``max_len`` of them); a row without a timestamp reads the user's whole history; a user with none of
-        its rows before that time reads the empty state. ``history`` is normally the training split; ``None``
+        Each row is scored from the state of its user's ``history`` rows strictly before the row's timestamp (all
+        of them up to ``max_len``, else the window :func:`.sequences.window_lengths` picks); a row without a
+        timestamp reads the user's whole history; a user with none of its rows before that time reads the empty
+        state. ``history`` is normally the training split; ``None``
         falls back to the stored whole-history states (``predict``).
         """
         if history is None:
             return self.predict(rows.user, rows.video)
-        states = self.row_states(rows, history)  # checks that the model is fitted, then the user ids
+        if self.user_states is None:
+            raise not_fitted(self)
         self._check_ids(rows.user, rows.video)
-        candidates = self.video_vectors[rows.video.astype(np.int64)]
-        logits = (states * candidates).sum(axis=1)
-        return _sigmoid_inplace(logits.astype(np.float32))
+        built, plan = self._plan(rows, history)
+        window_states = self._window_table(built, plan.window_end, plan.window_length)
+        user, video = rows.user.astype(np.int64), rows.video.astype(np.int64)
+        logits = np.empty(len(rows), dtype=np.float32)
+        for first in range(0, len(rows), QUERY_CHUNK_ROWS):  # bounded (rows, d) temporaries
+            part = slice(first, first + QUERY_CHUNK_ROWS)
+            states = self._query_states(window_states, user[part], plan.query_window[part])
+            candidates = self.video_vectors[video[part]]
+            logits[part] = np.einsum("nd,nd->n", states, candidates[:, :-1]) + candidates[:, -1]
+        return _sigmoid_inplace(logits)
+
+    def _plan(self, rows: Interactions, history: Interactions) -> tuple[sequences.History, sequences.QueryPlan]:
+        built = sequences.build_history(history, self.n_users, self.config.seed, self.config.shuffle_positions)
+        plan = sequences.plan_queries(
+            built, rows.user, rows.timestamp, self.config.max_len, self.config.effective_query_stride
+        )
+        return built, plan
 
     def row_states(self, rows: Interactions, history: Interactions) -> np.ndarray:
         """Each row's user state from the user's ``history`` rows strictly before the row's timestamp (the last
@@ -279,9 +375,9 @@ class SequentialRecommender(Recommender):
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user)
-        built = sequences.build_history(history, self.n_users, self.config.seed)
-        plan = sequences.plan_queries(built, rows.user, rows.timestamp, self.config.max_len)
-        states = self._states(built, plan.window_end, plan.window_length, rows.user.astype(np.int64), plan.query_window)
+        built, plan = self._plan(rows, history)
+        window_states = self._window_table(built, plan.window_end, plan.window_length)
+        states = self._query_states(window_states, rows.user.astype(np.int64), plan.query_window)
         return np.hstack([states, np.ones((states.shape[0], 1), np.float32)])
 
     # ---- persistence ---------------------------------------------------------------------------------------

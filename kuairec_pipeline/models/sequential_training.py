@@ -47,7 +47,11 @@ class WindowBatches(torch.utils.data.IterableDataset):
         self.video = torch.from_numpy(history.video).to(device)
         self.target = torch.from_numpy(history.target).to(device)
         # Order-preserving int64 view of the uint64 keys (halved): torch sorts int64.
-        self.key = torch.from_numpy((history.key >> np.uint64(1)).astype(np.int64)).to(device)
+        self.key = (
+            torch.from_numpy((history.key >> np.uint64(1)).astype(np.int64)).to(device)
+            if config.shuffle_positions
+            else None
+        )
         self.config = config
         mean_length = float(length.mean()) if length.size else 1.0
         budget = config.positions_per_epoch
@@ -119,7 +123,7 @@ def query_batch(
     -------
     dict of name -> tensor.
     """
-    plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len)
+    plan = sequences.plan_queries(history, rows.user, rows.timestamp, config.max_len, config.effective_query_stride)
     index, _ = sequences.window_matrix(
         history, plan.window_end, plan.window_length, config.max_len, config.shuffle_positions
     )
@@ -149,6 +153,7 @@ def train_network(
     config: SequentialConfig,
     data: TrainingData,
     progress: Callable[[str], None] | None = None,
+    history: sequences.History | None = None,
 ) -> TrainResult:
     """Fit a fresh network with Lightning on ``data.train``, early stopping on ``data.val``.
 
@@ -158,6 +163,8 @@ def train_network(
     config : the model's config.
     data : the training data.
     progress : receives one line per epoch; None for silence.
+    history : ``data.train`` already grouped by :func:`.sequences.build_history` (with keys when the config
+        shuffles); None builds it here.
 
     Returns
     -------
@@ -167,7 +174,8 @@ def train_network(
     keep_best, _, callbacks = fit_callbacks(config, "sequential", has_val, log=progress)
     trainer = build_trainer(config, callbacks, has_val)
     device = trainer.strategy.root_device
-    history = sequences.build_history(data.train, data.n_users, config.seed)
+    if history is None:
+        history = sequences.build_history(data.train, data.n_users, config.seed, keys=config.shuffle_positions)
     with forked_rng(trainer), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
         network = SequentialNetwork(

@@ -173,6 +173,7 @@ def test_no_history_reaches_another_users_prediction_and_batching_changes_nothin
     from kuairec_pipeline.models import sequential
 
     monkeypatch.setattr(sequential, "ENCODE_BATCH_CELLS", 3 * SMALL.max_len)  # three windows per encoder batch
+    monkeypatch.setattr(sequential, "QUERY_CHUNK_ROWS", 7)  # and seven rows per scoring step
     np.testing.assert_allclose(fitted.predict_rows(timed_test, data.train), together, atol=1e-6, rtol=0)
     monkeypatch.undo()
     user = int(timed_test.user[0])
@@ -298,3 +299,46 @@ def test_trains_on_a_gpu_and_scores_like_on_the_cpu(data: TrainingData) -> None:
         atol=2e-5,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize("stride", [1, 3, 8, 20])
+def test_window_lengths_start_on_a_stride_multiple_and_keep_at_most_max_len_rows(stride: int) -> None:
+    prefix = np.arange(1, 60)
+    length = sequences.window_lengths(prefix, 8, min(stride, 8))
+    offset = prefix - length
+    assert (length >= 1).all() and (length <= 8).all()
+    assert (offset % min(stride, 8) == 0).all()
+    np.testing.assert_array_equal(length[prefix <= 8], prefix[prefix <= 8])  # short prefixes: every row
+    assert (length[prefix > 8] > 8 - min(stride, 8)).all()  # the smallest such offset: the longest window
+    if stride == 1:
+        np.testing.assert_array_equal(length, np.minimum(prefix, 8))  # the last max_len rows
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("stride", [1, 3, 8])
+def test_batched_pointwise_states_equal_encoding_each_rows_window_alone(
+    fitted: SequentialRecommender, data: TrainingData, timed_test: Interactions, stride: int, shuffle: bool
+) -> None:
+    """The block path (one causal pass per shared window start) gives the numbers of encoding every test row's own
+    window [end - length, end) separately, the way predict_rows did before it was batched."""
+    model = dataclasses.replace(fitted.config, query_stride=stride, shuffle_positions=shuffle)
+    clone = SequentialRecommender.from_arrays({**fitted.to_arrays()})
+    clone.config = model
+    history = sequences.build_history(data.train, data.n_users, model.seed)
+    prefix = sequences.prefix_counts(history, timed_test.user, timed_test.timestamp)
+    assert (prefix > SMALL.max_len).mean() > 0.3  # long prefixes, where the stride matters, are common
+    predicted = clone.predict_rows(timed_test, data.train)  # all rows in one batched call
+    probe = np.random.default_rng(stride).choice(len(timed_test), 300, replace=False)
+    user, prefix = timed_test.user[probe].astype(np.int64), prefix[probe]
+    state = np.broadcast_to(clone.weights["empty_state"], (probe.size, SMALL.hidden_dim)).copy()
+    assert (prefix == 0).any() and (prefix > SMALL.max_len).any()
+    for i in np.flatnonzero(prefix > 0):  # one window at a time: no batching at all
+        n = int(sequences.window_lengths(prefix[i : i + 1], SMALL.max_len, stride)[0])
+        end = np.array([history.starts[user[i]] + prefix[i]])
+        index, _ = sequences.window_matrix(history, end, np.array([n]), SMALL.max_len, shuffle)
+        video, ratio = history.video[index[:, :n]], history.target[index[:, :n]]
+        state[i] = encode_last_states(clone.weights, clone.input_vectors, model, video, ratio, np.array([n]))[0]
+    state += clone.weights["user_embedding.weight"][user]
+    candidates = clone.video_vectors[timed_test.video[probe]]
+    expected = 1 / (1 + np.exp(-((state * candidates[:, :-1]).sum(1) + candidates[:, -1])))
+    np.testing.assert_allclose(predicted[probe], expected, atol=2e-6, rtol=0)

@@ -114,3 +114,16 @@ def test_shuffled_windows_hold_the_same_rows_in_a_key_order_that_depends_on_the_
     )
     other_seed = sequences.build_history(rows, n_users=12, seed=6)
     assert not np.array_equal(other_seed.key, history.key)
+
+
+def test_a_history_without_keys_refuses_a_shuffled_window_and_orders_like_one_with_keys() -> None:
+    rows = random_rows()
+    with_keys = sequences.build_history(rows, n_users=12, seed=5)
+    bare = sequences.build_history(rows, n_users=12, seed=5, keys=False)
+    assert bare.key is None
+    np.testing.assert_array_equal(bare.video, with_keys.video)
+    np.testing.assert_array_equal(bare.starts, with_keys.starts)
+    end, length = np.array([bare.starts[1]]), np.array([1])
+    sequences.window_matrix(bare, end, length, 4, shuffle=False)
+    with pytest.raises(ValueError, match="shuffle keys"):
+        sequences.window_matrix(bare, end, length, 4, shuffle=True)
