@@ -83,3 +83,24 @@ class PipelineHooks:
         dict of metadata entries (file paths as text); empty by default.
         """
         return {}
+
+
+class EpochTrainedHooks:
+    """``training_history`` / ``training_metadata`` of a model trained by epochs with early stopping, that keeps
+    ``history`` (one row per epoch, ``two_tower_config.HISTORY_COLUMNS``), ``best_epoch`` and ``config.max_epochs``."""
+
+    def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
+        """(per-epoch history, its column names, the epoch kept); see :meth:`PipelineHooks.training_history`."""
+        from kuairec_pipeline.models.two_tower_config import HISTORY_COLUMNS
+
+        return self.history, HISTORY_COLUMNS, self.best_epoch  # type: ignore[attr-defined]
+
+    def training_metadata(self) -> dict[str, Any]:
+        """Epochs run, the epoch kept (-1 = the start, no epoch beat it on validation), and why training stopped
+        (early stopping must also stop: say when every allowed epoch ran)."""
+        epochs = int(self.history.shape[0])  # type: ignore[attr-defined]
+        return {
+            "epochs_trained": epochs,
+            "best_epoch": int(self.best_epoch),  # type: ignore[attr-defined]
+            "stop_reason": "max_epochs" if epochs >= self.config.max_epochs else "early_stopping",  # type: ignore[attr-defined]
+        }

@@ -30,10 +30,11 @@ from kuairec_pipeline.models.als import ALSConfig
 from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.errors import not_fitted
+from kuairec_pipeline.models.hooks import EpochTrainedHooks
 from kuairec_pipeline.models.sequential import SequentialRecommender
 from kuairec_pipeline.models.sequential_config import SequentialConfig
 from kuairec_pipeline.models.two_tower import TwoTowerConfig
-from kuairec_pipeline.models.two_tower_config import ACCELERATORS, HISTORY_COLUMNS, PRECISIONS
+from kuairec_pipeline.models.two_tower_config import ACCELERATORS, PRECISIONS
 from kuairec_pipeline.params import check, param
 
 COMPONENTS = ("als", "two_tower", "sequential")
@@ -163,7 +164,7 @@ def concat_inputs(components: dict[str, Recommender], data: TrainingData, train_
     )
 
 
-class HybridConcatRecommender(Recommender):
+class HybridConcatRecommender(EpochTrainedHooks, Recommender):
     """Wide & Deep network over the concatenated ALS, two-tower and sequential embeddings and the side features."""
 
     name: ClassVar[str] = "hybrid_concat"
@@ -221,19 +222,6 @@ class HybridConcatRecommender(Recommender):
         return self._fit_network(chosen, data, progress)
 
     # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
-    def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
-        return self.history, HISTORY_COLUMNS, self.best_epoch
-
-    def training_metadata(self) -> dict[str, Any]:
-        """Epochs run, the epoch kept (-1 = the fixed start, no epoch beat it on validation), and why training
-        stopped (early stopping must also stop: say when every allowed epoch ran)."""
-        epochs = int(self.history.shape[0])
-        return {
-            "epochs_trained": epochs,
-            "best_epoch": int(self.best_epoch),
-            "stop_reason": "max_epochs" if epochs >= self.config.max_epochs else "early_stopping",
-        }
-
     def _fit_network(
         self, components: dict[str, Recommender], data: TrainingData, progress: Callable[[str], None] | None
     ) -> Self:

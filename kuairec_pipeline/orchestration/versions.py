@@ -91,6 +91,7 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         key: (
             "models.sequential",
             "models.sequential_config",
+            "models.sequential_encoder",
             "models.sequential_network",
             "models.sequential_training",
             "models.sequences",
@@ -111,6 +112,7 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "models.sequential",
         "models.sequences",
         "models.sequential_config",
+        "models.sequential_encoder",
         "models.two_tower_config",
         *_MODEL_BASE,
     ),
@@ -125,6 +127,7 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "models.sequential",
         "models.sequences",
         "models.sequential_config",
+        "models.sequential_encoder",
         "models.two_tower_config",
         *_MODEL_BASE,
     ),
