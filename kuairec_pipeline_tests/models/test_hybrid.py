@@ -11,9 +11,8 @@ from kuairec_pipeline.models.als import ALSRecommender
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.hybrid import HybridConfig, HybridRecommender, fit_blend
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
+from kuairec_pipeline_tests.builders import SMALL_ALS, SMALL_TWO_TOWER
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
-from kuairec_pipeline_tests.models.test_als import SMALL as SMALL_ALS
-from kuairec_pipeline_tests.models.test_two_tower import SMALL as SMALL_TWO_TOWER
 
 SMALL = HybridConfig(als=SMALL_ALS, two_tower=SMALL_TWO_TOWER)
 

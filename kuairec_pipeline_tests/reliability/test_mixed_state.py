@@ -14,8 +14,7 @@ import polars as pl
 from dagster import AssetKey, DagsterInstance
 
 from kuairec_pipeline import provenance
-from kuairec_pipeline_tests.orchestration.conftest import REPO, assets_dir, materialize
-from kuairec_pipeline_tests.reliability.conftest import Baseline, copy_home, digests, output, run_all
+from kuairec_pipeline_tests.builders import REPO, Baseline, assets_dir, copy_home, digests, materialize, output, run_all
 
 
 def kuairec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

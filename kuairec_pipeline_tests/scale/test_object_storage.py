@@ -17,8 +17,7 @@ from kuairec_pipeline.asset_storage import is_remote, mirror_assets, readable_as
 from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.orchestration.metadata import array_summary
 from kuairec_pipeline.settings import Settings
-from kuairec_pipeline_tests.orchestration.conftest import REPO, materialize, pipeline_env
-from kuairec_pipeline_tests.scale.conftest import s3_server
+from kuairec_pipeline_tests.builders import REPO, materialize, pipeline_env, s3_server
 
 BUCKET = "kuairec-assets"
 KUAIREC = str(Path(sys.executable).with_name("kuairec"))
