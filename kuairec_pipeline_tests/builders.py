@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import io
 import json
 import os
 import re
@@ -244,6 +245,17 @@ def materialize(
         except (DagsterError, ValueError) as error:  # refused before a run starts: the CLI exits 1 with the message
             return RunResult(args, 1, "", "".join(traceback.format_exception(error)))
         return RunResult(args, 0 if result.success else 1, "", _log_text(instance, result.run_id))
+
+
+def kuairec_cli(env: Mapping[str, str], *args: str) -> RunResult:
+    """``kuairec ARGS`` (``kuairec_pipeline.cli.main``) in this process with ``env`` as its environment: its exit
+    code and what it printed to stdout and stderr."""
+    from kuairec_pipeline.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _environment(env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(list(args))
+    return RunResult(("kuairec", *args), code, stdout.getvalue(), stderr.getvalue())
 
 
 # ---- the session baseline and its copies ---------------------------------------------------------------------
