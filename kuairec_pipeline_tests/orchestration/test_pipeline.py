@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions
 
 from kuairec_pipeline.definitions import defs
 from kuairec_pipeline.evaluation.selection import select_served_model
@@ -94,7 +94,12 @@ def test_cli_materializes_a_selection_into_the_instance(tmp_path):
         (run,) = instance.get_runs()
         assert run.is_success
         assert run.asset_selection == {AssetKey("source_files"), AssetKey("raw_users")}
-    assert 'Finished execution of step "raw_users"' in result.stdout + result.stderr  # the CLI logs every step
+        succeeded = {
+            record.step_key
+            for record in instance.all_logs(run.run_id)
+            if record.dagster_event and record.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
+        }
+    assert succeeded == {"source_files", "raw_users"}
 
 
 def test_run_history_persists_in_the_instance(materialized_pipeline):

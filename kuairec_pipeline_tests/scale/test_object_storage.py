@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,10 @@ from kuairec_pipeline.asset_storage import is_remote, mirror_assets, readable_as
 from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.orchestration.metadata import array_summary
 from kuairec_pipeline.settings import Settings
-from kuairec_pipeline_tests.builders import kuairec_cli, materialize, pipeline_env, s3_server
+from kuairec_pipeline_tests.builders import REPO, materialize_cli, pipeline_env, s3_server
 
 BUCKET = "kuairec-assets"
+KUAIREC = str(Path(sys.executable).with_name("kuairec"))
 
 
 def _s3_env(endpoint: str) -> dict[str, str]:
@@ -88,7 +91,9 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         fs = _filesystem(s3)
         location = f"s3://{BUCKET}/runs/tiny"
         env = pipeline_env(tmp_path, KUAIREC_ASSET_STORAGE=location, **s3)
-        result = materialize(env)
+        # A process of its own, as a run on another machine would be (an in-process run refused connections to the
+        # moto server that runs in a thread of this process).
+        result = materialize_cli(env)
         assert result.returncode == 0, result.stderr[-6000:]
 
         # Every asset is an object under the prefix, and nothing went to the local asset folder.
@@ -118,11 +123,18 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         recs = pl.read_parquet(io.BytesIO(fs.cat_file(objects["recommendations.parquet"])))
         user = int(recs["user_id"][0])
         expected = recs.filter(pl.col("user_id") == user).sort("rank")["video_id"].head(5).to_list()
-        answer = kuairec_cli(env, "recommend", "--user", str(user), "-k", "5")
+        answer = subprocess.run(
+            [KUAIREC, "recommend", "--user", str(user), "-k", "5"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert answer.returncode == 0, answer.stderr
         rows = [line.split() for line in answer.stdout.splitlines() if line.strip()[:1].isdigit()]
         assert [int(row[1]) for row in rows] == expected
-        metrics = kuairec_cli(env, "metrics")
+        metrics = subprocess.run([KUAIREC, "metrics"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert metrics.returncode == 0 and "| hybrid |" in metrics.stdout, metrics.stderr
 
         # The secret went nowhere on disk: not into the run history, the run config, nor the mirror's files.
