@@ -260,8 +260,9 @@ def kuairec_cli(env: Mapping[str, str], *args: str) -> RunResult:
 
 # ---- the session baseline and its copies ---------------------------------------------------------------------
 
-# CLI runs started at once by one test. Each run spends most of its ~9 CPU seconds importing dagster, torch and
-# lightning, so on a 2-core machine two at a time halves the wall time and more buys little.
+# Runs started at once by ``run_all``. A CLI run spends most of its ~9 CPU seconds importing dagster, torch and
+# lightning, so on a 2-core machine two at a time halves the wall time and more buys little; in-process runs
+# (``materialize``) take turns on the environment lock whatever this is.
 PARALLEL_RUNS = 2
 
 
