@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kuairec_pipeline_tests.orchestration.conftest import materialize, pipeline_env
+from kuairec_pipeline_tests.builders import materialize, pipeline_env
 
 REAL_DATA_ENV = "KUAIREC_REAL_DATA_DIR"
 _REPO = Path(__file__).resolve().parent.parent
@@ -33,8 +33,9 @@ def real_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def materialized_pipeline(tmp_path_factory) -> dict[str, str]:
-    """The whole graph materialized once on the tiny twin (KUAIREC_SOURCE=synthetic, the default seed), through the
-    Dagster CLI; its environment. Tests must not modify it: copy its KUAIREC_HOME if they need to."""
+    """The whole graph materialized once on the tiny twin (KUAIREC_SOURCE=synthetic, the default seed), in-process
+    on a real instance (``builders.materialize``); its environment. Tests must not modify it: they copy its home
+    (``builders.copy_home``) to change anything."""
     root = tmp_path_factory.mktemp("pipeline")
     env = pipeline_env(root)
     result = materialize(env)

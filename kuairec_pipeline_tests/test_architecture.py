@@ -1,5 +1,6 @@
 """The package's shape as docs/ARCHITECTURE.md "Layers" states it: no upward import, no import cycle, no module
-over 400 lines.
+over 400 lines; and the tests' shape: a test module imports shared helpers only from ``builders.py`` (or the model
+contract), never from another test module or a conftest.
 
 Imports are read from the source with ``ast`` (every ``import`` statement, function-level and ``TYPE_CHECKING``
 ones included), never by importing the package, so a violation hidden in a rarely run function is still found.
@@ -26,6 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "kuairec_pipeline"
 ARCHITECTURE_DOC = REPO / "docs" / "ARCHITECTURE.md"
 MAX_LINES = 400
+TEST_PACKAGE = "kuairec_pipeline_tests"
+# What test modules may import from the test package: the shared builders, and the model contract (the test class
+# every model's tests inherit, with the planted data it is checked on).
+SHARED_TEST_MODULES = frozenset({f"{TEST_PACKAGE}.builders", f"{TEST_PACKAGE}.models.contract"})
 
 # Known exceptions. Each entry names its reason; an entry that no longer applies fails the test, so these lists
 # only shrink. Do not add to them: split the module or break the cycle instead.
@@ -175,6 +180,15 @@ def import_cycles(graph: list[Import]) -> list[frozenset[str]]:
     return cycles
 
 
+def unshared_test_imports(graph: list[Import], shared: frozenset[str] = SHARED_TEST_MODULES) -> list[str]:
+    """Imports of a test-package module that is not one of the ``shared`` modules (a test module or a conftest)."""
+    return [
+        f"{edge.importer} imports {edge.imported} at line {edge.line}: move the helper to builders.py"
+        for edge in graph
+        if edge.imported not in shared and edge.imported != edge.importer
+    ]
+
+
 def long_modules(root: Path, package: str = PACKAGE) -> dict[str, int]:
     """Repository-relative path -> line count, for every module over ``MAX_LINES`` lines."""
     counts = {
@@ -232,6 +246,29 @@ def _write(root: Path, files: Mapping[str, str]) -> None:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+
+
+def test_test_modules_share_helpers_only_through_builders() -> None:
+    problems = unshared_test_imports(import_graph(REPO, TEST_PACKAGE))
+    assert not problems, problems
+
+
+def test_checker_finds_a_test_module_importing_another(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "tests/__init__.py": "",
+            "tests/builders.py": "",
+            "tests/conftest.py": "from tests.builders import x\n",
+            "tests/test_a.py": "from tests import builders\nfrom tests.test_b import helper\n",
+            "tests/test_b.py": "def f():\n    from tests.conftest import y\n",
+        },
+    )
+    found = unshared_test_imports(import_graph(tmp_path, "tests"), frozenset({"tests.builders"}))
+    assert [problem.split(":")[0] for problem in found] == [
+        "tests.test_a imports tests.test_b at line 2",
+        "tests.test_b imports tests.conftest at line 2",
+    ]
 
 
 def test_checker_resolves_every_import_form(tmp_path: Path) -> None:

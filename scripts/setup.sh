@@ -26,7 +26,7 @@ if [ "${1:-}" = "--dev" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     else
-      echo "setup.sh: chromium not found; UI tests will be skipped (install Debian's chromium)" >&2
+      echo "setup.sh: chromium not found; the browser tests will be skipped, or fail under CI (install Debian's chromium)" >&2
     fi
   fi
 elif [ "${1:-}" = "--celery" ]; then

@@ -254,7 +254,7 @@ def _validate_run(context: Any, base_path: str) -> None:
     # before anything is written. Imported here: run_config imports the asset modules, which import this one.
     from kuairec_pipeline.orchestration.run_config import validate_run_config
 
-    run = getattr(context, "dagster_run", None)
+    run = getattr(context, "run", None)  # None when the resource is built outside a run
     if run is not None:
         base = UPath(base_path)
         validate_run_config(run.run_config or {}, _local(base) if _is_local(base) else None)

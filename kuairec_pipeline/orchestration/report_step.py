@@ -90,7 +90,7 @@ def write_run_report(
             "source": settings.source,
             "profile": settings.profile,
             "seed": str(settings.seed),
-            "run": context.run_id,
+            "run": context.run.run_id,
             "assets": str(assets),
         },
     )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.server
-import re
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,60 +13,9 @@ import pytest
 from kuairec_pipeline.dataset import download
 from kuairec_pipeline.dataset.download import DownloadConfig, download_archive
 from kuairec_pipeline.errors import KuaiRecSourceError
+from kuairec_pipeline_tests.builders import PAYLOAD, PAYLOAD_MD5, FileServer
 
-PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
-PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
 FAST = DownloadConfig(timeout_s=10, attempts=3, retry_wait_s=0, chunk_bytes=64 * 1024)
-
-
-@dataclass
-class FileServer:
-    """Serves PAYLOAD at /KuaiRec.zip with Range support; can misbehave on purpose."""
-
-    payload: bytes = PAYLOAD
-    honour_range: bool = True
-    drop_after: list[int] = field(default_factory=list)  # per request, in order: bytes sent before hanging up
-    status: int = 200  # anything else: answer every request with this error status
-    requests: list[str | None] = field(default_factory=list)  # the Range header of each request
-    url: str = ""
-
-    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
-                range_header = self.headers.get("Range")
-                server.requests.append(range_header)
-                if server.status != 200:
-                    self.send_error(server.status)
-                    return
-                body, start = server.payload, 0
-                match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
-                if match and server.honour_range:
-                    start = int(match.group(1))
-                    if start >= len(body):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(body)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                limit = server.drop_after.pop(0) if server.drop_after else None
-                chunk = body[start:] if limit is None else body[start : start + limit]
-                self.wfile.write(chunk)
-                if limit is not None:
-                    self.wfile.flush()
-                    self.close_connection = True  # hang up mid-transfer
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Handler
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 from kuairec_pipeline.dataset import loader
 from kuairec_pipeline.dataset.loader import daily_logs
 from kuairec_pipeline.errors import KuaiRecDataError, KuaiRecSourceError
-from kuairec_pipeline_tests.dataset.loader_files import HEADER, ROW, ROW2, ROW3, lines, with_ratio, write
+from kuairec_pipeline_tests.builders import HEADER, ROW, ROW2, ROW3, lines, with_ratio, write
 
 DAY = "2020-07-05"  # the date of ROW and ROW2; ROW3 is dated 2020-07-06
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kuairec_pipeline.dataset import loader
 from kuairec_pipeline.dataset.schema import BIG_MATRIX, SMALL_MATRIX
 from kuairec_pipeline.errors import KuaiRecDataError
-from kuairec_pipeline_tests.dataset.loader_files import HEADER, ROW, ROW2, ROW3, lines, scan, with_ratio, write
+from kuairec_pipeline_tests.builders import HEADER, ROW, ROW2, ROW3, lines, scan, with_ratio, write
 
 # --------------------------------------------------------------------------------------------------------------
 # Interactions: the happy path

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kuairec_pipeline.dataset import loader, schema
 from kuairec_pipeline.dataset.schema import BIG_MATRIX, SMALL_MATRIX
 from kuairec_pipeline.errors import KuaiRecDataError
-from kuairec_pipeline_tests.dataset.loader_files import lines, scan, write
+from kuairec_pipeline_tests.builders import lines, scan, write
 
 # Each field's possible texts, and the reason a row fails with it (None: valid; "blank": invalid only where the
 # schema allows no blank). The order is the order of the loader's checks: a row counts under its first failure.

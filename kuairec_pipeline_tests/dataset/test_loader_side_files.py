@@ -10,7 +10,7 @@ import pytest
 
 from kuairec_pipeline.dataset import loader, schema
 from kuairec_pipeline.errors import KuaiRecDataError
-from kuairec_pipeline_tests.dataset.loader_files import lines, write
+from kuairec_pipeline_tests.builders import lines, write
 
 # --------------------------------------------------------------------------------------------------------------
 # user_features, item_categories, captions, social network

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Self
 
 import numpy as np
 import polars as pl
@@ -27,39 +26,13 @@ from kuairec_pipeline.evaluation.metrics import (
     validation_metrics,
 )
 from kuairec_pipeline.evaluation.report import metrics_bar_chart_png, metrics_markdown
-from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import PreparedData, TrainingData
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.target import TargetScaler
+from kuairec_pipeline_tests.builders import FixedScores
 from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
 SCALER = TargetScaler(0.0, 3.0)
-
-
-class FixedScores(Recommender):
-    """Scores read from a given (n_users, n_videos) matrix: lets a test choose the ranking."""
-
-    name = "fixed"
-
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores = np.asarray(scores, dtype=np.float32)
-        self.n_users, self.n_videos = self.scores.shape
-        self.calls: list[int] = []
-
-    def fit(self, data: TrainingData) -> Self:
-        return self
-
-    def score_all(self, user_ids: np.ndarray, video_ids: np.ndarray | None = None) -> np.ndarray:
-        self.calls.append(len(user_ids))
-        rows = self.scores[np.asarray(user_ids)]
-        return rows if video_ids is None else rows[:, np.asarray(video_ids)]
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"scores": self.scores}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
-        return cls(arrays["scores"])
 
 
 # ---- the metric formulas ------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from kuairec_pipeline.evaluation.metrics import (
 )
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.target import TargetScaler
-from kuairec_pipeline_tests.evaluation.test_metrics import FixedScores
+from kuairec_pipeline_tests.builders import FixedScores
 from kuairec_pipeline_tests.models.contract import make_featureless_prepared_data, make_interactions, make_planted
 
 SCALER = TargetScaler(0.0, 3.0)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY, RatioConfig, prepare_filtered_ratios, selection_user_mask
 from kuairec_pipeline.features.videos import padded_tag_ids, tag_multi_hot
 from kuairec_pipeline.target import TargetScaler
-from kuairec_pipeline_tests.features.test_ratios import T0, raw_interactions
+from kuairec_pipeline_tests.builders import T0, raw_interactions
 
 SETTINGS = settings(max_examples=50, deadline=None)
 CONFIG = RatioConfig()  # max 3, last 7 days, duplicates dropped

@@ -8,10 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kuairec_pipeline.dataset.schema import INTERACTION_COLUMNS
 from kuairec_pipeline.features.ratios import (
     FILTERED_RATIOS_SCHEMA,
-    SECONDS_PER_DAY,
     RatioConfig,
     clipped_log_unit,
     min_max_unit,
@@ -21,35 +19,7 @@ from kuairec_pipeline.features.ratios import (
     train_target_features,
 )
 from kuairec_pipeline.target import TargetScaler
-
-DAY = SECONDS_PER_DAY
-T0 = 1_593_878_903.438  # 2020-07-05 00:08:23.438 Beijing time
-
-
-def raw_interactions(rows: list[tuple[int, int, float | None, float]], video_duration: int = 10_000) -> pl.LazyFrame:
-    """A raw interaction table (8 columns, schema.py dtypes) from (user, video, timestamp, watch_ratio) rows."""
-    users, videos, stamps, ratios = (list(column) for column in zip(*rows, strict=False)) if rows else ([], [], [], [])
-    frame = pl.DataFrame(
-        {"user_id": users, "video_id": videos, "timestamp": stamps, "watch_ratio": ratios},
-        schema={"user_id": pl.Int32, "video_id": pl.Int32, "timestamp": pl.Float64, "watch_ratio": pl.Float64},
-    )
-    timestamp = pl.col("timestamp")
-    return (
-        frame.with_columns(
-            play_duration=(pl.col("watch_ratio").fill_nan(0.0) * video_duration).round().cast(pl.Int64),
-            video_duration=pl.lit(video_duration, dtype=pl.Int64),
-            time=pl.from_epoch((timestamp * 1000).cast(pl.Int64), time_unit="ms")
-            .dt.convert_time_zone("Asia/Shanghai")
-            .dt.strftime("%Y-%m-%d %H:%M:%S%.3f"),
-            date=pl.from_epoch(timestamp.cast(pl.Int64), time_unit="s")
-            .dt.convert_time_zone("Asia/Shanghai")
-            .dt.strftime("%Y%m%d")
-            .cast(pl.Int32),
-        )
-        .select(list(INTERACTION_COLUMNS))
-        .cast(dict(INTERACTION_COLUMNS))
-        .lazy()
-    )
+from kuairec_pipeline_tests.builders import DAY, T0, raw_interactions
 
 
 def prepare(big_rows, small_rows, **config) -> tuple[pl.DataFrame, object]:

@@ -19,9 +19,7 @@ from kuairec_pipeline.features.ratios import RatioConfig, prepare_filtered_ratio
 from kuairec_pipeline.features.users import build_user_features
 from kuairec_pipeline.features.videos import build_video_features
 from kuairec_pipeline.models.data import PreparedData, TrainingData, build_prepared_data, build_training_data
-from kuairec_pipeline_tests.features.test_ratios import DAY, T0, raw_interactions
-from kuairec_pipeline_tests.features.test_users import raw_users
-from kuairec_pipeline_tests.features.test_videos import raw_videos
+from kuairec_pipeline_tests.builders import DAY, T0, raw_interactions, raw_users, raw_videos
 from kuairec_pipeline_tests.models.contract import make_planted, planted_tables
 
 # Users 0..2, videos 0..3. Train: days 0..3; val: days 8..10; test: videos 2 and 3 (never in big_matrix for

@@ -9,28 +9,7 @@ import pytest
 
 from kuairec_pipeline.dataset.schema import ONEHOT_COLUMNS, USER_FEATURES
 from kuairec_pipeline.features.users import UserFeatureConfig, build_user_features
-
-
-def raw_users(**overrides: list) -> pl.DataFrame:
-    """Three users typed as user_features.csv; keyword arguments replace whole columns."""
-    columns: dict[str, list] = {
-        "user_id": [2, 0, 1],
-        "user_active_degree": ["high_active", "full_active", "UNKNOWN"],
-        "is_lowactive_period": [0, 1, 0],
-        "is_live_streamer": [0, 0, 1],
-        "is_video_author": [1, 0, 0],
-        "follow_user_num": [5, 500, 0],
-        "follow_user_num_range": ["(0,10]", "(250,500]", "0"],
-        "fans_user_num": [1, 10_000, 0],
-        "fans_user_num_range": ["[1,10)", "[1k,5k)", "0"],
-        "friend_user_num": [0, 3, 0],
-        "friend_user_num_range": ["0", "[1,5)", "0"],
-        "register_days": [10, 100, 1000],
-        "register_days_range": ["8-14", "91-180", "730+"],
-        **{name: [i % 3, 1, 0] for i, name in enumerate(ONEHOT_COLUMNS)},
-    }
-    columns.update(overrides)
-    return pl.DataFrame(columns, schema=USER_FEATURES.columns)
+from kuairec_pipeline_tests.builders import raw_users
 
 
 def ratios(rows: list[tuple[int, float, str]]) -> pl.DataFrame:

@@ -16,35 +16,7 @@ from kuairec_pipeline.features.videos import (
     resolve_durations_ms,
     tag_multi_hot,
 )
-from kuairec_pipeline_tests.features.test_ratios import T0, raw_interactions
-
-RAW_VIDEOS_SCHEMA = {
-    "video_id": pl.Int32,
-    "tags": pl.List(pl.Int8),
-    "author_id": pl.Int32,
-    "video_duration_ms": pl.Float64,
-    "video_type": pl.String,
-    "upload_dt": pl.String,
-    "first_level_category_id": pl.Int32,
-    "caption": pl.String,
-}
-
-
-def raw_videos(**columns: list) -> pl.DataFrame:
-    """Four videos typed as the raw_videos asset; keyword arguments replace whole columns."""
-    base: dict[str, list] = {
-        "video_id": [3, 0, 1, 2],
-        "tags": [[5], [0, 30], None, [1, 2, 3, 4, 6]],
-        "author_id": [7, 7, None, 9],
-        "video_duration_ms": [2_000.0, 10_000.0, 60_000.0, 5_000.0],
-        "video_type": ["NORMAL"] * 4,
-        "upload_dt": ["2020-07-01"] * 4,
-        "first_level_category_id": [1, 2, None, 3],
-        "caption": ["a", None, "c", "d"],
-    }
-    base.update(columns)
-    return pl.DataFrame(base, schema=RAW_VIDEOS_SCHEMA)
-
+from kuairec_pipeline_tests.builders import T0, raw_interactions, raw_videos
 
 RATIOS = pl.DataFrame(
     {

@@ -17,10 +17,8 @@ from kuairec_pipeline.models.als import (
 )
 from kuairec_pipeline.models.data import Interactions
 from kuairec_pipeline.models.taste import video_taste_features
+from kuairec_pipeline_tests.builders import SMALL_ALS as SMALL
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
-
-# Few factors, firm regularization: 60 users x 80 videos would be memorized by 64 free factors.
-SMALL = ALSConfig(factors=8, iterations=10, regularization=30.0, alpha=10.0, seed=3, num_threads=1)
 
 
 class TestALS(RecommenderContract):

@@ -15,10 +15,8 @@ from kuairec_pipeline.models.hybrid_fusion import HybridFusionConfig, HybridFusi
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 from kuairec_pipeline.models.sequential import SequentialRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
+from kuairec_pipeline_tests.builders import SMALL_ALS, SMALL_SEQUENTIAL, SMALL_TWO_TOWER
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
-from kuairec_pipeline_tests.models.test_als import SMALL as SMALL_ALS
-from kuairec_pipeline_tests.models.test_sequential import SMALL as SMALL_SEQUENTIAL
-from kuairec_pipeline_tests.models.test_two_tower import SMALL as SMALL_TWO_TOWER
 
 SMALL = HybridFusionConfig(linear=LinearConfig(), als=SMALL_ALS, two_tower=SMALL_TWO_TOWER, sequential=SMALL_SEQUENTIAL)
 FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")

@@ -11,30 +11,12 @@ import pytest
 from kuairec_pipeline.models import sequences, sequential_network
 from kuairec_pipeline.models.data import Interactions, PreparedData, TrainingData
 from kuairec_pipeline.models.sequential import (
-    SequentialConfig,
     SequentialRecommender,
     ShuffledSequentialRecommender,
     encode_last_states,
 )
+from kuairec_pipeline_tests.builders import SMALL_SEQUENTIAL as SMALL
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
-
-# About a second of training on one CPU thread.
-SMALL = SequentialConfig(
-    max_len=8,
-    hidden_dim=16,
-    num_heads=2,
-    num_layers=1,
-    feedforward_dim=32,
-    dropout=0.0,
-    batch_windows=32,
-    max_epochs=30,
-    positions_per_epoch=0,
-    learning_rate=0.01,
-    early_stopping_patience=3,
-    seed=3,
-    num_threads=1,
-    accelerator="cpu",
-)
 
 
 def torch_cuda_available() -> bool:

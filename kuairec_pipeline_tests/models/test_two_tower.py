@@ -14,24 +14,8 @@ from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 from kuairec_pipeline.models.two_tower_training import IndexBatches
+from kuairec_pipeline_tests.builders import SMALL_TWO_TOWER as SMALL
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
-
-# Small enough to train in about a second on one thread, on CPU whatever the machine has.
-SMALL = TwoTowerConfig(
-    embedding_dim=8,
-    id_embedding_dim=8,
-    feature_embedding_dim=4,
-    hidden_sizes=(16,),
-    dropout=0.0,
-    learning_rate=0.02,
-    batch_size=256,
-    max_epochs=40,
-    early_stopping_patience=3,
-    seed=7,
-    num_threads=1,
-    accelerator="cpu",
-    show_progress=False,
-)
 
 
 class TestTwoTower(RecommenderContract):

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster._core.instance import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from kuairec_pipeline_tests.orchestration.conftest import REPO
+from kuairec_pipeline_tests.builders import REPO
 
 
 def test_dagster_dev_instance_keeps_run_logs_below_the_data_folder(monkeypatch):

@@ -22,12 +22,13 @@ import pytest
 
 from kuairec_pipeline.dataset import loader, schema
 from kuairec_pipeline.errors import KuaiRecDataError
-from kuairec_pipeline_tests.orchestration.conftest import REPO, materialize
-from kuairec_pipeline_tests.reliability.conftest import (
+from kuairec_pipeline_tests.builders import (
+    REPO,
     Baseline,
     copy_home,
     digests,
     is_lock_file,
+    materialize,
     output,
     run_all,
     temporaries,

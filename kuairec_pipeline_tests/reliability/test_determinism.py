@@ -16,8 +16,7 @@ from kuairec_pipeline.features.users import build_user_features
 from kuairec_pipeline.features.videos import build_video_features
 from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
-from kuairec_pipeline_tests.orchestration.conftest import assets_dir, materialize, pipeline_env
-from kuairec_pipeline_tests.reliability.conftest import Baseline, output
+from kuairec_pipeline_tests.builders import Baseline, assets_dir, materialize, output, pipeline_env
 
 TOLERANCE = 1e-6
 

@@ -19,13 +19,14 @@ import polars as pl
 import pytest
 
 from kuairec_pipeline.dataset import download
-from kuairec_pipeline_tests.dataset.test_download import FileServer
-from kuairec_pipeline_tests.orchestration.conftest import materialize, pipeline_env
-from kuairec_pipeline_tests.reliability.conftest import (
+from kuairec_pipeline_tests.builders import (
     Baseline,
+    FileServer,
     copy_home,
     digests,
+    materialize,
     output,
+    pipeline_env,
     run_all,
     temporaries,
     twin_data,

@@ -19,8 +19,16 @@ import torch
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
-from kuairec_pipeline_tests.orchestration.conftest import DAGSTER, REPO, materialize
-from kuairec_pipeline_tests.reliability.conftest import Baseline, copy_home, digests, temporaries, twin_data
+from kuairec_pipeline_tests.builders import (
+    DAGSTER,
+    REPO,
+    Baseline,
+    copy_home,
+    digests,
+    materialize,
+    temporaries,
+    twin_data,
+)
 
 START_TIMEOUT_S = 180
 

@@ -5,8 +5,6 @@ keeps the previous file, and bad run config is refused before anything is writte
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +12,16 @@ import polars as pl
 from dagster import AssetKey, DagsterInstance
 
 from kuairec_pipeline import provenance
-from kuairec_pipeline_tests.orchestration.conftest import REPO, assets_dir, materialize
-from kuairec_pipeline_tests.reliability.conftest import Baseline, copy_home, digests, output, run_all
-
-
-def kuairec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kuairec_pipeline.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from kuairec_pipeline_tests.builders import (
+    Baseline,
+    assets_dir,
+    copy_home,
+    digests,
+    kuairec_cli,
+    materialize,
+    output,
+    run_all,
+)
 
 
 def run_config(path: Path, ops: dict) -> str:
@@ -44,7 +39,7 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
     assert record is not None and (record.scaler_min, record.scaler_max) == (train.min(), train.max())
     assert record.ratio_config["max_watch_ratio"] == 3.0
     assert record.inputs["filtered_ratios"] == provenance.file_fingerprint(folder / "filtered_ratios.parquet")
-    before = kuairec(env, "recommend", "--user", "13", "-k", "3", "--model", "als")
+    before = kuairec_cli(env, "recommend", "--user", "13", "-k", "3", "--model", "als")
     assert before.returncode == 0, output(before)
 
     model_files = digests(folder, skip=lambda p: p.suffix != ".npz")
@@ -63,7 +58,7 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
     )
 
     for args in (("--model", "als"), ()):
-        answer = kuairec(env, "recommend", "--user", "13", "-k", "3", *args)
+        answer = kuairec_cli(env, "recommend", "--user", "13", "-k", "3", *args)
         assert answer.returncode == 2, output(answer)
         assert "max_watch_ratio 3.0" in answer.stderr and "max_watch_ratio 5.0" in answer.stderr, answer.stderr
         assert "filtered_ratios*" in answer.stderr  # what to run to get consistent again

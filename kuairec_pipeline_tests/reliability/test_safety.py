@@ -17,15 +17,15 @@ from upath import UPath
 from kuairec_pipeline.models.linear import LinearRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
 from kuairec_pipeline.orchestration.io_managers import NumpyIOManager
-from kuairec_pipeline_tests.orchestration.conftest import (
+from kuairec_pipeline_tests.builders import (
     LOOPBACK_HEX,
     REPO,
+    Baseline,
     dagster_dev,
     free_port,
     instance_dir,
     listening_addresses,
 )
-from kuairec_pipeline_tests.reliability.conftest import Baseline
 
 SCANNED = [REPO / "kuairec_pipeline", REPO / "benchmarks", REPO / "scripts"]
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "jsonpickle"}

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from kuairec_pipeline.models.data_parallel import RankShardedBatches, fit_data_parallel
+from kuairec_pipeline_tests.builders import SMALL_TWO_TOWER as SMALL
 from kuairec_pipeline_tests.models.contract import make_planted_training_data
-from kuairec_pipeline_tests.models.test_two_tower import SMALL
 
 
 def weights_digest(module: torch.nn.Module) -> str:

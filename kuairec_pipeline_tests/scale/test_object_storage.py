@@ -17,8 +17,7 @@ from kuairec_pipeline.asset_storage import is_remote, mirror_assets, readable_as
 from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.orchestration.metadata import array_summary
 from kuairec_pipeline.settings import Settings
-from kuairec_pipeline_tests.orchestration.conftest import REPO, materialize, pipeline_env
-from kuairec_pipeline_tests.scale.conftest import s3_server
+from kuairec_pipeline_tests.builders import REPO, materialize_cli, pipeline_env, s3_server
 
 BUCKET = "kuairec-assets"
 KUAIREC = str(Path(sys.executable).with_name("kuairec"))
@@ -92,7 +91,9 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(tmp_path):
         fs = _filesystem(s3)
         location = f"s3://{BUCKET}/runs/tiny"
         env = pipeline_env(tmp_path, KUAIREC_ASSET_STORAGE=location, **s3)
-        result = materialize(env)
+        # A process of its own, as a run on another machine would be (an in-process run refused connections to the
+        # moto server that runs in a thread of this process).
+        result = materialize_cli(env)
         assert result.returncode == 0, result.stderr[-6000:]
 
         # Every asset is an object under the prefix, and nothing went to the local asset folder.

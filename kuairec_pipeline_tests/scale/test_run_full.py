@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from kuairec_pipeline.definitions import build_definitions
-from kuairec_pipeline_tests.orchestration.conftest import REPO, pipeline_env
+from kuairec_pipeline_tests.builders import REPO, pipeline_env
 
 
 @pytest.mark.slow

@@ -78,7 +78,6 @@ def interaction_days(
 ingest_days_job = define_asset_job(
     "ingest_new_days",
     selection=[INTERACTION_DAYS],
-    partitions_def=LOG_DAYS,
     description="Ingest one day of new logs (a partition of interaction_days).",
 )
 
