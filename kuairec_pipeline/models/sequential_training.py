@@ -171,7 +171,8 @@ def train_network(
     TrainResult: the best epoch's weights, that epoch, the per-epoch history and the video vectors.
     """
     has_val = len(data.val) > 0
-    keep_best, _, callbacks = fit_callbacks(config, "sequential", has_val, log=progress)
+    label = "sequential_shuffled" if config.shuffle_positions else "sequential"  # the log line names the model
+    keep_best, _, callbacks = fit_callbacks(config, label, has_val, log=progress)
     trainer = build_trainer(config, callbacks, has_val)
     device = trainer.strategy.root_device
     if history is None:

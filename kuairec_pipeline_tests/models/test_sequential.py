@@ -324,3 +324,12 @@ def test_batched_pointwise_states_equal_encoding_each_rows_window_alone(
     candidates = clone.video_vectors[timed_test.video[probe]]
     expected = 1 / (1 + np.exp(-((state * candidates[:, :-1]).sum(1) + candidates[:, -1])))
     np.testing.assert_allclose(predicted[probe], expected, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("model_class", [SequentialRecommender, ShuffledSequentialRecommender])
+def test_each_epoch_log_line_names_the_model_it_trains(data: TrainingData, model_class):
+    lines: list[str] = []
+    model_class(dataclasses.replace(SMALL, max_epochs=2)).fit(data, progress=lines.append)
+    epoch_lines = [line for line in lines if " epoch " in line]
+    assert len(epoch_lines) == 2
+    assert all(line.startswith(f"{model_class.name}: ") for line in epoch_lines), epoch_lines
