@@ -10,6 +10,7 @@ CLI smoke test, other executors, kills, racing runs).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -44,7 +45,7 @@ from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.features.ratios import SECONDS_PER_DAY
 from kuairec_pipeline.models.als import ALSConfig
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.two_tower import TwoTowerConfig
 from kuairec_pipeline.settings import Settings
 
@@ -732,3 +733,31 @@ SMALL_SEQUENTIAL = SequentialConfig(
     num_threads=1,
     accelerator="cpu",
 )
+
+
+def take_rows(rows: Interactions, index: np.ndarray) -> Interactions:
+    """The rows of ``rows`` at ``index`` (every field)."""
+    return Interactions(*(getattr(rows, f.name)[index] for f in dataclasses.fields(Interactions)))
+
+
+def concat_rows(*parts: Interactions) -> Interactions:
+    """``parts`` one after the other (every field)."""
+    return Interactions(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Interactions))
+    )
+
+
+def small_components(data: TrainingData, names: Iterable[str]) -> dict[str, Recommender]:
+    """The hybrids' components fitted on ``data`` with the small test configs (linear: its defaults)."""
+    from kuairec_pipeline.models.als import ALSRecommender
+    from kuairec_pipeline.models.linear import LinearRecommender
+    from kuairec_pipeline.models.sequential import SequentialRecommender
+    from kuairec_pipeline.models.two_tower import TwoTowerRecommender
+
+    makers = {
+        "linear": lambda: LinearRecommender(),
+        "als": lambda: ALSRecommender(SMALL_ALS),
+        "two_tower": lambda: TwoTowerRecommender(SMALL_TWO_TOWER),
+        "sequential": lambda: SequentialRecommender(SMALL_SEQUENTIAL),
+    }
+    return {name: makers[name]().fit(data) for name in names}

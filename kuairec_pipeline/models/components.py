@@ -21,6 +21,7 @@ from kuairec_pipeline.models.sequential_config import SequentialConfig
 from kuairec_pipeline.models.sequential_config import config_from_dict as sequential_config_from_dict
 from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 from kuairec_pipeline.models.two_tower import config_from_dict as two_tower_config_from_dict
+from kuairec_pipeline.params import param
 
 # name -> model class; the names are the registry's model names.
 COMPONENT_CLASSES: dict[str, type[Recommender]] = {
@@ -29,6 +30,16 @@ COMPONENT_CLASSES: dict[str, type[Recommender]] = {
     "two_tower": TwoTowerRecommender,
     "sequential": SequentialRecommender,
 }
+
+
+def component_config(label: str, config_class: type) -> Any:
+    """The hybrid config field holding one component's config: used when the hybrid's ``fit`` trains that component
+    itself; in the pipeline the fitted component's own config is stored instead. Not a run-config field."""
+    return param(
+        description=f"The {label} component's config (from the fitted component in the pipeline).",
+        default_factory=config_class,
+        run_config=False,
+    )
 
 
 def _plain_config(cls: type, values: dict[str, Any]) -> Any:

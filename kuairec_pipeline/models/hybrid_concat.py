@@ -80,21 +80,9 @@ class HybridConcatConfig:
     # One log line per epoch is written regardless (EpochProgress), so the pipeline never needs the bar.
     show_progress: bool = param(False, "Lightning's progress bar and model summary.", run_config=False)
     # The components' configs are used when fit() trains them; fit_from_components takes the fitted ones' own.
-    als: ALSConfig = param(
-        description="The ALS component's config (from the fitted component in the pipeline).",
-        default_factory=ALSConfig,
-        run_config=False,
-    )
-    two_tower: TwoTowerConfig = param(
-        description="The two-tower component's config (from the fitted component in the pipeline).",
-        default_factory=TwoTowerConfig,
-        run_config=False,
-    )
-    sequential: SequentialConfig = param(
-        description="The sequential component's config (from the fitted component in the pipeline).",
-        default_factory=SequentialConfig,
-        run_config=False,
-    )
+    als: ALSConfig = parts.component_config("ALS", ALSConfig)
+    two_tower: TwoTowerConfig = parts.component_config("two-tower", TwoTowerConfig)
+    sequential: SequentialConfig = parts.component_config("sequential", SequentialConfig)
 
     def __post_init__(self) -> None:
         check(self)

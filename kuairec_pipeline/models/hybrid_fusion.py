@@ -54,26 +54,10 @@ class HybridFusionConfig:
     l2: float = param(1e-4, "Ridge penalty on the blend weights (fitted on val), per validation row.", ge=0.0)
     non_negative: bool = param(True, "Keep every blend weight >= 0: a component never counts against its own score.")
     # Each component's config is used when fit() trains it; fit_from_components takes the fitted components' own.
-    linear: LinearConfig = param(
-        description="The linear component's config (from the fitted component in the pipeline).",
-        default_factory=LinearConfig,
-        run_config=False,
-    )
-    als: ALSConfig = param(
-        description="The ALS component's config (from the fitted component in the pipeline).",
-        default_factory=ALSConfig,
-        run_config=False,
-    )
-    two_tower: TwoTowerConfig = param(
-        description="The two-tower component's config (from the fitted component in the pipeline).",
-        default_factory=TwoTowerConfig,
-        run_config=False,
-    )
-    sequential: SequentialConfig = param(
-        description="The sequential component's config (from the fitted component in the pipeline).",
-        default_factory=SequentialConfig,
-        run_config=False,
-    )
+    linear: LinearConfig = parts.component_config("linear", LinearConfig)
+    als: ALSConfig = parts.component_config("ALS", ALSConfig)
+    two_tower: TwoTowerConfig = parts.component_config("two-tower", TwoTowerConfig)
+    sequential: SequentialConfig = parts.component_config("sequential", SequentialConfig)
 
     def __post_init__(self) -> None:
         names = tuple(self.components)

@@ -4,18 +4,20 @@ users without history."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from kuairec_pipeline.models.als import ALSRecommender
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import Interactions, PreparedData
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.hybrid_concat import HybridConcatConfig, HybridConcatRecommender
-from kuairec_pipeline.models.sequential import SequentialRecommender
-from kuairec_pipeline.models.two_tower import TwoTowerRecommender
-from kuairec_pipeline_tests.builders import SMALL_ALS, SMALL_SEQUENTIAL, SMALL_TWO_TOWER
+from kuairec_pipeline_tests.builders import (
+    SMALL_ALS,
+    SMALL_SEQUENTIAL,
+    SMALL_TWO_TOWER,
+    concat_rows,
+    small_components,
+    take_rows,
+)
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
 
 SMALL = HybridConcatConfig(
@@ -31,7 +33,6 @@ SMALL = HybridConcatConfig(
     two_tower=SMALL_TWO_TOWER,
     sequential=SMALL_SEQUENTIAL,
 )
-FIELDS = [f.name for f in dataclasses.fields(Interactions)]
 
 
 class TestHybridConcat(RecommenderContract):
@@ -46,12 +47,7 @@ def prepared() -> PreparedData:
 
 @pytest.fixture(scope="module")
 def components(prepared: PreparedData) -> dict[str, Recommender]:
-    data = prepared.training
-    return {
-        "als": ALSRecommender(SMALL_ALS).fit(data),
-        "two_tower": TwoTowerRecommender(SMALL_TWO_TOWER).fit(data),
-        "sequential": SequentialRecommender(SMALL_SEQUENTIAL).fit(data),
-    }
+    return small_components(prepared.training, ("als", "two_tower", "sequential"))
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +56,6 @@ def fitted(components, prepared: PreparedData) -> HybridConcatRecommender:
     model = HybridConcatRecommender(SMALL).fit_from_components(components, prepared.training, progress=lines.append)
     model.lines = lines
     return model
-
-
-def _take(rows: Interactions, index: np.ndarray) -> Interactions:
-    return Interactions(*(getattr(rows, f)[index] for f in FIELDS))
 
 
 def test_one_progress_line_per_epoch_and_the_kept_weights_are_the_best_on_val(fitted, prepared) -> None:
@@ -128,17 +120,17 @@ def test_pointwise_predictions_never_read_the_row_itself_or_anything_later(fitte
     data = prepared.training
     order = np.lexsort((data.val.timestamp, data.val.user))
     first = order[np.r_[True, np.diff(data.val.user[order]) != 0]]
-    rows = _take(data.val, first)
+    rows = take_rows(data.val, first)
     baseline = fitted.predict_rows(rows, data.train)
-    late = Interactions(*(np.concatenate([getattr(data.train, f), getattr(data.val, f)]) for f in FIELDS))
+    late = concat_rows(data.train, data.val)
     late.target[len(data.train) :] = 1.0 - data.val.target
     np.testing.assert_array_equal(fitted.predict_rows(rows, late), baseline)
 
 
 def test_users_without_history_get_finite_scores(fitted, prepared) -> None:
     data = prepared.training
-    empty = _take(data.train, np.zeros(0, dtype=np.int64))
-    rows = _take(data.val, np.arange(min(20, len(data.val))))
+    empty = take_rows(data.train, np.zeros(0, dtype=np.int64))
+    rows = take_rows(data.val, np.arange(min(20, len(data.val))))
     no_history = fitted.predict_rows(rows, empty)
     assert np.isfinite(no_history).all() and no_history.min() >= 0 and no_history.max() <= 1
     scores = fitted.score_all(np.arange(data.n_users))

@@ -8,18 +8,21 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kuairec_pipeline.models.als import ALSRecommender
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import Interactions, PreparedData
+from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.hybrid_fusion import HybridFusionConfig, HybridFusionRecommender, fit_blend
-from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
-from kuairec_pipeline.models.sequential import SequentialRecommender
-from kuairec_pipeline.models.two_tower import TwoTowerRecommender
-from kuairec_pipeline_tests.builders import SMALL_ALS, SMALL_SEQUENTIAL, SMALL_TWO_TOWER
+from kuairec_pipeline.models.linear import LinearConfig
+from kuairec_pipeline_tests.builders import (
+    SMALL_ALS,
+    SMALL_SEQUENTIAL,
+    SMALL_TWO_TOWER,
+    concat_rows,
+    small_components,
+    take_rows,
+)
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
 
 SMALL = HybridFusionConfig(linear=LinearConfig(), als=SMALL_ALS, two_tower=SMALL_TWO_TOWER, sequential=SMALL_SEQUENTIAL)
-FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
 
 
 class TestHybridFusion(RecommenderContract):
@@ -34,13 +37,7 @@ def prepared() -> PreparedData:
 
 @pytest.fixture(scope="module")
 def components(prepared: PreparedData) -> dict[str, Recommender]:
-    data = prepared.training
-    return {
-        "linear": LinearRecommender().fit(data),
-        "als": ALSRecommender(SMALL_ALS).fit(data),
-        "two_tower": TwoTowerRecommender(SMALL_TWO_TOWER).fit(data),
-        "sequential": SequentialRecommender(SMALL_SEQUENTIAL).fit(data),
-    }
+    return small_components(prepared.training, ("linear", "als", "two_tower", "sequential"))
 
 
 def test_fit_blend_recovers_planted_weights() -> None:
@@ -102,9 +99,9 @@ def test_pointwise_predictions_never_read_the_row_itself_or_anything_later(
     # history with flipped targets: the row itself and what comes later must change nothing.
     order = np.lexsort((data.val.timestamp, data.val.user))
     first = order[np.r_[True, np.diff(data.val.user[order]) != 0]]
-    rows = Interactions(*(getattr(data.val, f)[first] for f in FIELDS))
+    rows = take_rows(data.val, first)
     baseline = model.predict_rows(rows, data.train)
-    late = Interactions(*(np.concatenate([getattr(data.train, f), getattr(data.val, f)]) for f in FIELDS))
+    late = concat_rows(data.train, data.val)
     late.target[len(data.train) :] = 1.0 - data.val.target
     np.testing.assert_array_equal(model.predict_rows(rows, late), baseline)
     # Earlier history does count: the sequential component reads it.

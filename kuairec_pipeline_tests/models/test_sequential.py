@@ -16,6 +16,8 @@ from kuairec_pipeline.models.sequential import (
     encode_last_states,
 )
 from kuairec_pipeline_tests.builders import SMALL_SEQUENTIAL as SMALL
+from kuairec_pipeline_tests.builders import concat_rows as concat
+from kuairec_pipeline_tests.builders import take_rows as take
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
 
 
@@ -23,17 +25,6 @@ def torch_cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-FIELDS = ("user", "video", "target", "watch_ratio", "timestamp", "passes_filter")
-
-
-def take(rows: Interactions, index: np.ndarray) -> Interactions:
-    return Interactions(*(getattr(rows, name)[index] for name in FIELDS))
-
-
-def concat(*parts: Interactions) -> Interactions:
-    return Interactions(*(np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS))
 
 
 class TestSequential(RecommenderContract):
