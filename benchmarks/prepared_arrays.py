@@ -1,10 +1,11 @@
 """Prepared arrays: building them from the three prepared tables (what every model, metrics, recommendations and
-hybrid_model asset does today) against loading them once stored as ``.npz`` (``models/data_store.py``).
+hybrid_model asset did before the ``training_arrays`` / ``evaluation_arrays`` assets) against loading them once
+stored as ``.npz`` (``models/data_store.py``: what those steps do now).
 
 Per repeat, timed separately (median of --repeats, wall clock, one process, a warm page cache):
 
 - build:       read filtered_ratios / user_features / video_features (Parquet) + ``build_prepared_data``
-- fingerprint: ``provenance.frame_fingerprint`` of the three tables (what ``stamped`` adds to every model asset)
+- fingerprint: ``provenance.frame_fingerprint`` of the three tables (what the array assets add, once per run)
 - load:        ``np.load`` of the stored training and evaluation parts + ``prepared_from_arrays``
 - load (training only): the training part alone, as a model asset would read it
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         write_seconds, _ = _timed(
             lambda: (
                 np.savez(training_path, **training_to_arrays(prepared.training, fingerprints)),
-                np.savez(evaluation_path, **evaluation_to_arrays(prepared, fingerprints)),
+                np.savez(evaluation_path, **evaluation_to_arrays(prepared.selection, prepared.test, fingerprints)),
             )
         )
         for _ in range(args.repeats):

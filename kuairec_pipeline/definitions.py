@@ -11,7 +11,7 @@ from __future__ import annotations
 from dagster import Definitions, load_assets_from_modules
 
 from kuairec_pipeline.orchestration import jobs
-from kuairec_pipeline.orchestration.assets import daily, evaluate, hybrid, ingest, prepare, train
+from kuairec_pipeline.orchestration.assets import arrays, daily, evaluate, hybrid, ingest, prepare, train
 from kuairec_pipeline.orchestration.executors import build_executor
 from kuairec_pipeline.orchestration.io_managers import NumpyIOManagerFactory, ParquetIOManagerFactory
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
@@ -38,7 +38,10 @@ def build_definitions(settings: Settings | None = None, environ: dict[str, str] 
     return Definitions(
         # interaction_days (new days of logs) is partitioned and materialized by kuairec_pipeline.daily_definitions;
         # here it is a spec only, so that --select '*' needs no partition and reads whatever days are stored.
-        assets=[*load_assets_from_modules([ingest, prepare, train, hybrid, evaluate]), daily.INTERACTION_DAYS_SPEC],
+        assets=[
+            *load_assets_from_modules([ingest, prepare, arrays, train, hybrid, evaluate]),
+            daily.INTERACTION_DAYS_SPEC,
+        ],
         jobs=[jobs.full_pipeline_job, jobs.retrain_job],
         schedules=[jobs.weekly_retraining_schedule],
         sensors=[jobs.new_source_data_sensor],

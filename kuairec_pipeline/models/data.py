@@ -203,8 +203,17 @@ def build_prepared_data(
     -------
     PreparedData whose ``training`` is exactly ``build_training_data(...)`` of the same tables.
     """
+    selection, test = build_evaluation_rows(filtered_ratios)
     return PreparedData(
-        training=build_training_data(filtered_ratios, user_features, video_features),
-        selection=_split_rows(filtered_ratios, SPLIT_SELECTION),
-        test=_split_rows(filtered_ratios, SPLIT_TEST),
+        training=build_training_data(filtered_ratios, user_features, video_features), selection=selection, test=test
     )
+
+
+def build_evaluation_rows(filtered_ratios: pl.DataFrame) -> tuple[Interactions, Interactions]:
+    """The held-out rows of ``filtered_ratios``: ``(selection, test)``, as :class:`PreparedData` holds them.
+
+    Returns
+    -------
+    tuple of Interactions: the ``selection`` rows (model choice) and the ``test`` rows (small_matrix).
+    """
+    return _split_rows(filtered_ratios, SPLIT_SELECTION), _split_rows(filtered_ratios, SPLIT_TEST)

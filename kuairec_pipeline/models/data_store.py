@@ -22,7 +22,6 @@ from kuairec_pipeline.target import TargetScaler
 TABLES_KEY = "__tables__"  # JSON {table name: fingerprint} of the tables the arrays were built from
 META_KEY = "__meta__"  # JSON: sizes, scaler, cardinalities, column names
 TRAINING_SPLITS = ("train", "val")
-EVALUATION_SPLITS = ("selection", "test")
 _ROWS = tuple(f.name for f in dataclasses.fields(Interactions))
 _FEATURES = (
     "user_categorical",
@@ -100,18 +99,21 @@ def training_from_arrays(arrays: Mapping[str, np.ndarray]) -> TrainingData:
     )
 
 
-def evaluation_to_arrays(prepared: PreparedData, tables: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """The ``selection`` and ``test`` rows of ``prepared`` (never given to ``fit``), stamped like the training part.
+def evaluation_to_arrays(
+    selection: Interactions, test: Interactions, tables: Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """The ``selection`` and ``test`` rows (never given to ``fit``), stamped like the training part.
+
+    Parameters
+    ----------
+    selection, test : the held-out rows (:func:`kuairec_pipeline.models.data.build_evaluation_rows`).
+    tables : table name -> fingerprint of the table they were cut from.
 
     Returns
     -------
     dict of arrays: ``selection.<field>`` / ``test.<field>`` and ``__tables__``.
     """
-    arrays = {
-        key: value
-        for split in EVALUATION_SPLITS
-        for key, value in _rows_to_arrays(split, getattr(prepared, split)).items()
-    }
+    arrays = {**_rows_to_arrays("selection", selection), **_rows_to_arrays("test", test)}
     arrays[TABLES_KEY] = encode_json(dict(tables))
     return arrays
 
@@ -127,11 +129,12 @@ def prepared_from_arrays(training: Mapping[str, np.ndarray], evaluation: Mapping
     Raises
     ------
     ValueError
-        If the two parts were built from different tables (mixing two runs' rows).
+        If the two parts were built from different versions of a table both record (mixing two runs' rows).
     KeyError
         As :func:`training_from_arrays`, or an evaluation array is missing.
     """
-    if tables_of(training) != tables_of(evaluation):
+    trained, held_out = tables_of(training), tables_of(evaluation)
+    if any(trained.get(table, fingerprint) != fingerprint for table, fingerprint in held_out.items()):
         raise ValueError(
             f"the training and evaluation arrays come from different tables: {tables_of(training)} vs "
             f"{tables_of(evaluation)}"

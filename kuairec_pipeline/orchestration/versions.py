@@ -26,6 +26,7 @@ _MODEL_BASE = (
     "models.bundle",
     "models.errors",
     "models.data",
+    "models.data_store",
     "models.threads",
     "models.hooks",
     "models.registry",
@@ -72,6 +73,10 @@ ASSET_MODULES: dict[str, tuple[str, ...]] = {
         "features.checks",
         "orchestration.assets.prepare",
     ),
+    **{
+        key: ("models.data", "models.data_store", "target", "provenance", "orchestration.assets.arrays")
+        for key in ("training_arrays", "evaluation_arrays")
+    },
     "linear_baseline": ("models.linear", "models.taste", "models.biases", *_MODEL_BASE),
     "als_factors": ("models.als", "models.taste", "models.biases", *_MODEL_BASE),
     "two_tower_embeddings": (

@@ -25,7 +25,9 @@ NAMES = ("filtered_ratios", "user_features", "video_features")
 def _stored(tables) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     fingerprints = {name: frame_fingerprint(frame) for name, frame in zip(NAMES, tables, strict=True)}
     prepared = build_prepared_data(*tables)
-    return training_to_arrays(prepared.training, fingerprints), evaluation_to_arrays(prepared, fingerprints)
+    return training_to_arrays(prepared.training, fingerprints), evaluation_to_arrays(
+        prepared.selection, prepared.test, fingerprints
+    )
 
 
 def _through_npz(arrays: dict[str, np.ndarray], path) -> dict[str, np.ndarray]:

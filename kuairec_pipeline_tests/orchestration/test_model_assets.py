@@ -1,5 +1,5 @@
 """Model assets come from the registry: one asset per entry, its config generated from the entry's config class,
-its inputs the prepared tables plus the fitted models the entry names (any number)."""
+its inputs the training arrays plus the fitted models the entry names (any number)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kuairec_pipeline.models.hybrid_fusion import HybridFusionConfig, HybridFusi
 from kuairec_pipeline.models.linear import LinearRecommender
 from kuairec_pipeline.models.registry import TRAINED_MODELS, ModelEntry
 from kuairec_pipeline.orchestration.assets import hybrid
-from kuairec_pipeline.orchestration.assets.train import MODEL_ASSETS, PREPARED, model_asset
+from kuairec_pipeline.orchestration.assets.train import MODEL_ASSETS, TRAINING_ARRAYS, model_asset
 from kuairec_pipeline.orchestration.config_gen import SOURCES
 from kuairec_pipeline.orchestration.run_config import config_classes
 
@@ -27,7 +27,7 @@ def test_every_registry_entry_has_its_asset_with_its_kinds_config_and_inputs():
         assert set(spec.kinds) == set(entry.kinds), entry.name
         assert SOURCES[config_classes()[entry.asset_key]] is entry.config_class(), entry.name
         inputs = {TRAINED_MODELS[name].asset_key for name in entry.inputs}
-        assert _parents(assets_def) == set(PREPARED) | inputs, entry.name
+        assert _parents(assets_def) == {TRAINING_ARRAYS} | inputs, entry.name
         assert assets_def.required_resource_keys >= {"kuairec"}
 
 
@@ -41,7 +41,7 @@ def test_an_entry_may_take_any_number_of_fitted_models():
     )
     assets_def = model_asset(entry)
     assert assets_def.key.to_user_string() == "blend3_model"
-    assert _parents(assets_def) == {*PREPARED, "linear_baseline", "als_factors", "two_tower_embeddings"}
+    assert _parents(assets_def) == {TRAINING_ARRAYS, "linear_baseline", "als_factors", "two_tower_embeddings"}
 
 
 def test_a_model_fitted_from_data_refuses_components_and_a_hybrid_names_what_it_lacks():
@@ -58,14 +58,19 @@ def test_a_model_fitted_from_data_refuses_components_and_a_hybrid_names_what_it_
 def test_the_hybrids_are_factory_assets_and_hybrid_model_only_selects():
     by_key = {a.key.to_user_string(): a for a in MODEL_ASSETS}
     assert _parents(by_key["hybrid_fusion"]) == {
-        *PREPARED,
+        TRAINING_ARRAYS,
         "linear_baseline",
         "als_factors",
         "two_tower_embeddings",
         "sequential_model",
     }
-    assert _parents(by_key["hybrid_concat"]) == {*PREPARED, "als_factors", "two_tower_embeddings", "sequential_model"}
-    assert _parents(hybrid.hybrid_model) == {*PREPARED, "hybrid_fusion", "hybrid_concat"}
+    assert _parents(by_key["hybrid_concat"]) == {
+        TRAINING_ARRAYS,
+        "als_factors",
+        "two_tower_embeddings",
+        "sequential_model",
+    }
+    assert _parents(hybrid.hybrid_model) == {TRAINING_ARRAYS, "evaluation_arrays", "hybrid_fusion", "hybrid_concat"}
     # the winner selection is no model: no run config of its own, no registry row
     assert "hybrid_model" not in config_classes()
     assert "hybrid_model" not in {entry.asset_key for entry in TRAINED_MODELS.values()}

@@ -11,8 +11,12 @@ import polars as pl
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.definitions import defs
 from kuairec_pipeline.evaluation.selection import select_served_model
+from kuairec_pipeline.models.data import build_prepared_data
+from kuairec_pipeline.models.data_store import prepared_from_arrays, tables_of
+from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline_tests.builders import Baseline, assets_dir, copy_home, materialize, materialize_cli, pipeline_env
 
 pytestmark = pytest.mark.slow
@@ -56,6 +60,8 @@ def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
     ]:
         assert (folder / f"{key}.parquet").is_file(), key
     for key in [
+        "training_arrays",
+        "evaluation_arrays",
         "linear_baseline",
         "als_factors",
         "two_tower_embeddings",
@@ -151,3 +157,49 @@ def test_partial_rerun_reuses_stored_raw_data(materialized_pipeline, tmp_path):
     assert (folder / "raw_interactions.parquet").stat().st_mtime_ns == raw_mtime
     assert {key: _digest(folder / f"{key}.parquet") for key in raw} == raw
     assert twin.stat().st_mtime_ns == twin_mtime
+
+
+PREPARED_TABLES = {AssetKey(name) for name in provenance.PREPARED_TABLES}
+ARRAY_READERS = {entry.asset_key for entry in TRAINED_MODELS.values()} | {"metrics", "recommendations", "hybrid_model"}
+
+
+def test_the_prepared_arrays_are_the_only_way_models_and_evaluation_read_the_tables():
+    """Built once per run: every model and evaluation step reads ``training_arrays`` (and only the evaluation steps
+    ``evaluation_arrays``), none of them the prepared tables, so nothing rebuilds the arrays per step."""
+    graph = defs.resolve_asset_graph()
+    readers = set()
+    for key in graph.get_all_asset_keys():
+        parents = graph.get(key).parent_keys
+        if parents & PREPARED_TABLES:
+            readers.add(key.to_user_string())
+        if key.to_user_string() in ARRAY_READERS:
+            assert AssetKey("training_arrays") in parents, key
+    assert readers & ARRAY_READERS == set()
+    assert readers >= {"training_arrays", "evaluation_arrays"}
+    model_keys = {AssetKey(entry.asset_key) for entry in TRAINED_MODELS.values()}
+    assert not any(AssetKey("evaluation_arrays") in graph.get(key).parent_keys for key in model_keys)
+
+
+def test_stored_arrays_equal_the_tables_and_stamp_every_model(materialized_pipeline):
+    folder = assets_dir(materialized_pipeline)
+
+    def load(key: str) -> dict[str, np.ndarray]:
+        with np.load(folder / f"{key}.npz", allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+
+    training, evaluation = load("training_arrays"), load("evaluation_arrays")
+    assert not any(name.startswith(("selection.", "test.")) for name in training)
+    tables = {name: pl.read_parquet(folder / f"{name}.parquet") for name in provenance.PREPARED_TABLES}
+    built = build_prepared_data(*tables.values())
+    loaded = prepared_from_arrays(training, evaluation)
+    for split in ("train", "val"):
+        np.testing.assert_array_equal(getattr(loaded.training, split).target, getattr(built.training, split).target)
+    np.testing.assert_array_equal(loaded.test.video, built.test.video)
+    np.testing.assert_array_equal(loaded.training.video_tags, built.training.video_tags)
+    fingerprints = {name: provenance.file_fingerprint(folder / f"{name}.parquet") for name in tables}
+    assert tables_of(training) == fingerprints
+    assert tables_of(evaluation) == {"filtered_ratios": fingerprints["filtered_ratios"]}
+    for entry in TRAINED_MODELS.values():
+        record = provenance.trained_with_of(load(entry.asset_key))
+        assert record is not None and record.inputs == fingerprints, entry.asset_key
+        assert record.ratio_config.get("max_watch_ratio") is not None, entry.asset_key

@@ -69,6 +69,15 @@ def test_models_and_tables_of_different_runs_are_never_mixed(baseline: Baseline,
     assert "different runs" in output(metrics_only) and "als_factors was trained on filtered_ratios" in output(
         metrics_only
     )
+    # the stored arrays are the old run's too: named, though the step never loads filtered_ratios itself
+    assert "evaluation_arrays was built from filtered_ratios" in output(metrics_only)
+    # a model trained after its arrays are rebuilt is current again, and stamped with the new table
+    retrain = materialize(env, select="training_arrays,linear_baseline")
+    assert retrain.returncode == 0, output(retrain)[-6000:]
+    with np.load(folder / "linear_baseline.npz", allow_pickle=False) as stored:
+        linear = provenance.trained_with_of({name: stored[name] for name in stored.files})
+    assert linear is not None and linear.inputs["filtered_ratios"] == version
+    assert linear.ratio_config["max_watch_ratio"] == 5.0
 
 
 def test_a_failed_blocking_check_keeps_the_previous_file_and_names_the_culprit(

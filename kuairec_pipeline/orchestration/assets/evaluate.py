@@ -9,9 +9,9 @@ from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.evaluation.selection import select_served_model
-from kuairec_pipeline.models.data import build_prepared_data
+from kuairec_pipeline.models.data_store import prepared_from_arrays
 from kuairec_pipeline.models.registry import TRAINED_MODELS
-from kuairec_pipeline.orchestration.lineage import require_same_tables
+from kuairec_pipeline.orchestration.lineage import require_current
 from kuairec_pipeline.orchestration.metadata import headline_metrics, png_markdown
 from kuairec_pipeline.orchestration.report_step import write_run_report
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
@@ -23,7 +23,7 @@ GROUP = "evaluate"
 # Re-run by the automation sensor (when turned on) once a model was re-trained. Updates of the prepared tables alone
 # are ignored: the models trained on the old tables would be refused as stale until they are re-trained too.
 FOLLOWS_MODELS = AutomationCondition.eager().ignore(
-    AssetSelection.assets("filtered_ratios", "user_features", "video_features", "planted_truth")
+    AssetSelection.assets("training_arrays", "evaluation_arrays", "planted_truth")
 )
 # The served model is the trained model with the best ndcg@10 on the selection slice (a slice no model fitted,
 # stopped early or blended on): it serves ranked lists, so it is chosen on how it ranks each selection user's own
@@ -54,9 +54,8 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 )
 def metrics(
     context: AssetExecutionContext,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
+    training_arrays: dict[str, np.ndarray],
+    evaluation_arrays: dict[str, np.ndarray],
     planted_truth: pl.DataFrame,
     kuairec: KuaiRecResource,
     **model_bundles: dict[str, np.ndarray],
@@ -66,9 +65,10 @@ def metrics(
     beyond-accuracy metrics of the top-10 lists; ``selection`` rows choose the served model; ``val`` pointwise
     rows are the tuning slice the models stopped early on). Also writes the HTML report
     ``$KUAIREC_HOME/reports/report.html``."""
-    require_same_tables(model_bundles, filtered_ratios=filtered_ratios)
+    arrays = {"training_arrays": training_arrays, "evaluation_arrays": evaluation_arrays}
+    require_current(context, arrays, model_bundles)
     bundles = _by_model(model_bundles)
-    data = build_prepared_data(filtered_ratios, user_features, video_features)
+    data = prepared_from_arrays(training_arrays, evaluation_arrays)
     models = [*baselines.fit_baselines(data.training, planted_truth), *_trained(bundles)]
     table = evaluate_models(models, data)
     report_path = write_run_report(context, kuairec.settings, table, data, models, bundles)
@@ -108,17 +108,18 @@ def recommendations(
     context: AssetExecutionContext,
     config: RecommendationsConfig,
     metrics: pl.DataFrame,
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
+    training_arrays: dict[str, np.ndarray],
+    evaluation_arrays: dict[str, np.ndarray],
     **model_bundles: dict[str, np.ndarray],
 ) -> pl.DataFrame:
     """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10."""
     bundles = _by_model(model_bundles)
     chosen = select_served_model(metrics)
-    record = require_same_tables({chosen: bundles[chosen]}, filtered_ratios=filtered_ratios)[chosen]
+    arrays = {"training_arrays": training_arrays, "evaluation_arrays": evaluation_arrays}
+    asset_key = TRAINED_MODELS[chosen].asset_key
+    record = require_current(context, arrays, {asset_key: bundles[chosen]})[asset_key]
     (model,) = _trained({chosen: bundles[chosen]})
-    data = build_prepared_data(filtered_ratios, user_features, video_features)
+    data = prepared_from_arrays(training_arrays, evaluation_arrays)
     seen = seen_matrix(data) if config.exclude_seen else None
     table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
     context.add_output_metadata(

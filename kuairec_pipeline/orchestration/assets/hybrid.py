@@ -11,9 +11,9 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
 from kuairec_pipeline.evaluation.selection import select_among
-from kuairec_pipeline.models.data import build_prepared_data
+from kuairec_pipeline.models.data_store import prepared_from_arrays
 from kuairec_pipeline.models.registry import TRAINED_MODELS
-from kuairec_pipeline.orchestration.lineage import require_same_tables
+from kuairec_pipeline.orchestration.lineage import require_current
 from kuairec_pipeline.orchestration.metadata import rounded
 from kuairec_pipeline.orchestration.versions import code_version
 
@@ -33,17 +33,16 @@ def hybrid_model(
     context: AssetExecutionContext,
     hybrid_fusion: dict[str, np.ndarray],
     hybrid_concat: dict[str, np.ndarray],
-    filtered_ratios: pl.DataFrame,
-    user_features: pl.DataFrame,
-    video_features: pl.DataFrame,
+    training_arrays: dict[str, np.ndarray],
+    evaluation_arrays: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """The served hybrid: the bundle of whichever of ``hybrid_fusion`` and ``hybrid_concat`` has the better
     selection-slice ndcg@10 (the metrics table's rule). Not a metrics row of its own (it would repeat the winner's);
     ``kuairec recommend --model hybrid`` reads it."""
     bundles = {"hybrid_fusion": hybrid_fusion, "hybrid_concat": hybrid_concat}
-    require_same_tables(bundles, filtered_ratios=filtered_ratios)
+    require_current(context, {"training_arrays": training_arrays, "evaluation_arrays": evaluation_arrays}, bundles)
     candidates = [TRAINED_MODELS[key].model_class().from_bundle(bundle, key) for key, bundle in bundles.items()]
-    winner, table = select_among(candidates, build_prepared_data(filtered_ratios, user_features, video_features))
+    winner, table = select_among(candidates, prepared_from_arrays(training_arrays, evaluation_arrays))
     scores = {
         f"selection_{row['metric']}_{row['model']}": rounded(row["value"])
         for row in table.filter(pl.col("metric").is_in(["ndcg@10", "rmse"])).iter_rows(named=True)

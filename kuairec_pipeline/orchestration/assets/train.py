@@ -9,22 +9,22 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, asset
 
 from kuairec_pipeline.evaluation.metrics import validation_metrics
 from kuairec_pipeline.models.base import Recommender
-from kuairec_pipeline.models.data import TrainingData, build_training_data
+from kuairec_pipeline.models.data import TrainingData
+from kuairec_pipeline.models.data_store import tables_of, training_from_arrays
 from kuairec_pipeline.models.registry import TRAINED_MODELS, ModelEntry
 from kuairec_pipeline.orchestration.config_gen import dagster_config, to_source
-from kuairec_pipeline.orchestration.lineage import require_same_tables, stamped
+from kuairec_pipeline.orchestration.lineage import require_current, stamped
 from kuairec_pipeline.orchestration.metadata import rounded, training_summary
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.orchestration.versions import code_version
 
 GROUP = "models"
 NUMPY = "numpy_io_manager"
-PREPARED = ("filtered_ratios", "user_features", "video_features")
+TRAINING_ARRAYS = "training_arrays"  # the asset every model trains on (orchestration/assets/arrays.py)
 
 
 def _description(entry: ModelEntry) -> str:
@@ -37,7 +37,7 @@ def fit_entry(
     entry: ModelEntry,
     config: object,
     kuairec: KuaiRecResource,
-    tables: dict[str, pl.DataFrame],
+    training_arrays: dict[str, np.ndarray],
     fitted_inputs: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """Fit the model of ``entry`` and return its stamped bundle (the body of every model asset).
@@ -48,7 +48,7 @@ def fit_entry(
     entry : the registry entry.
     config : the run's ``Config`` (generated from ``entry.config_class()``).
     kuairec : where extra files go (``models_dir``).
-    tables : the prepared tables by asset name (filtered_ratios, user_features, video_features).
+    training_arrays : the stored training part of the prepared data (``training_arrays`` asset).
     fitted_inputs : asset key -> bundle of each fitted model ``entry.inputs`` names.
 
     Returns
@@ -58,11 +58,10 @@ def fit_entry(
     Raises
     ------
     provenance.StaleArtifactError
-        If a fitted input was trained on another ``filtered_ratios`` than the one loaded.
+        If the arrays or a fitted input come from other tables than the latest ones.
     """
-    if fitted_inputs:
-        require_same_tables(fitted_inputs, filtered_ratios=tables["filtered_ratios"])
-    data = build_training_data(tables["filtered_ratios"], tables["user_features"], tables["video_features"])
+    require_current(context, {TRAINING_ARRAYS: training_arrays}, fitted_inputs)
+    data = training_from_arrays(training_arrays)
     model_config = to_source(config, entry.config_class(), **entry.pipeline_settings)
     model: Recommender = entry.model_class()(model_config)
     if entry.inputs:
@@ -74,7 +73,7 @@ def fit_entry(
     else:
         model.pipeline_fit(data, context.log.info)
     _record_training(context, entry, model, kuairec, data)
-    return stamped(context, model.bundle(), data, **tables)
+    return stamped(context, model.bundle(), data, tables_of(training_arrays))
 
 
 def _record_training(
@@ -93,7 +92,7 @@ def _record_training(
 
 def model_asset(entry: ModelEntry) -> AssetsDefinition:
     """The Dagster asset of a registry entry: key ``entry.asset_key``, config generated from the entry's config
-    class, inputs the prepared tables plus the bundles of ``entry.inputs``.
+    class, inputs the training arrays plus the bundles of ``entry.inputs``.
 
     Parameters
     ----------
@@ -112,16 +111,16 @@ def model_asset(entry: ModelEntry) -> AssetsDefinition:
         inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=config_class),
         inspect.Parameter("kuairec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=KuaiRecResource),
     ]
-    for key in (*input_keys, *PREPARED):
-        kind = dict[str, np.ndarray] if key in input_keys else pl.DataFrame
-        parameters.append(inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind))
+    for key in (*input_keys, TRAINING_ARRAYS):
+        parameters.append(
+            inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dict[str, np.ndarray])
+        )
     signature = inspect.Signature(parameters, return_annotation=dict[str, np.ndarray])
 
     def compute(*args: object, **kwargs: object) -> dict[str, np.ndarray]:
         given = signature.bind(*args, **kwargs).arguments
-        tables = {name: given[name] for name in PREPARED}
         fitted = {key: given[key] for key in input_keys}
-        return fit_entry(given["context"], entry, given["config"], given["kuairec"], tables, fitted)
+        return fit_entry(given["context"], entry, given["config"], given["kuairec"], given[TRAINING_ARRAYS], fitted)
 
     compute.__signature__ = signature
     compute.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": dict[str, np.ndarray]}
