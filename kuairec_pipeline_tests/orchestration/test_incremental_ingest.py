@@ -143,7 +143,7 @@ def test_a_bad_daily_log_names_its_row_and_loses_nothing(tmp_path, twin) -> None
         assert not result.success
         message = _failure_text(result)
         assert str(bad) in message and "'watch_ratio'" in message and "row 3" in message
-        assert not _partition(settings, second_day).exists()
+        assert not _partition(settings, second_day).parent.exists()  # "writes nothing": not even an empty folder
 
         misfiled = list(days[second_day])
         misfiled[4] = misfiled[4].replace(f",{second_day.replace('-', '')},", f",{first_day.replace('-', '')},")
@@ -152,11 +152,18 @@ def test_a_bad_daily_log_names_its_row_and_loses_nothing(tmp_path, twin) -> None
         assert not result.success
         message = _failure_text(result)
         assert "'date'" in message and "row 5" in message and f"day {second_day}" in message
-        assert not _partition(settings, second_day).exists()
+        assert not _partition(settings, second_day).parent.exists()
         assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_stamp
+
+        _drop(settings, first_day, lines[0], rows)  # a bad re-delivery of a stored day: its folder and file stay
+        assert not _ingest_day(settings, instance, first_day, raise_on_error=False).success
+        assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_stamp
+        assert [path.name for path in first_file.parent.iterdir()] == [first_file.name]
 
         result = _ingest_day(settings, instance, "2020-07-06", raise_on_error=False)  # no file for that day
         assert not result.success and daily_logs.daily_log_name("2020-07-06") in _failure_text(result)
+        days_folder = settings.assets_dir / "interaction_days"
+        assert sorted(path.name for path in days_folder.iterdir()) == [f"day={first_day}"]
 
 
 def test_a_day_already_in_the_archive_is_refused(tmp_path, twin) -> None:
