@@ -108,6 +108,17 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_help() -> str:
+    # From the registry, so that a model added there is listed here too (the CLI accepts every registry name).
+    from kuairec_pipeline.models.registry import SERVED_ALIASES, TRAINED_MODELS
+
+    aliases = "".join(f" or {name} (the model the {key} asset holds)" for name, key in SERVED_ALIASES.items())
+    return (
+        f"a trained model ({', '.join(TRAINED_MODELS)}){aliases}; default: the model the recommendations asset chose "
+        "(hybrid_model holds whichever hybrid ranks better on the selection slice)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuairec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,13 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="how many videos (>= 1; at most the depth of the stored recommendations, 50 by default)",
     )
-    recommend.add_argument(
-        "--model",
-        default=None,
-        help="a trained model (linear, als, two_tower, sequential, hybrid_fusion, hybrid_concat) or hybrid (the "
-        "hybrid_model asset: the hybrid that won on the selection slice); default: the model the recommendations "
-        "asset chose",
-    )
+    recommend.add_argument("--model", default=None, help=_model_help())
     recommend.set_defaults(handler=_recommend)
 
     metrics = commands.add_parser("metrics", help="print the stored metrics table")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from kuairec_pipeline.cli import main
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.registry import SERVED_ALIASES, TRAINED_MODELS
 from kuairec_pipeline.recommend import build_recommendations
 from kuairec_pipeline_tests.models.contract import make_planted
 
@@ -74,6 +76,16 @@ def test_k_above_the_stored_depth_is_capped_the_same_on_every_path(model, capsys
     assert main(["recommend", "--user", "3", "-k", "5", *model]) == 0
     captured = capsys.readouterr()
     assert _rows(captured.out) == 5 and "capped" not in captured.err  # (the fixture has no provenance records)
+
+
+def test_recommend_help_lists_every_model_of_the_registry(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["recommend", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    names = [*TRAINED_MODELS, *SERVED_ALIASES]
+    assert "sequential_shuffled" in names and "hybrid" in names
+    assert [name for name in names if not re.search(rf"\b{name}\b", text)] == []
 
 
 def test_generate_says_when_it_wrote_nothing(tmp_path, capsys):
