@@ -4,6 +4,7 @@ artifacts."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -78,14 +79,44 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dagster_instance_folder() -> Path | None:
+    """The folder of the Dagster instance the ``dagster`` command would use here: ``$DAGSTER_HOME``, else the current
+    folder when it holds a ``dagster.yaml`` (the repository root: the project's file); None when neither is there."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        folder = Path(home).expanduser()
+        return folder if folder.is_dir() else None
+    return Path.cwd() if (Path.cwd() / "dagster.yaml").is_file() else None
+
+
+def _warn_if_metrics_are_stale(command: str, settings: Settings) -> None:
+    """One line on stderr when a model or table the stored metrics were computed from was materialized again since
+    (from the Dagster instance's records, ``orchestration/metrics_freshness.py``; importing Dagster for it costs about
+    a second); the exit status stays as it is."""
+    folder = _dagster_instance_folder()
+    if folder is None:
+        return  # no run history to compare with (and no Dagster import: the command stays fast)
+    from dagster import DagsterError
+
+    from kuairec_pipeline.orchestration.metrics_freshness import stale_metrics_warning_for
+
+    try:
+        warning = stale_metrics_warning_for(settings.asset_location, folder)
+    except (DagsterError, OSError) as error:
+        warning = f"could not read the Dagster instance in {folder} to check that the metrics are current: {error}"
+    if warning:
+        print(f"{command}: warning: {warning}", file=sys.stderr)
+
+
 def _metrics(args: argparse.Namespace) -> int:
     import polars as pl
 
     from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.evaluation.report import metrics_markdown
 
+    settings = Settings.from_env()
     try:
-        path = readable_asset_folder(Settings.from_env()) / "metrics.parquet"
+        path = readable_asset_folder(settings) / "metrics.parquet"
     except FileNotFoundError as error:
         print(f"kuairec metrics: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
@@ -94,17 +125,20 @@ def _metrics(args: argparse.Namespace) -> int:
         return 2
     table = pl.read_parquet(path)
     print(metrics_markdown(table.filter(pl.col("split") == args.split)))
+    _warn_if_metrics_are_stale("kuairec metrics", settings)
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
     from kuairec_pipeline.summary import closing_summary
 
+    settings = Settings.from_env()
     try:
-        print(closing_summary(Settings.from_env()), end="")
+        print(closing_summary(settings), end="")
     except FileNotFoundError as error:
         print(f"kuairec summary: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
+    _warn_if_metrics_are_stale("kuairec summary", settings)
     return 0
 
 

@@ -52,6 +52,9 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _env(home: Path, monkeypatch):
     monkeypatch.setenv("KUAIREC_HOME", str(home))
+    # summary and metrics read the run history: an instance of its own, never the repository's data/dagster
+    (home / "dagster_home").mkdir(exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
 
 
 def _rows(text: str) -> int:
@@ -99,7 +102,9 @@ def test_generate_says_when_it_wrote_nothing(tmp_path, capsys):
 
 def test_summary_names_files_metrics_and_next_commands(home, capsys):
     assert main(["summary"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert captured.err == ""  # no run history of these files: nothing to warn about
     assert str(home / "reports" / "report.html") in text and "missing" in text  # no report written here
     assert "top 8 per user, model hybrid" in text
     assert "0.1600*" in text and "0.1400 " in text  # best non-reference rmse starred; the oracle never is
