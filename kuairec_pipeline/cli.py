@@ -8,8 +8,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kuairec_pipeline.settings import DEFAULT_SEED, PROFILES, Settings
+
+if TYPE_CHECKING:
+    from kuairec_pipeline.provenance import StaleArtifactError
 
 DEFAULT_DEPTH = 50  # the recommendations asset's default k: the cap when no stored table tells another
 
@@ -70,7 +74,11 @@ def _recommend(args: argparse.Namespace) -> int:
         for warning in caught:
             print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
         print(answer)
-    except (UnknownUserError, UnknownModelError, StaleArtifactError) as error:
+    except StaleArtifactError as error:
+        note = _days_note(error, settings)
+        print(f"kuairec recommend: {error}" + (f" What differs: {note}." if note else ""), file=sys.stderr)
+        return 2
+    except (UnknownUserError, UnknownModelError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
@@ -91,14 +99,14 @@ def _dagster_instance_folder() -> Path | None:
 
 def _warn_if_metrics_are_stale(command: str, settings: Settings) -> None:
     """One line on stderr when a model or table the stored metrics were computed from was materialized again since
-    (from the Dagster instance's records, ``orchestration/metrics_freshness.py``; importing Dagster for it costs about
+    (from the Dagster instance's records, ``orchestration/run_history.py``; importing Dagster for it costs about
     a second); the exit status stays as it is."""
     folder = _dagster_instance_folder()
     if folder is None:
         return  # no run history to compare with (and no Dagster import: the command stays fast)
     from dagster import DagsterError
 
-    from kuairec_pipeline.orchestration.metrics_freshness import stale_metrics_warning_for
+    from kuairec_pipeline.orchestration.run_history import stale_metrics_warning_for
 
     try:
         warning = stale_metrics_warning_for(settings.asset_location, folder)
@@ -106,6 +114,22 @@ def _warn_if_metrics_are_stale(command: str, settings: Settings) -> None:
         warning = f"could not read the Dagster instance in {folder} to check that the metrics are current: {error}"
     if warning:
         print(f"{command}: warning: {warning}", file=sys.stderr)
+
+
+def _days_note(error: StaleArtifactError, settings: Settings) -> str | None:
+    """For a model refused because filtered_ratios changed: which appended days the two tables read differently,
+    from the run history (None when it does not tell)."""
+    then, now, folder = error.recorded, error.current, _dagster_instance_folder()
+    if error.table != "filtered_ratios" or not then or not now or folder is None:
+        return None
+    from dagster import DagsterError
+
+    from kuairec_pipeline.orchestration.run_history import appended_days_difference_for
+
+    try:
+        return appended_days_difference_for(settings.asset_location, folder, then, now)
+    except (DagsterError, OSError) as failure:
+        return f"unknown (could not read the Dagster instance in {folder}: {failure})"
 
 
 def _metrics(args: argparse.Namespace) -> int:

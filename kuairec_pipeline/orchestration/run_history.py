@@ -1,13 +1,20 @@
-"""Whether the stored metrics table still describes the stored models and tables (``kuairec summary`` and
-``kuairec metrics`` warn when it does not).
+"""What the Dagster instance's run history says about the stored files, for the ``kuairec`` command: whether the
+stored metrics still describe the stored models and tables (``kuairec summary`` and ``kuairec metrics`` warn when
+they do not), and which appended days two ``filtered_ratios`` tables read (``kuairec recommend`` names them when it
+refuses a model built from another one).
 
-Nothing new is recorded for this: every materialization of ``metrics`` already carries, for each input, the storage
-id of the input's materialization it read and that input's data version (Dagster's ``dagster/input_event_pointer/*``
-and ``dagster/input_data_version/*`` tags, read through :class:`dagster.DataProvenance`). An input materialized
-again after that one was re-made after the metrics were computed. Whether its content changed: a prepared table's
-data version is its content fingerprint (``provenance.frame_fingerprint``, user-provided), so a table re-made with
-the same content does not count; a model's data version is Dagster's own (code version and inputs, not the model's
-config: two models of one code and data share it), so every re-materialization of a model counts.
+Stale metrics: nothing new is recorded for it. Every materialization of ``metrics`` already carries, for each input,
+the storage id of the input's materialization it read and that input's data version (Dagster's
+``dagster/input_event_pointer/*`` and ``dagster/input_data_version/*`` tags, read through
+:class:`dagster.DataProvenance`). An input materialized again after that one was re-made after the metrics were
+computed. Whether its content changed: a prepared table's data version is its content fingerprint
+(``provenance.frame_fingerprint``, user-provided), so a table re-made with the same content does not count; a
+model's data version is Dagster's own (code version and inputs, not the model's config: two models of one code and
+data share it), so every re-materialization of a model counts.
+
+Days: a ``filtered_ratios`` materialization's metadata holds its fingerprint, how many days of ``interaction_days``
+it appended to the archive and the last one; and, where the prepare step records it, the list of those days
+(``provenance.APPENDED_DAYS``).
 
 Only materializations of files in the asset location being read count (their ``path`` metadata), so an instance
 shared by several homes is not mistaken for this one's history.
@@ -15,6 +22,7 @@ shared by several homes is not mistaken for this one's history.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +30,12 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DataProvenance, EventLogRecord
 
-from kuairec_pipeline.provenance import PREPARED_TABLES
+from kuairec_pipeline.provenance import APPENDED_DAYS, FINGERPRINT, PREPARED_TABLES
 
 METRICS = "metrics"
+FILTERED_RATIOS = "filtered_ratios"
+# Metadata the prepare step has always written on filtered_ratios (orchestration/assets/prepare.py).
+APPENDED_COUNT, LAST_APPENDED = "appended_days", "last_appended_day"
 DATA_VERSION_TAG = "dagster/data_version"  # dagster._core.definitions.data_version.DATA_VERSION_TAG
 # Newer materializations of one input looked at; only the newest one in this asset location is used.
 SCANNED_MATERIALIZATIONS = 100
@@ -154,3 +165,82 @@ def stale_metrics_warning_for(location: str, folder: Path) -> str | None:
     holding a ``dagster.yaml``)."""
     with DagsterInstance.from_config(str(folder)) as instance:
         return stale_metrics_warning(instance, location)
+
+
+def _value(record: EventLogRecord, key: str) -> object:
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get(key) if materialization is not None else None
+    return getattr(entry, "value", entry)
+
+
+def _day(date: int) -> str:
+    text = str(date)  # YYYYMMDD, as the date column
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+
+
+def _days_read(record: EventLogRecord) -> list[int] | None:
+    listed = _value(record, APPENDED_DAYS)
+    return [int(day) for day in json.loads(listed)] if isinstance(listed, str) else None
+
+
+def _count_and_last(record: EventLogRecord) -> str:
+    count, last = _value(record, APPENDED_COUNT), _value(record, LAST_APPENDED)
+    if not isinstance(count, int):
+        return "an unrecorded number of day(s)"
+    return f"{count} day(s) (the last {_day(last)})" if count and isinstance(last, int) else f"{count} day(s)"
+
+
+def _with_fingerprint(instance: DagsterInstance, location: str, fingerprint: str) -> EventLogRecord | None:
+    records = instance.fetch_materializations(AssetKey(FILTERED_RATIOS), limit=SCANNED_MATERIALIZATIONS).records
+    return next(
+        (r for r in records if _in_location(r, location) and _value(r, FINGERPRINT) == fingerprint),
+        None,
+    )
+
+
+def appended_days_difference(instance: DagsterInstance, location: str, then: str, now: str) -> str | None:
+    """Which appended days the ``filtered_ratios`` table with fingerprint ``then`` read and the one with ``now`` did
+    not, and the reverse, as a sentence.
+
+    Parameters
+    ----------
+    instance : DagsterInstance
+        The instance the runs were recorded in.
+    location : str
+        The asset location (``Settings.asset_location``) whose ``filtered_ratios.parquet`` is meant.
+    then, now : str
+        Content fingerprints (``provenance.FINGERPRINT``) of the former and of the current table.
+
+    Returns
+    -------
+    str or None
+        The days by name when both materializations list them (``provenance.APPENDED_DAYS``), else how many days
+        each appended and the last one; None when the instance holds no materialization with one of the two
+        fingerprints in ``location``.
+    """
+    former, latest = _with_fingerprint(instance, location, then), _with_fingerprint(instance, location, now)
+    if former is None or latest is None:
+        return None
+    days_then, days_now = _days_read(former), _days_read(latest)
+    if days_then is None or days_now is None:
+        return (
+            f"filtered_ratios {then} appended {_count_and_last(former)} of interaction_days to the archive, {now} "
+            f"appends {_count_and_last(latest)}"
+        )
+    gone, added = sorted(set(days_then) - set(days_now)), sorted(set(days_now) - set(days_then))
+    if not gone and not added:
+        return (
+            f"both appended the same {len(days_now)} day(s) of interaction_days: the archive (raw_interactions) or "
+            "small_matrix (raw_eval_interactions) changed"
+        )
+    parts = [
+        *([f"no longer read: {', '.join(_day(day) for day in gone)}"] if gone else []),
+        *([f"read now, not then: {', '.join(_day(day) for day in added)}"] if added else []),
+    ]
+    return "appended days of interaction_days " + "; ".join(parts)
+
+
+def appended_days_difference_for(location: str, folder: Path, then: str, now: str) -> str | None:
+    """:func:`appended_days_difference` on the Dagster instance configured in ``folder``."""
+    with DagsterInstance.from_config(str(folder)) as instance:
+        return appended_days_difference(instance, location, then, now)
