@@ -232,7 +232,7 @@ def test_the_sensor_asks_for_each_new_or_changed_day(tmp_path) -> None:
 
 def test_a_model_refused_after_a_day_was_withdrawn_says_what_differs(tmp_path, twin) -> None:
     """filtered_ratios re-made without one day and with the same config: ``kuairec recommend`` refuses the model
-    trained on the former table, naming both fingerprints and how many days each table appended (the last one)."""
+    trained on the former table, naming both fingerprints and, from the run history, the day that differs."""
     _, lines, days = twin
     first_day, second_day = days
     with _instance(tmp_path / "instance") as instance:
@@ -251,8 +251,12 @@ def test_a_model_refused_after_a_day_was_withdrawn_says_what_differs(tmp_path, t
     message = " ".join(answer.stderr.split())
     assert f"other content (fingerprint {then} then, {now} now)" in message
     assert "same config, so its rows changed" in message and message.count("max_watch_ratio") == 1
-    assert f"{then} appended 2 day(s) (the last {second_day})" in message
-    assert f"{now} appends 1 day(s) (the last {first_day})" in message
+    note = message.split("What differs: ", 1)[1]
+    if provenance.APPENDED_DAYS in provenance.parquet_provenance(settings.assets_dir / "filtered_ratios.parquet"):
+        assert note.startswith(f"appended days of interaction_days no longer read: {second_day}.")  # the days listed
+    else:  # the prepare step records how many days and the last one only
+        assert note.startswith(f"filtered_ratios {then} appended 2 day(s) (the last {second_day})")
+        assert f"{now} appends 1 day(s) (the last {first_day})" in note
 
 
 def test_the_days_two_filtered_ratios_tables_read_are_named_when_recorded(tmp_path) -> None:
