@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -58,11 +59,16 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it onto ``path``, on failure delete it.
 
-    Temporary siblings that a killed writer left behind are removed first (see ``remove_stale_temporaries``)."""
+    The folders of ``path`` that do not exist yet are created, and removed again when the write fails (those that
+    are still empty), so a failed write leaves no trace: e.g. no empty ``interaction_days/day=YYYY-MM-DD/`` of a
+    day whose ingest failed. A folder that existed before is never removed. Temporary siblings that a killed writer
+    left behind are removed first (see ``remove_stale_temporaries``)."""
     target = Path(path)
+    created = _missing_folders(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = temporary_sibling(target)
+    written = False
     try:
         yield tmp
         if tmp.is_dir():
@@ -71,11 +77,36 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(tmp, "rb+") as handle:  # flush to disk before the rename makes it visible
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+        written = True
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        if not written:
+            _remove_empty_folders(created)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    # Innermost first; stop at the first folder that is not empty: another writer's file is in it (two runs of
+    # one partition), so it and its parents stay. A folder already gone is what we wanted.
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return
+            if error.errno != errno.ENOENT:
+                raise
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:

@@ -4,11 +4,16 @@ artifacts."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kuairec_pipeline.settings import DEFAULT_SEED, PROFILES, Settings
+
+if TYPE_CHECKING:
+    from kuairec_pipeline.provenance import StaleArtifactError
 
 DEFAULT_DEPTH = 50  # the recommendations asset's default k: the cap when no stored table tells another
 
@@ -69,7 +74,11 @@ def _recommend(args: argparse.Namespace) -> int:
         for warning in caught:
             print(f"kuairec recommend: warning: {warning.message}", file=sys.stderr)
         print(answer)
-    except (UnknownUserError, UnknownModelError, StaleArtifactError) as error:
+    except StaleArtifactError as error:
+        note = _days_note(error, settings)
+        print(f"kuairec recommend: {error}" + (f" What differs: {note}." if note else ""), file=sys.stderr)
+        return 2
+    except (UnknownUserError, UnknownModelError) as error:
         print(f"kuairec recommend: {error}", file=sys.stderr)
         return 2
     except FileNotFoundError as error:
@@ -78,14 +87,60 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dagster_instance_folder() -> Path | None:
+    """The folder of the Dagster instance the ``dagster`` command would use here: ``$DAGSTER_HOME``, else the current
+    folder when it holds a ``dagster.yaml`` (the repository root: the project's file); None when neither is there."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        folder = Path(home).expanduser()
+        return folder if folder.is_dir() else None
+    return Path.cwd() if (Path.cwd() / "dagster.yaml").is_file() else None
+
+
+def _warn_if_metrics_are_stale(command: str, settings: Settings) -> None:
+    """One line on stderr when a model or table the stored metrics were computed from was materialized again since
+    (from the Dagster instance's records, ``orchestration/run_history.py``; importing Dagster for it costs about
+    a second); the exit status stays as it is."""
+    folder = _dagster_instance_folder()
+    if folder is None:
+        return  # no run history to compare with (and no Dagster import: the command stays fast)
+    from dagster import DagsterError
+
+    from kuairec_pipeline.orchestration.run_history import stale_metrics_warning_for
+
+    try:
+        warning = stale_metrics_warning_for(settings.asset_location, folder)
+    except (DagsterError, OSError) as error:
+        warning = f"could not read the Dagster instance in {folder} to check that the metrics are current: {error}"
+    if warning:
+        print(f"{command}: warning: {warning}", file=sys.stderr)
+
+
+def _days_note(error: StaleArtifactError, settings: Settings) -> str | None:
+    """For a model refused because filtered_ratios changed: which appended days the two tables read differently,
+    from the run history (None when it does not tell)."""
+    then, now, folder = error.recorded, error.current, _dagster_instance_folder()
+    if error.table != "filtered_ratios" or not then or not now or folder is None:
+        return None
+    from dagster import DagsterError
+
+    from kuairec_pipeline.orchestration.run_history import appended_days_difference_for
+
+    try:
+        return appended_days_difference_for(settings.asset_location, folder, then, now)
+    except (DagsterError, OSError) as failure:
+        return f"unknown (could not read the Dagster instance in {folder}: {failure})"
+
+
 def _metrics(args: argparse.Namespace) -> int:
     import polars as pl
 
     from kuairec_pipeline.asset_storage import readable_asset_folder
     from kuairec_pipeline.evaluation.report import metrics_markdown
 
+    settings = Settings.from_env()
     try:
-        path = readable_asset_folder(Settings.from_env()) / "metrics.parquet"
+        path = readable_asset_folder(settings) / "metrics.parquet"
     except FileNotFoundError as error:
         print(f"kuairec metrics: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
@@ -94,18 +149,32 @@ def _metrics(args: argparse.Namespace) -> int:
         return 2
     table = pl.read_parquet(path)
     print(metrics_markdown(table.filter(pl.col("split") == args.split)))
+    _warn_if_metrics_are_stale("kuairec metrics", settings)
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
     from kuairec_pipeline.summary import closing_summary
 
+    settings = Settings.from_env()
     try:
-        print(closing_summary(Settings.from_env()), end="")
+        print(closing_summary(settings), end="")
     except FileNotFoundError as error:
         print(f"kuairec summary: {error}. Materialize the pipeline first (see README).", file=sys.stderr)
         return 2
+    _warn_if_metrics_are_stale("kuairec summary", settings)
     return 0
+
+
+def _model_help() -> str:
+    # From the registry, so that a model added there is listed here too (the CLI accepts every registry name).
+    from kuairec_pipeline.models.registry import SERVED_ALIASES, TRAINED_MODELS
+
+    aliases = "".join(f" or {name} (the model the {key} asset holds)" for name, key in SERVED_ALIASES.items())
+    return (
+        f"a trained model ({', '.join(TRAINED_MODELS)}){aliases}; default: the model the recommendations asset chose "
+        "(hybrid_model holds whichever hybrid ranks better on the selection slice)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,13 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="how many videos (>= 1; at most the depth of the stored recommendations, 50 by default)",
     )
-    recommend.add_argument(
-        "--model",
-        default=None,
-        help="a trained model (linear, als, two_tower, sequential, hybrid_fusion, hybrid_concat) or hybrid (the "
-        "hybrid_model asset: the hybrid that won on the selection slice); default: the model the recommendations "
-        "asset chose",
-    )
+    recommend.add_argument("--model", default=None, help=_model_help())
     recommend.set_defaults(handler=_recommend)
 
     metrics = commands.add_parser("metrics", help="print the stored metrics table")

@@ -31,6 +31,9 @@ PARQUET_METADATA_PREFIX = "kuairec/"
 FINGERPRINT = "kuairec/fingerprint"
 CONFIG = "kuairec/config"  # the config a table was made with, JSON
 TRAINED_WITH = "kuairec/trained_with"
+# The days of interaction_days a filtered_ratios table appended to the archive (JSON list of YYYYMMDD), when the
+# prepare step records them; the run history compares two tables' lists (orchestration/run_history.py).
+APPENDED_DAYS = "kuairec/appended_days"
 TRAINED_WITH_KEY = "__trained_with__"  # the bundle array holding TrainedWith as JSON (uint8)
 PREPARED_TABLES = ("filtered_ratios", "user_features", "video_features")
 # A different filtered_ratios changes rows, scaling and the videos a user has seen: results would be wrong.
@@ -57,6 +60,10 @@ def frame_fingerprint(frame: pl.DataFrame) -> str:
     if frame.height and frame.width:
         digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def _config_text(config: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(config.items())) or "config unknown"
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class TrainedWith:
         )
 
     def describe(self) -> str:
-        config = ", ".join(f"{k} {v}" for k, v in sorted(self.ratio_config.items())) or "config unknown"
+        config = _config_text(self.ratio_config)
         return (
             f"filtered_ratios {self.inputs.get('filtered_ratios', '?')} ({config}; target scaler "
             f"[{self.scaler_min:.4g}, {self.scaler_max:.4g}])"
@@ -135,7 +142,31 @@ class ProvenanceWarning(UserWarning):
 
 
 class StaleArtifactError(RuntimeError):
-    """A stored model or table was built from other data than the tables now on disk."""
+    """A stored model or table was built from other data than the tables now on disk.
+
+    ``table`` names the changed table and ``recorded`` / ``current`` its fingerprints then and now, when the raiser
+    knows them: a caller with the run history can say more (``kuairec recommend`` names the days that differ).
+    """
+
+    def __init__(
+        self, message: str, table: str | None = None, recorded: str | None = None, current: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.table, self.recorded, self.current = table, recorded, current
+
+
+def _what_changed(then: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """Why a table's content differs, as far as its config tells: the config values that changed, or none."""
+    if not then or not now:
+        return f"its config now: {_config_text(now)}"
+    changed = sorted(key for key in {*then, *now} if then.get(key) != now.get(key))
+    if changed:
+        return "made with another config: " + ", ".join(f"{key} {now.get(key)}" for key in changed) + " now"
+    # Same config, other rows: the interactions it read changed.
+    return (
+        "made with the same config, so its rows changed: a day of interaction_days added or removed, or the source "
+        "files ingested again"
+    )
 
 
 def check_against_tables(what: str, trained_with: TrainedWith | None, assets_dir: str | Path) -> list[str]:
@@ -173,15 +204,16 @@ def check_against_tables(what: str, trained_with: TrainedWith | None, assets_dir
         if current == recorded:
             continue
         if table in REFUSED_WHEN_CHANGED:
-            now = parquet_provenance(path)
-            config = json.loads(now.get(CONFIG, "{}"))
-            now_text = ", ".join(f"{k} {v}" for k, v in sorted(config.items())) or "config unknown"
+            config = json.loads(parquet_provenance(path).get(CONFIG, "{}"))
             raise StaleArtifactError(
-                f"{what} was built from {trained_with.describe()}, but {path} now holds another table "
-                f"({current or 'no fingerprint'}: {now_text}). Its scores, predicted watch ratios and the videos "
-                "counted as seen would not match. Re-run the steps downstream of filtered_ratios so they match "
-                "again: dagster asset materialize -m kuairec_pipeline.definitions --select 'filtered_ratios*' "
-                "(with the run config you want)."
+                f"{what} was built from {trained_with.describe()}, but {path} now holds other content (fingerprint "
+                f"{recorded} then, {current or 'none'} now), {_what_changed(trained_with.ratio_config, config)}. Its "
+                "scores, predicted watch ratios and the videos counted as seen would not match. Re-run the steps "
+                "downstream of filtered_ratios so they match again: dagster asset materialize -m "
+                "kuairec_pipeline.definitions --select 'filtered_ratios*' (with the run config you want).",
+                table,
+                recorded,
+                current,
             )
         warnings.append(
             f"{path.name} changed since {what} was built ({recorded} -> {current}); the scores come "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from kuairec_pipeline.cli import main
 from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+from kuairec_pipeline.models.registry import SERVED_ALIASES, TRAINED_MODELS
 from kuairec_pipeline.recommend import build_recommendations
 from kuairec_pipeline_tests.models.contract import make_planted
 
@@ -50,6 +52,9 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _env(home: Path, monkeypatch):
     monkeypatch.setenv("KUAIREC_HOME", str(home))
+    # summary and metrics read the run history: an instance of its own, never the repository's data/dagster
+    (home / "dagster_home").mkdir(exist_ok=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
 
 
 def _rows(text: str) -> int:
@@ -76,6 +81,16 @@ def test_k_above_the_stored_depth_is_capped_the_same_on_every_path(model, capsys
     assert _rows(captured.out) == 5 and "capped" not in captured.err  # (the fixture has no provenance records)
 
 
+def test_recommend_help_lists_every_model_of_the_registry(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["recommend", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    names = [*TRAINED_MODELS, *SERVED_ALIASES]
+    assert "sequential_shuffled" in names and "hybrid" in names
+    assert [name for name in names if not re.search(rf"\b{name}\b", text)] == []
+
+
 def test_generate_says_when_it_wrote_nothing(tmp_path, capsys):
     out = tmp_path / "twin"
     assert main(["generate", "--profile", "tiny", "--out", str(out)]) == 0
@@ -87,7 +102,9 @@ def test_generate_says_when_it_wrote_nothing(tmp_path, capsys):
 
 def test_summary_names_files_metrics_and_next_commands(home, capsys):
     assert main(["summary"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert captured.err == ""  # no run history of these files: nothing to warn about
     assert str(home / "reports" / "report.html") in text and "missing" in text  # no report written here
     assert "top 8 per user, model hybrid" in text
     assert "0.1600*" in text and "0.1400 " in text  # best non-reference rmse starred; the oracle never is

@@ -86,6 +86,15 @@ def provenance_entries(context: OutputContext) -> dict[str, str]:
     return entries
 
 
+class _FoldersOnWrite:
+    """Local writes create their folder in ``atomic_path``, which removes it again when the write fails: a failed
+    partition leaves no empty ``day=...`` folder behind. UPathIOManager would create it before the write starts."""
+
+    def make_directory(self, path: UPath) -> None:
+        if not _is_local(path):
+            super().make_directory(path)  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
 class ParquetFileWriter:
     """An asset output that writes its own Parquet file to the path the IO manager hands it.
@@ -98,7 +107,7 @@ class ParquetFileWriter:
     write: Callable[[Path], Mapping[str, Any]]
 
 
-class PolarsParquetIOManager(UPathIOManager):
+class PolarsParquetIOManager(_FoldersOnWrite, UPathIOManager):
     """Stores a polars DataFrame, or streams a LazyFrame (``sink_parquet``), as ``<asset key>.parquet``; a
     :class:`ParquetFileWriter` output writes the file itself.
 
@@ -191,7 +200,7 @@ class PolarsParquetIOManager(UPathIOManager):
         return pl.read_parquet(source)
 
 
-class NumpyIOManager(UPathIOManager):
+class NumpyIOManager(_FoldersOnWrite, UPathIOManager):
     """Stores a dict of named NumPy arrays as ``<asset key>.npz``; loads it back with ``allow_pickle=False``.
 
     Object arrays are refused on write, so nothing read back can ever need unpickling.

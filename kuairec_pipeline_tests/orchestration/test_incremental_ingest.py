@@ -4,21 +4,33 @@ prepared tables built from the archive plus the days equal those built from the 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterInstance, Definitions, SkipReason, build_sensor_context, materialize
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    Definitions,
+    MetadataValue,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 from polars.testing import assert_frame_equal
 
+from kuairec_pipeline import provenance
 from kuairec_pipeline.daily_definitions import build_daily_definitions
 from kuairec_pipeline.dataset.loader import daily_logs
 from kuairec_pipeline.dataset.synthetic import generate_twin
 from kuairec_pipeline.definitions import build_definitions
+from kuairec_pipeline.orchestration import run_history
 from kuairec_pipeline.orchestration.assets import daily
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
 from kuairec_pipeline.settings import DEFAULT_SEED, Settings
+from kuairec_pipeline_tests.builders import kuairec_cli, pipeline_env
 
 PREPARED = ("filtered_ratios", "user_features", "video_features")
 INGEST = ("source_files", "raw_interactions", "raw_eval_interactions", "raw_users", "raw_videos")
@@ -143,7 +155,7 @@ def test_a_bad_daily_log_names_its_row_and_loses_nothing(tmp_path, twin) -> None
         assert not result.success
         message = _failure_text(result)
         assert str(bad) in message and "'watch_ratio'" in message and "row 3" in message
-        assert not _partition(settings, second_day).exists()
+        assert not _partition(settings, second_day).parent.exists()  # "writes nothing": not even an empty folder
 
         misfiled = list(days[second_day])
         misfiled[4] = misfiled[4].replace(f",{second_day.replace('-', '')},", f",{first_day.replace('-', '')},")
@@ -152,11 +164,18 @@ def test_a_bad_daily_log_names_its_row_and_loses_nothing(tmp_path, twin) -> None
         assert not result.success
         message = _failure_text(result)
         assert "'date'" in message and "row 5" in message and f"day {second_day}" in message
-        assert not _partition(settings, second_day).exists()
+        assert not _partition(settings, second_day).parent.exists()
         assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_stamp
+
+        _drop(settings, first_day, lines[0], rows)  # a bad re-delivery of a stored day: its folder and file stay
+        assert not _ingest_day(settings, instance, first_day, raise_on_error=False).success
+        assert first_file.read_bytes() == first_bytes and first_file.stat().st_mtime_ns == first_stamp
+        assert [path.name for path in first_file.parent.iterdir()] == [first_file.name]
 
         result = _ingest_day(settings, instance, "2020-07-06", raise_on_error=False)  # no file for that day
         assert not result.success and daily_logs.daily_log_name("2020-07-06") in _failure_text(result)
+        days_folder = settings.assets_dir / "interaction_days"
+        assert sorted(path.name for path in days_folder.iterdir()) == [f"day={first_day}"]
 
 
 def test_a_day_already_in_the_archive_is_refused(tmp_path, twin) -> None:
@@ -209,3 +228,48 @@ def test_the_sensor_asks_for_each_new_or_changed_day(tmp_path) -> None:
     with build_sensor_context(resources={"kuairec": resource}) as context:
         changed = daily.new_log_days_sensor(context).run_requests
     assert changed[0].run_key != first_key and changed[1].run_key == requests[1].run_key
+
+
+def test_a_model_refused_after_a_day_was_withdrawn_says_what_differs(tmp_path, twin) -> None:
+    """filtered_ratios re-made without one day and with the same config: ``kuairec recommend`` refuses the model
+    trained on the former table, naming both fingerprints and, from the run history, the day that differs."""
+    _, lines, days = twin
+    first_day, second_day = days
+    with _instance(tmp_path / "instance") as instance:
+        settings = _home(tmp_path / "days", twin, held_back=True)
+        for day in days:
+            _drop(settings, day, lines[0], days[day])
+            _ingest_day(settings, instance, day)
+        _run_main(settings, instance, (*INGEST, *PREPARED, "linear_baseline"))
+        then = provenance.file_fingerprint(settings.assets_dir / "filtered_ratios.parquet")
+        shutil.rmtree(_partition(settings, second_day).parent)  # how a day is withdrawn (INCREMENTAL_INGEST.md)
+        _run_main(settings, instance, PREPARED)
+        now = provenance.file_fingerprint(settings.assets_dir / "filtered_ratios.parquet")
+    env = pipeline_env(tmp_path / "cli", KUAIREC_HOME=str(settings.home), DAGSTER_HOME=str(tmp_path / "instance"))
+    answer = kuairec_cli(env, "recommend", "--user", "0", "--model", "linear")
+    assert answer.returncode == 2 and answer.stdout == ""
+    message = " ".join(answer.stderr.split())
+    assert f"other content (fingerprint {then} then, {now} now)" in message
+    assert "same config, so its rows changed" in message and message.count("max_watch_ratio") == 1
+    note = message.split("What differs: ", 1)[1]
+    if provenance.APPENDED_DAYS in provenance.parquet_provenance(settings.assets_dir / "filtered_ratios.parquet"):
+        assert note.startswith(f"appended days of interaction_days no longer read: {second_day}.")  # the days listed
+    else:  # the prepare step records how many days and the last one only
+        assert note.startswith(f"filtered_ratios {then} appended 2 day(s) (the last {second_day})")
+        assert f"{now} appends 1 day(s) (the last {first_day})" in note
+
+
+def test_the_days_two_filtered_ratios_tables_read_are_named_when_recorded(tmp_path) -> None:
+    """With the list of appended days in both materializations' metadata, the days that differ are named."""
+    location = str(tmp_path / "assets")
+    with _instance(tmp_path / "instance") as instance:
+        for fingerprint, appended in (("aaaa", [20200904, 20200905]), ("bbbb", [20200904, 20200906])):
+            metadata = {
+                provenance.FINGERPRINT: fingerprint,
+                provenance.APPENDED_DAYS: json.dumps(appended),
+                "path": MetadataValue.path(f"{location}/filtered_ratios.parquet"),
+            }
+            instance.report_runless_asset_event(AssetMaterialization("filtered_ratios", metadata=metadata))
+        note = run_history.appended_days_difference(instance, location, "aaaa", "bbbb")
+        assert note == "appended days of interaction_days no longer read: 2020-09-05; read now, not then: 2020-09-06"
+        assert run_history.appended_days_difference(instance, str(tmp_path / "elsewhere"), "aaaa", "bbbb") is None

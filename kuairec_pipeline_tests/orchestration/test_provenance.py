@@ -56,6 +56,21 @@ def test_a_changed_filtered_ratios_is_refused_and_a_changed_feature_table_warns(
     assert "target scaler [0.5, 1.5]" in str(caught.value)
 
 
+def test_a_filtered_ratios_with_other_rows_but_the_same_config_is_refused_naming_both_fingerprints(tmp_path):
+    """A day added or removed: the config is the same, so the message says that the content differs and how."""
+    config = {"max_watch_ratio": 3.0, "validation_days": 7.0}
+    then = _store(tmp_path, "filtered_ratios", TABLE, config)
+    record = TrainedWith(0.5, 1.5, {"filtered_ratios": then}, config)
+    now = _store(tmp_path, "filtered_ratios", TABLE.head(2), config)
+    with pytest.raises(StaleArtifactError) as caught:
+        provenance.check_against_tables("als_factors.npz", record, tmp_path)
+    message = str(caught.value)
+    assert f"other content (fingerprint {then} then, {now} now)" in message
+    assert "same config, so its rows changed" in message and "interaction_days" in message
+    assert message.count("validation_days 7.0") == 1  # the config is shown once, not twice as if it differed
+    assert (caught.value.table, caught.value.recorded, caught.value.current) == ("filtered_ratios", then, now)
+
+
 def test_an_artifact_without_a_record_only_warns(tmp_path):
     (warning,) = provenance.check_against_tables("old.npz", None, tmp_path)
     assert "records nothing" in warning

@@ -167,3 +167,23 @@ def test_a_killed_writers_temporary_files_are_swept_by_the_next_write(tmp_path: 
         tmp.write_bytes(b"complete")
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
     assert target.read_bytes() == b"complete"
+
+
+def test_a_failed_write_removes_the_folders_it_created_and_no_other(tmp_path: Path) -> None:
+    target = tmp_path / "interaction_days" / "day=2020-09-06" / "part-0.parquet"
+    with pytest.raises(ValueError, match="bad row"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise ValueError("bad row")
+    assert list(tmp_path.iterdir()) == []  # both folders it made are gone
+
+    kept = tmp_path / "interaction_days" / "day=2020-09-05"
+    kept.mkdir(parents=True)  # a folder that existed before (empty even): never removed
+    with pytest.raises(ValueError), atomic_path(kept / "part-0.parquet"):
+        raise ValueError("bad row")
+    assert kept.is_dir()
+
+    busy = target.parent  # another writer's file lands in the folder meanwhile: the folder stays
+    with pytest.raises(ValueError), atomic_path(target):
+        (busy / "other.parquet").write_bytes(b"theirs")
+        raise ValueError("bad row")
+    assert [path.name for path in busy.iterdir()] == ["other.parquet"]

@@ -123,3 +123,34 @@ def test_bad_run_config_is_refused_before_anything_is_written(baseline: Baseline
     for name, env in envs.items():
         after = digests(Path(env["KUAIREC_HOME"]))
         assert after == before[name], name  # nothing written: not the twin, not one asset
+
+
+def test_summary_and_metrics_warn_when_a_model_or_table_is_newer_than_the_metrics(
+    baseline: Baseline, tmp_path: Path
+) -> None:
+    for command in ("summary", "metrics"):  # the session's run: every input as the metrics read it
+        answer = kuairec_cli(baseline.env, command)
+        assert answer.returncode == 0 and answer.stderr == "", output(answer)
+
+    env = copy_home(baseline, tmp_path / "case")  # its own instance: the history starts with these runs
+    assert materialize(env, select="filtered_ratios,video_features,metrics").returncode == 0
+    quiet = kuairec_cli(env, "summary")
+    assert quiet.returncode == 0 and quiet.stderr == "", output(quiet)
+
+    other_l2 = run_config(tmp_path / "l2.json", {"linear_baseline": {"l2": 3.0}})
+    assert materialize(env, select="linear_baseline", extra=("-c", other_l2)).returncode == 0
+    assert materialize(env, select="video_features").returncode == 0  # made again with the same content: unchanged
+    for command in ("summary", "metrics"):
+        answer = kuairec_cli(env, command)
+        assert answer.returncode == 0 and answer.stdout, output(answer)  # the table is still printed
+        (line,) = answer.stderr.splitlines()
+        assert line.startswith(f"kuairec {command}: warning: the stored metrics are out of date: linear_baseline (")
+        assert "video_features" not in line and "--select 'metrics*'" in line
+
+    five = run_config(tmp_path / "five.json", {"filtered_ratios": {"max_watch_ratio": 5.0}})
+    before = provenance.file_fingerprint(assets_dir(env) / "filtered_ratios.parquet")
+    assert materialize(env, select="filtered_ratios", extra=("-c", five)).returncode == 0
+    after = provenance.file_fingerprint(assets_dir(env) / "filtered_ratios.parquet")
+    (line,) = kuairec_cli(env, "summary").stderr.splitlines()
+    assert f"filtered_ratios (content {before} -> {after}, " in line and "linear_baseline (" in line
+    assert "--select 'filtered_ratios*'" in line
