@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from dagster import AssetSelection, DagsterError, DagsterInstance
+from dagster import AssetKey, AssetSelection, DagsterError, DagsterInstance
 
 from kuairec_pipeline.dataset import loader, schema
 from kuairec_pipeline.dataset.schema import BIG_MATRIX, INTERACTION_COLUMNS, ONEHOT_COLUMNS, USER_FEATURES
@@ -79,13 +79,40 @@ def pipeline_env(root: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+# Pipeline tests check the wiring (what is read, written, refused, recorded), not how well the networks train: the
+# models' own tests and the contract suite do that. So pipeline runs stop the three slowest trainings after two
+# epochs (a whole tiny graph: ~57 s -> ~35 s); every code path still runs. A test's own -c/--config-json wins.
+QUICK_TRAINING: dict[str, dict[str, Any]] = {
+    name: {"max_epochs": 2} for name in ("sequential_model", "sequential_shuffled", "hybrid_concat")
+}
+
+
+def quick_training(keys: Iterable[AssetKey]) -> dict[str, Any]:
+    """The run config of :data:`QUICK_TRAINING` for the assets ``keys`` (Dagster refuses config of an op outside
+    the run)."""
+    names = {key.to_user_string() for key in keys}
+    return {"ops": {op: {"config": config} for op, config in QUICK_TRAINING.items() if op in names}}
+
+
+def _selected(env: Mapping[str, str], select: str) -> set[AssetKey]:
+    graph = build_definitions(environ=dict(env)).resolve_asset_graph()
+    return AssetSelection.from_coercible(select.split(",")).resolve(graph)
+
+
 def materialize_cli(
     env: dict[str, str], select: str = "*", timeout: float = 600, extra: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """``dagster asset materialize`` in a subprocess (the CLI smoke test and the runs that must be their own
-    process: another executor, a kill, two runs racing)."""
+    process: another executor, a kill, two runs racing), with :data:`QUICK_TRAINING` under ``extra``."""
+    quick = Path(env["DAGSTER_HOME"]) / f"quick_training_{hashlib.sha1(select.encode()).hexdigest()[:8]}.json"
+    with _environment(env):
+        quick.write_text(json.dumps(quick_training(_selected(env, select))))
     return subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select, *extra],
+        [
+            DAGSTER,
+            *("asset", "materialize", "-m", "kuairec_pipeline.definitions", "--select", select),
+            *("-c", str(quick), *extra),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -230,7 +257,8 @@ def materialize(
 ) -> RunResult:
     """``dagster asset materialize --select SELECT [extra]`` in this process: the same Definitions (built from
     ``env``), the same implicit asset job and selection syntax, the same instance (``env['DAGSTER_HOME']``), but no
-    new interpreter (which costs seconds of imports per run). Always in-process execution; ``timeout`` is accepted
+    new interpreter (which costs seconds of imports per run); :data:`QUICK_TRAINING` under the run config of
+    ``extra``. Always in-process execution; ``timeout`` is accepted
     for the CLI runner's signature and not enforced (pytest-timeout bounds the test)."""
     args = ("materialize", "--select", select, *extra)
     run_config = _run_config(extra)
@@ -241,7 +269,10 @@ def materialize(
             keys = AssetSelection.from_coercible(select.split(",")).resolve(graph)
             job = definitions.resolve_implicit_global_asset_job_def()
             result = job.execute_in_process(
-                run_config=run_config, instance=instance, asset_selection=sorted(keys), raise_on_error=False
+                run_config=_merged(quick_training(keys), run_config),
+                instance=instance,
+                asset_selection=sorted(keys),
+                raise_on_error=False,
             )
         except (DagsterError, ValueError) as error:  # refused before a run starts: the CLI exits 1 with the message
             return RunResult(args, 1, "", "".join(traceback.format_exception(error)))

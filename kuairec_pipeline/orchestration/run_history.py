@@ -8,7 +8,9 @@ the storage id of the input's materialization it read and that input's data vers
 ``dagster/input_event_pointer/*`` and ``dagster/input_data_version/*`` tags, read through
 :class:`dagster.DataProvenance`). An input materialized again after that one was re-made after the metrics were
 computed. Whether its content changed: a prepared table's data version is its content fingerprint
-(``provenance.frame_fingerprint``, user-provided), so a table re-made with the same content does not count; a
+(``provenance.frame_fingerprint``, user-provided), and the prepared arrays' a digest of their tables' fingerprints,
+so a table or arrays re-made with the same content do not count; a table re-made after the arrays the metrics read
+shows as that table (the arrays record which table versions they were built from); a
 model's data version is Dagster's own (code version and inputs, not the model's config: two models of one code and
 data share it), so every re-materialization of a model counts.
 
@@ -28,11 +30,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DataProvenance, EventLogRecord
 
+from kuairec_pipeline.models.bundle import decode_json
+from kuairec_pipeline.models.data_store import TABLES_KEY
 from kuairec_pipeline.provenance import APPENDED_DAYS, FINGERPRINT, PREPARED_TABLES
 
 METRICS = "metrics"
+ARRAYS = ("training_arrays", "evaluation_arrays")  # what metrics reads the prepared tables through
+# Inputs whose data version is a digest of their content (a re-make with the same content is no change).
+CONTENT_VERSIONED = (*PREPARED_TABLES, *ARRAYS)
 FILTERED_RATIOS = "filtered_ratios"
 # Metadata the prepare step has always written on filtered_ratios (orchestration/assets/prepare.py).
 APPENDED_COUNT, LAST_APPENDED = "appended_days", "last_appended_day"
@@ -126,7 +134,9 @@ def changed_metrics_inputs(instance: DagsterInstance, location: str) -> MetricsI
         tags = newer.event_log_entry.tags or {}
         before, after = read.input_data_versions.get(key), tags.get(DATA_VERSION_TAG)
         # Content known on both sides only when the run read a recorded materialization (not a NULL pointer).
-        fingerprinted = key.to_user_string() in PREPARED_TABLES and pointer is not None and None not in (before, after)
+        fingerprinted = (
+            key.to_user_string() in CONTENT_VERSIONED and pointer is not None and None not in (before, after)
+        )
         if fingerprinted and before.value == after:
             continue  # made again with the same content
         changed.append(
@@ -137,7 +147,28 @@ def changed_metrics_inputs(instance: DagsterInstance, location: str) -> MetricsI
                 after if fingerprinted else "",
             )
         )
-    return MetricsInputs(metrics.timestamp, changed)
+    flagged = {item.asset for item in changed}
+    for table, fingerprint in _tables_of_stored_arrays(location).items():
+        newest = _newest_in_location(instance, AssetKey(table), location)
+        latest = _value(newest, FINGERPRINT) if newest is not None else None
+        if table not in flagged and isinstance(latest, str) and latest != fingerprint:
+            changed.append(ChangedInput(table, newest.timestamp, fingerprint, latest))
+    return MetricsInputs(metrics.timestamp, sorted(changed, key=lambda item: item.asset))
+
+
+def _tables_of_stored_arrays(location: str) -> dict[str, str]:
+    """Table -> fingerprint the stored prepared arrays were built from (their ``__tables__`` record; read lazily, not
+    the arrays). The metrics read the tables only through the arrays, so a table re-made after them shows here.
+    Local locations only (empty for an fsspec URL, whose files ``kuairec summary`` does not read either)."""
+    found: dict[str, str] = {}
+    for name in ARRAYS:
+        path = Path(location) / f"{name}.npz"
+        if "://" in location or not path.is_file():
+            continue
+        with np.load(path, allow_pickle=False) as stored:
+            if TABLES_KEY in stored.files:
+                found.update(decode_json(stored[TABLES_KEY]))
+    return found
 
 
 def stale_metrics_warning(instance: DagsterInstance, location: str) -> str | None:

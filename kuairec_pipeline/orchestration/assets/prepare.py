@@ -82,6 +82,7 @@ def filtered_ratios(
             **rounded_floats(summary.as_metadata()),
             "appended_days": len(appended),
             "last_appended_day": appended[-1] if appended else 0,
+            provenance.APPENDED_DAYS: json.dumps(appended),
             provenance.CONFIG: json.dumps(dataclasses.asdict(ratio_config), sort_keys=True),
             "watch_ratio_histogram": png_markdown(png, "watch ratio before and after filtering"),
         },
