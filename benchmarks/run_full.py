@@ -113,7 +113,9 @@ def prepare_instance(folder: Path) -> Path:
     return home
 
 
-def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[str, object]:
+def run(
+    profile: str, seed: int, workdir: Path, sample_interval: float, ops_config: dict | None = None
+) -> dict[str, object]:
     revision = commit()  # before the run: a child forked later would inherit a large resident set
     os.environ.update(
         {
@@ -138,7 +140,7 @@ def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[
         result = defs.get_implicit_global_asset_job_def().execute_in_process(
             instance=instance,
             raise_on_error=True,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}, "ops": ops_config or {}},
         )  # events still stored
         finished = time.time()
         sampler.stop()
@@ -166,6 +168,7 @@ def run(profile: str, seed: int, workdir: Path, sample_interval: float) -> dict[
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "executor": "in_process",
+        "ops_config": ops_config or {},
         "steps": [asdict(f) for f in figures],
         "import_and_definitions_s": round(imported - started, 2),
         "run_s": round(finished - imported, 2),
@@ -185,6 +188,7 @@ def report(figures: dict[str, object]) -> str:
     lines = [
         f"profile {figures['profile']}, seed {figures['seed']}, commit {figures['commit']}, {figures['date']}",
         f"machine: {figures['machine']}",
+        *([f"run config (ops): {json.dumps(figures['ops_config'])}"] if figures.get("ops_config") else []),
         f"{'step':<{width}}  {'wall s':>8}  {'rss at start MiB':>16}  {'peak rss MiB':>12}",
     ]
     lines += [
@@ -212,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sample-ms", type=int, default=50, help="resident-memory sampling period, 5..1000 ms")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON run config as `dagster asset materialize -c` takes it; its `ops` part is used (default: none)",
+    )
     args = parser.parse_args(argv)
     if not 5 <= args.sample_ms <= 1000:
         parser.error(f"--sample-ms must be in 5..1000, got {args.sample_ms}")
@@ -220,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kuairec-run-full-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        figures = run(args.profile, args.seed, workdir, args.sample_ms / 1000)
+        ops_config = json.loads(args.config.read_text()).get("ops", {}) if args.config is not None else None
+        figures = run(args.profile, args.seed, workdir, args.sample_ms / 1000, ops_config)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -9,13 +9,15 @@ import sys
 import pytest
 
 from kuairec_pipeline.definitions import build_definitions
-from kuairec_pipeline_tests.builders import REPO, pipeline_env
+from kuairec_pipeline_tests.builders import QUICK_TRAINING, REPO, pipeline_env
 
 
 @pytest.mark.slow
 @pytest.mark.scale
 def test_run_full_times_every_step_on_tiny(tmp_path):
     out = tmp_path / "figures.json"
+    quick = tmp_path / "quick.json"  # the pipeline tests' short training; also proves --config reaches the run
+    quick.write_text(json.dumps({"ops": {op: {"config": config} for op, config in QUICK_TRAINING.items()}}))
     env = pipeline_env(tmp_path)  # only for a clean environment: the script sets its own KUAIREC_HOME
     result = subprocess.run(
         [
@@ -27,6 +29,8 @@ def test_run_full_times_every_step_on_tiny(tmp_path):
             str(tmp_path / "run"),
             "--json",
             str(out),
+            "--config",
+            str(quick),
         ],
         cwd=REPO,
         env=env,
@@ -46,6 +50,7 @@ def test_run_full_times_every_step_on_tiny(tmp_path):
     assert sum(step["seconds"] for step in steps.values()) <= figures["run_s"] <= figures["total_s"]
     assert (tmp_path / "run" / "home" / "assets" / "metrics.parquet").is_file()  # a real run, kept in --workdir
     assert "total" in result.stdout and "two_tower_embeddings" in result.stdout
+    assert figures["ops_config"]["sequential_model"] == {"config": {"max_epochs": 2}}
     rerun = subprocess.run(
         [sys.executable, "benchmarks/run_full.py", "--workdir", str(tmp_path / "run")],
         cwd=REPO,
