@@ -20,7 +20,7 @@ import scipy.sparse as sp  # noqa: E402
 from kuairec_pipeline.models.base import Recommender  # noqa: E402
 from kuairec_pipeline.models.data import PreparedData  # noqa: E402
 
-MF_SWEEPS = 10  # alternating sweeps of residual_factors (each: every user, then every video)
+MF_SWEEPS = 10  # residual_factors' default number of alternating sweeps
 
 
 class GridScores(Recommender):
@@ -89,6 +89,19 @@ class GridSetup:
         matrix = sp.csr_matrix((values.astype(np.float32), (self.cell_users, self.cell_videos)), shape=self.shape)
         return GridScores(matrix)
 
+    def truth_additive(self) -> np.ndarray:
+        """float64 (n_cells,): the best additive fit ``g + a_u + b_v`` to the oracle's own scores on the grid (least
+        squares, by alternating means, which converge on a complete-ish grid); ``truth`` minus it is the personal
+        taste no bias model can express."""
+        user_index = np.unique(self.cell_users, return_inverse=True)[1]
+        video_index = np.unique(self.cell_videos, return_inverse=True)[1]
+        truth, mean = self.truth, self.truth.mean()
+        user_part, video_part = np.zeros(user_index.max() + 1), np.zeros(video_index.max() + 1)
+        for _ in range(50):
+            user_part = np.bincount(user_index, truth - mean - video_part[video_index]) / np.bincount(user_index)
+            video_part = np.bincount(video_index, truth - mean - user_part[user_index]) / np.bincount(video_index)
+        return mean + user_part[user_index] + video_part[video_index]
+
     def test_metrics(self, model: Recommender) -> tuple[float, float]:
         """(test ndcg@10, test mae) of ``model``, by the metrics asset's ``evaluate``."""
         from kuairec_pipeline.evaluation.metrics import evaluate
@@ -124,6 +137,36 @@ def load_test_grid(home: Path, profile: str, seed: int) -> GridSetup:
     )
 
 
+def planted_parts(profile: str, seed: int, users: np.ndarray, videos: np.ndarray) -> dict[str, np.ndarray]:
+    """The twin's planted taste (the interaction part of a view's log engagement eta) per (user, video) pair, by part.
+
+    Parameters
+    ----------
+    profile, seed : the twin's profile and seed (its entities are rebuilt from them, as the generator builds them).
+    users, videos : int (n,), the pairs.
+
+    Returns
+    -------
+    ``{"latent factors", "user x tag affinity", "user x duration"}`` -> float64 (n,), each on the eta scale.
+    """
+    from kuairec_pipeline.dataset.synthetic.config import DEFAULT_BEHAVIOUR, PROFILES
+    from kuairec_pipeline.dataset.synthetic.entities import build_users, build_videos
+
+    planted_videos = build_videos(PROFILES[profile], DEFAULT_BEHAVIOUR, seed)
+    planted_users = build_users(PROFILES[profile], DEFAULT_BEHAVIOUR, planted_videos, seed)
+    pairs = {
+        "latent factors": (planted_users.factors, planted_videos.factors),
+        "user x tag affinity": (planted_users.tag_affinity, planted_videos.tag_weights),
+    }
+    # float32 products, as the entities store them, then float64
+    parts = {
+        label: np.einsum("ij,ij->i", left[users], right[videos]).astype(np.float64)
+        for label, (left, right) in pairs.items()
+    }
+    parts["user x duration"] = planted_users.duration_preference[users] * -planted_videos.log_duration_z[videos]
+    return parts
+
+
 def residual_factors(
     users: np.ndarray,
     videos: np.ndarray,
@@ -133,8 +176,9 @@ def residual_factors(
     l2: float,
     seed: int,
     weighted: bool = False,
+    sweeps: int = MF_SWEEPS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Explicit matrix factorization of per-row residuals by alternating ridge solves, ``MF_SWEEPS`` sweeps.
+    """Explicit matrix factorization of per-row residuals by alternating ridge solves.
 
     Minimizes ``sum_rows (r - p_u . q_v)^2 + sum_u l2_u |p_u|^2 + sum_v l2_v |q_v|^2`` (Koren, Bell & Volinsky,
     "Matrix factorization techniques for recommender systems", IEEE Computer 2009), with
@@ -153,6 +197,7 @@ def residual_factors(
     l2 : ridge penalty (>= 0), per row (fixed) or per training row (weighted).
     seed : video factors start as 0.1 x standard normal from this seed; user factors are solved first.
     weighted : weighted-lambda (ALS-WR) instead of the fixed penalty.
+    sweeps : alternating sweeps (each: every user, then every video).
 
     Returns
     -------
@@ -179,7 +224,7 @@ def residual_factors(
         return out
 
     counts_t, sums_t = counts.T.tocsr(), sums.T.tocsr()
-    for _ in range(MF_SWEEPS):
+    for _ in range(sweeps):
         user_factors = solve(counts, sums, video_factors)
         video_factors = solve(counts_t, sums_t, user_factors)
     return user_factors, video_factors

@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from _taste import load_test_grid, residual_factors  # noqa: E402
+from _taste import load_test_grid, planted_parts, residual_factors  # noqa: E402
 
 from kuairec_pipeline.models.base import Recommender  # noqa: E402
 
@@ -49,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, nargs="*", default=[1.0, 3.0, 10.0, 30.0])
     args = parser.parse_args(argv)
 
-    from kuairec_pipeline.dataset.synthetic.config import DEFAULT_BEHAVIOUR, PROFILES
-    from kuairec_pipeline.dataset.synthetic.entities import build_users, build_videos
-
     setup = load_test_grid(args.home, args.profile, args.seed)
     training, shape, on_grid = setup.data.training, setup.shape, setup.on_grid
     bias, oracle, truth, bias_cells = setup.bias, setup.oracle, setup.truth, setup.bias_cells
@@ -64,25 +61,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add("user_video_bias", bias)
     add("oracle", oracle)
-    # best additive fit to the oracle itself (alternating means converge for a complete-ish grid)
-    user_index = np.unique(cell_users, return_inverse=True)[1]
-    video_index = np.unique(cell_videos, return_inverse=True)[1]
-    user_part, video_part, mean = np.zeros(user_index.max() + 1), np.zeros(video_index.max() + 1), truth.mean()
-    for _ in range(50):
-        user_part = np.bincount(user_index, truth - mean - video_part[video_index]) / np.bincount(user_index)
-        video_part = np.bincount(video_index, truth - mean - user_part[user_index]) / np.bincount(video_index)
-    additive = mean + user_part[user_index] + video_part[video_index]
+    additive = setup.truth_additive()
     personal = truth - additive
     add("truth_additive", on_grid(additive))
     add("bias + true personal", on_grid(bias_cells + personal))
 
-    videos = build_videos(PROFILES[args.profile], DEFAULT_BEHAVIOUR, args.seed)
-    users = build_users(PROFILES[args.profile], DEFAULT_BEHAVIOUR, videos, args.seed)
-    parts = {
-        "latent factors": np.einsum("ij,ij->i", users.factors[cell_users], videos.factors[cell_videos]),
-        "user x tag affinity": np.einsum("ij,ij->i", users.tag_affinity[cell_users], videos.tag_weights[cell_videos]),
-        "user x duration": users.duration_preference[cell_users] * -videos.log_duration_z[cell_videos],
-    }
+    parts = planted_parts(args.profile, args.seed, cell_users, cell_videos)
     design = np.column_stack([*parts.values(), np.ones_like(truth)])
     coefficients = np.linalg.lstsq(design, personal, rcond=None)[0]
     explained = 1.0 - np.var(personal - design @ coefficients) / np.var(personal)
