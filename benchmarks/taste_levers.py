@@ -314,16 +314,28 @@ def print_summary(results: list[Scored], base: float, ceiling: float) -> dict[tu
 
 
 def time_full(args: argparse.Namespace) -> None:
-    """Seconds per sweep of the residual MF at KuaiRec's full size (benchmarks/_data.py's arrays, not the twin)."""
+    """Seconds of the residual MF at KuaiRec's full size (benchmarks/_data.py's arrays, not the twin): one run of 1
+    and one of 3 sweeps, whose difference / 2 is a sweep and the rest the setup (building the sparse matrices)."""
+    import resource
+
     from _data import timed_training_data
 
     data = timed_training_data(1.0)
     train = data.train
     residual = train.target.astype(np.float64) - train.target.mean()
+    shape = (data.n_users, data.n_videos)
     for rank in args.ranks:
-        started = time.perf_counter()
-        residual_factors(train.user, train.video, residual, (data.n_users, data.n_videos), rank, 0.1, 0, True, 1)
-        print(f"rank {rank}: one weighted-lambda sweep over {len(train):,} rows: {time.perf_counter() - started:.1f} s")
+        seconds = []
+        for sweeps in (1, 3):
+            started = time.perf_counter()
+            residual_factors(train.user, train.video, residual, shape, rank, 0.1, 0, True, sweeps)
+            seconds.append(time.perf_counter() - started)
+        sweep = (seconds[1] - seconds[0]) / 2
+        print(
+            f"rank {rank}, {len(train):,} rows: setup {seconds[0] - sweep:.1f} s, one sweep {sweep:.1f} s: "
+            f"{seconds[0] - sweep + 10 * sweep:.0f} s for 10 sweeps"
+        )
+    print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")  # Linux: KiB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,10 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     if any(threshold <= 0 for threshold in args.thresholds):
         parser.error("thresholds must be > 0 (the engaged target is a log)")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"profile {args.profile}, commit {commit}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
+    now = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
     if args.time_full:
+        print(f"residual MF at KuaiRec's full size (benchmarks/_data.py arrays), commit {commit}, {now}")
         time_full(args)
         return 0
+    print(f"profile {args.profile}, commit {commit}, {now}")
     print(
         f"thresholds {args.thresholds}, shrinkages {args.shrinkages}, ranks {args.ranks}, fixed l2 {args.fixed_l2}, "
         f"weighted lambda {args.wr_lambda}"
