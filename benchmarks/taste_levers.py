@@ -240,7 +240,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> tuple[list[Scored], float, 
     """Every (taste model, target, setting) of one twin seed; returns them with the bias and oracle test ndcg@10."""
     setup = load_test_grid(args.home, args.profile, seed)
     training = setup.data.training
-    base, ceiling = setup.test_metrics(setup.bias)[0], setup.test_metrics(setup.oracle)[0]
+    (base, base_mae), (ceiling, ceiling_mae) = setup.test_metrics(setup.bias), setup.test_metrics(setup.oracle)
     # The tag estimator here must be the package's personal baseline: same affinity at its chosen shrinkage.
     package = UserTagProfileRecommender().fit(training)
     scaled = scaled_target(setup)
@@ -250,12 +250,19 @@ def one_seed(args: argparse.Namespace, seed: int) -> tuple[list[Scored], float, 
         difference = np.abs(ours - package.affinity).max()
         raise RuntimeError(f"the tag affinity here disagrees with user_tag_profile's by up to {difference:.2e}")
     package_ndcg, package_mae = setup.test_metrics(package)
+    train = training.train
+    user_rows = np.bincount(train.user, minlength=training.n_users)
+    video_rows = np.bincount(train.video, minlength=training.n_videos)
+    grid_video_rows = video_rows[np.unique(setup.cell_videos)]
     print(f"\n### seed {seed}\n")
     print(
-        f"train {len(training.train):,} rows; val {len(training.val):,} rows of "
-        f"{np.unique(training.val.user).size} users. Test ndcg@10: user_video_bias {base:.4f}, oracle {ceiling:.4f}, "
-        f"user_tag_profile (package; shrinkage {package.shrinkage:g} by val rmse) {package_ndcg:.4f} (mae "
-        f"{package_mae:.4f}, gap closed {(package_ndcg - base) / (ceiling - base):.1%})"
+        f"train {len(train):,} rows; val {len(training.val):,} rows of {np.unique(training.val.user).size} users. "
+        f"Training rows per user: median {np.median(user_rows):.0f}; per video: median {np.median(video_rows):.0f}, "
+        f"per test-grid video: median {np.median(grid_video_rows):.0f}, 5% at most "
+        f"{np.quantile(grid_video_rows, 0.05):.0f}.\n"
+        f"Test: user_video_bias ndcg@10 {base:.4f}, mae {base_mae:.4f}; oracle {ceiling:.4f}, mae {ceiling_mae:.4f}; "
+        f"user_tag_profile (package; shrinkage {package.shrinkage:g} by val rmse) {package_ndcg:.4f}, mae "
+        f"{package_mae:.4f}, gap closed {(package_ndcg - base) / (ceiling - base):.1%}"
     )
     judge = Judge(setup)
     targets = [scaled] + [engaged_target(setup, threshold) for threshold in args.thresholds]
@@ -352,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(threshold <= 0 for threshold in args.thresholds):
         parser.error("thresholds must be > 0 (the engaged target is a log)")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if git("status", "--porcelain") else "")
     now = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
     if args.time_full:
         print(f"residual MF at KuaiRec's full size (benchmarks/_data.py arrays), commit {commit}, {now}")
