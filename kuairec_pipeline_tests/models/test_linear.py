@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,7 +18,7 @@ from kuairec_pipeline.models.linear import (
     video_design,
 )
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
-from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted_training_data
+from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted, make_planted_training_data
 
 
 class TestLinear(RecommenderContract):
@@ -47,7 +49,7 @@ def test_ridge_solution_matches_the_dense_normal_equations() -> None:
 
 def test_without_taste_scores_are_the_outer_sum_of_user_and_video_parts() -> None:
     data = make_planted_training_data()
-    model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=None)).fit(data)
+    model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=None, residual_rank=0)).fit(data)
     users, videos = np.array([3, 0, 7]), np.array([5, 1])
     config = model.config
     raw = (
@@ -75,6 +77,7 @@ def test_switching_every_feature_off_leaves_the_mean() -> None:
         use_video_tags=False,
         use_video_numeric=False,
         taste_l2=None,
+        residual_rank=0,
     )
     model = LinearRecommender(off).fit(data)
     np.testing.assert_allclose(model.score_all(np.arange(4)), data.train.target.mean(), atol=1e-6)
@@ -82,7 +85,7 @@ def test_switching_every_feature_off_leaves_the_mean() -> None:
 
 def test_taste_adds_each_users_ridge_coefficients_on_the_video_features() -> None:
     data = make_planted_training_data()
-    model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=5.0)).fit(data)
+    model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=5.0, residual_rank=0)).fit(data)
     users, videos = np.array([3, 0, 7]), np.array([5, 1, 9])
     design = taste_design(data)
     raw = (
@@ -104,7 +107,9 @@ def test_taste_lowers_validation_error_on_the_planted_group_affinity() -> None:
         model = LinearRecommender(config).fit(data)
         return float(np.sqrt(np.mean((model.predict(data.val.user, data.val.video) - data.val.target) ** 2)))
 
-    assert val_rmse(LinearConfig(l2=1.0, taste_l2=5.0)) < 0.95 * val_rmse(LinearConfig(l2=1.0, taste_l2=None))
+    assert val_rmse(LinearConfig(l2=1.0, taste_l2=5.0, residual_rank=0)) < 0.95 * val_rmse(
+        LinearConfig(l2=1.0, taste_l2=None, residual_rank=0)
+    )
 
 
 def test_per_user_ridge_matches_each_users_dense_solve() -> None:
@@ -143,3 +148,51 @@ def test_config_rejects_bad_values(bad: dict) -> None:
 def test_unfitted_model_refuses_to_score() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         LinearRecommender().score_all(np.arange(2))
+
+
+def _featureless(data):
+    """``data`` with every side feature zeroed: only the collaborative (who watched what) signal is left."""
+    zeroed = (
+        "video_tag_multi_hot",
+        "video_tags",
+        "video_categorical",
+        "video_numeric",
+        "user_categorical",
+        "user_numeric",
+    )
+    return dataclasses.replace(data, **{name: np.zeros_like(getattr(data, name)) for name in zeroed})
+
+
+def test_stage_three_learns_the_planted_groups_no_feature_shows() -> None:
+    """The planted user x video group affinity is latent once the features are zeroed: stage 3's factors recover
+    it, measured on the held-out test pairs against the planted mean (not on the val rows its scale was fitted on)."""
+    planted = make_planted()
+    data = _featureless(planted.data)
+    test = planted.prepared.test
+    truth = planted.expected_watch_ratio[test.user, test.video]
+
+    def test_error(rank: int) -> tuple[float, LinearRecommender]:
+        model = LinearRecommender(LinearConfig(l2=1.0, taste_l2=None, residual_rank=rank, residual_l2=3.0)).fit(data)
+        predicted = data.scaler.inverse(model.predict(test.user, test.video))
+        return float(np.sqrt(np.mean((predicted - truth) ** 2))), model
+
+    without, _ = test_error(0)
+    with_factors, model = test_error(4)
+    assert with_factors < 0.9 * without, (with_factors, without)
+    assert model.residual_scale > 0.5 and model.training_metadata()["residual_scale"] > 0.5
+    assert model.user_taste.shape == (data.n_users, 4) and model.video_taste.shape == (data.n_videos, 4)
+    restored = LinearRecommender.from_arrays(model.to_arrays())
+    assert restored.residual_scale == model.residual_scale
+
+
+def test_stage_three_scale_is_fitted_on_val_and_never_negative() -> None:
+    data = _featureless(make_planted_training_data())
+    config = LinearConfig(l2=1.0, taste_l2=None, residual_rank=4, residual_l2=3.0)
+    fitted = LinearRecommender(config).fit(data)
+    # val targets that run against the factors: the least-squares scale would be negative, so it is 0 (stage off)
+    flipped = dataclasses.replace(data, val=dataclasses.replace(data.val, target=1.0 - data.val.target))
+    off = LinearRecommender(config).fit(flipped)
+    assert fitted.residual_scale > 0 and off.residual_scale == 0.0
+    users = np.arange(data.n_users)
+    stage_two_only = LinearRecommender(dataclasses.replace(config, residual_rank=0)).fit(flipped)
+    np.testing.assert_allclose(off.score_all(users), stage_two_only.score_all(users), atol=1e-6)
