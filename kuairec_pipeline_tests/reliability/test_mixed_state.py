@@ -20,7 +20,6 @@ from kuairec_pipeline_tests.builders import (
     kuairec_cli,
     materialize,
     output,
-    run_all,
 )
 
 
@@ -105,16 +104,10 @@ def test_bad_run_config_is_refused_before_anything_is_written(baseline: Baseline
     }
     envs = {name: copy_home(baseline, tmp_path / name) for name in cases}
     before = {name: digests(Path(env["KUAIREC_HOME"])) for name, env in envs.items()}
-    results = run_all(
-        [
-            (
-                lambda name=name: materialize(
-                    envs[name], select="*", extra=("-c", run_config(tmp_path / f"{name}.json", cases[name]))
-                )
-            )
-            for name in cases
-        ]
-    )
+    results = [  # one after another, as in test_bad_input.py
+        materialize(envs[name], select="*", extra=("-c", run_config(tmp_path / f"{name}.json", cases[name])))
+        for name in cases
+    ]
     range_text, empty_text = (output(r) for r in results)
     assert all(r.returncode != 0 for r in results)
     assert "ops.filtered_ratios.config.max_watch_ratio = -1.0: allowed > 0.0" in range_text
