@@ -26,15 +26,14 @@ from kuairec_pipeline.models.biases import (  # noqa: F401  (re-exported: caller
     Pairs,
     aggregate_pairs,
     fit_biases,
+    observed_pair_dot,
+    pair_dot,
 )
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_ids, check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
 from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
 from kuairec_pipeline.params import check, param
-
-PAIR_CHUNK_ROWS = 1_000_000  # rows per chunk when dotting factor pairs: bounds the gathered copies to ~0.5 GB
-DENSE_BLOCK_CELLS = 16_000_000  # users x videos per dense block of scores: ~64 MB of float32
 
 
 @dataclass(frozen=True)
@@ -88,47 +87,6 @@ def confidence_matrix(pairs: Pairs, alpha: float, n_videos: int) -> sp.csr_matri
     float32 csr (n_users, n_videos).
     """
     return pairs.matrix((1.0 + alpha * pairs.mean_target).astype(np.float32), n_videos)
-
-
-def pair_dot(
-    user_factors: np.ndarray, video_factors: np.ndarray, pair_user: np.ndarray, pair_video: np.ndarray
-) -> np.ndarray:
-    """Row-wise <user_factors[u], video_factors[v]> for arbitrary pairs, in chunks to bound memory.
-
-    Parameters
-    ----------
-    user_factors : float (n_users, d).
-    video_factors : float (n_videos, d).
-    pair_user, pair_video : int64 (n,) paired ids, already in range.
-
-    Returns
-    -------
-    float64 (n,).
-    """
-    out = np.empty(pair_user.size, dtype=np.float64)
-    for first in range(0, pair_user.size, PAIR_CHUNK_ROWS):
-        last = first + PAIR_CHUNK_ROWS
-        users = user_factors[pair_user[first:last]]
-        videos = video_factors[pair_video[first:last]]
-        out[first:last] = np.einsum("ij,ij->i", users, videos)
-    return out
-
-
-def observed_pair_dot(user_factors: np.ndarray, video_factors: np.ndarray, pairs: Pairs) -> np.ndarray:
-    """<u, v> for every pair in ``pairs`` (in its order), float64.
-
-    KuaiRec is dense (~12% of all cells observed), so one BLAS product per block of users, then a gather of the
-    observed cells, beats gathering two factor rows per pair by an order of magnitude.
-    """
-    n_videos = video_factors.shape[0]
-    out = np.empty(pairs.video.size, dtype=np.float64)
-    block = max(1, DENSE_BLOCK_CELLS // max(1, n_videos))
-    for first in range(0, pairs.n_users, block):
-        last = min(first + block, pairs.n_users)
-        start, stop = pairs.indptr[first], pairs.indptr[last]
-        dense = user_factors[first:last] @ video_factors.T
-        out[start:stop] = dense[pairs.user[start:stop] - first, pairs.video[start:stop]]
-    return out
 
 
 @dataclass(frozen=True)

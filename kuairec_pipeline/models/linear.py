@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, cg
 
 from kuairec_pipeline.models.base import Recommender, stored_config
-from kuairec_pipeline.models.biases import Pairs, aggregate_pairs
+from kuairec_pipeline.models.biases import Pairs, aggregate_pairs, observed_pair_dot, pair_dot
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_solver, not_fitted
 from kuairec_pipeline.models.taste import per_user_ridge, residual_factors, video_taste_features
@@ -201,27 +201,6 @@ def taste_design(data: TrainingData) -> np.ndarray:
     return np.hstack([np.ones((features.shape[0], 1)), features])
 
 
-ROW_DOT_CHUNK = 1 << 18  # rows per gather: bounds the (rows x d) temporaries (full: 12 M rows x 35 would be GBs)
-
-
-def row_dot(left: np.ndarray, right: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``left[rows[i]] @ right[columns[i]]`` for every i, in chunks so memory stays O(chunk x d).
-
-    Parameters
-    ----------
-    left : float (n_users, d); right : float (n_videos, d); rows, columns : int (n,) ids into them.
-
-    Returns
-    -------
-    float64 (n,).
-    """
-    out = np.empty(len(rows), dtype=np.float64)
-    for start in range(0, len(rows), ROW_DOT_CHUNK):
-        part = slice(start, start + ROW_DOT_CHUNK)
-        out[part] = np.einsum("ij,ij->i", left[rows[part]], right[columns[part]])
-    return out
-
-
 class LinearRecommender(Recommender):
     """score(u, v) = clip(user_part[u] + video_part[v] + taste[u] @ taste_features[v], 0, 1): stage 1 ridge-weighted
     side features, stage 2 each user's coefficients on the video's taste features, stage 3 (appended to both taste
@@ -269,7 +248,7 @@ class LinearRecommender(Recommender):
             )
             self.user_taste = coefficients.astype(np.float32)
             self.video_taste = design.astype(np.float32)
-            residual = residual - row_dot(coefficients, design, pairs.user, pairs.video)
+            residual = residual - observed_pair_dot(coefficients, design, pairs)
         if self.config.residual_rank:
             self._fit_residual_factors(data, pairs, residual)
         return self
@@ -292,9 +271,9 @@ class LinearRecommender(Recommender):
             self.config.residual_seed,
         )
         val = data.val
-        term = sd * row_dot(user_factors, video_factors, val.user, val.video)
+        term = sd * pair_dot(user_factors, video_factors, val.user, val.video)
         before = self.user_part[val.user] + self.video_part[val.video]
-        before = before + row_dot(self.user_taste, self.video_taste, val.user, val.video)
+        before = before + pair_dot(self.user_taste, self.video_taste, val.user, val.video)
         power = float(term @ term)
         self.residual_scale = max(0.0, float(term @ (val.target - before)) / power) if power > 0 else 0.0
         self.user_taste = np.hstack([self.user_taste, (self.residual_scale * sd) * user_factors]).astype(np.float32)

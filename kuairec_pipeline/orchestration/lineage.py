@@ -127,6 +127,7 @@ def require_current(
         current = ", ".join(f"{table} {fingerprint}" for table, fingerprint in sorted(reference.items()))
         raise provenance.StaleArtifactError(
             "inputs come from different runs: " + "; ".join(stale) + f"; the current tables are {current}. "
-            "Materialize everything downstream of the tables again (--select 'filtered_ratios*' re-runs it all)."
+            "Materialize everything downstream of the tables again, with the run config you want (--select "
+            "'filtered_ratios*' re-runs it all)."
         )
     return records

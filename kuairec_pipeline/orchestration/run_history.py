@@ -246,8 +246,8 @@ def appended_days_difference(instance: DagsterInstance, location: str, then: str
     -------
     str or None
         The days by name when both materializations list them (``provenance.APPENDED_DAYS``), else how many days
-        each appended and the last one; None when the instance holds no materialization with one of the two
-        fingerprints in ``location``.
+        each appended and the last one; None when both read the same days, or when the instance holds no
+        materialization with one of the two fingerprints in ``location``.
     """
     former, latest = _with_fingerprint(instance, location, then), _with_fingerprint(instance, location, now)
     if former is None or latest is None:
@@ -260,10 +260,9 @@ def appended_days_difference(instance: DagsterInstance, location: str, then: str
         )
     gone, added = sorted(set(days_then) - set(days_now)), sorted(set(days_now) - set(days_then))
     if not gone and not added:
-        return (
-            f"both appended the same {len(days_now)} day(s) of interaction_days: the archive (raw_interactions) or "
-            "small_matrix (raw_eval_interactions) changed"
-        )
+        # Same days: the difference is elsewhere (config, the archive, small_matrix), which the caller's message
+        # already names as far as it can tell; claiming one here would guess.
+        return None
     parts = [
         *([f"no longer read: {', '.join(_day(day) for day in gone)}"] if gone else []),
         *([f"read now, not then: {', '.join(_day(day) for day in added)}"] if added else []),

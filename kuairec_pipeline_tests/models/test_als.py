@@ -63,6 +63,26 @@ def test_observed_pair_dot_matches_the_per_pair_dot() -> None:
     )
 
 
+def test_pair_dots_in_blocks_equal_the_gathered_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small chunks and blocks force several passes and a short last one: the bounded-memory paths ALS and the
+    # linear model's taste stages take at full scale.
+    from kuairec_pipeline.models import biases
+
+    monkeypatch.setattr(biases, "PAIR_CHUNK_ROWS", 8)
+    monkeypatch.setattr(biases, "DENSE_BLOCK_CELLS", 18)  # two users per dense block
+    rng = np.random.default_rng(3)
+    users, videos = rng.integers(0, 7, 50), rng.integers(0, 9, 50)
+    user_factors, video_factors = rng.normal(size=(7, 4)), rng.normal(size=(9, 4))
+    expected = (user_factors[users] * video_factors[videos]).sum(axis=1)
+    np.testing.assert_allclose(biases.pair_dot(user_factors, video_factors, users, videos), expected, rtol=1e-12)
+    pairs = aggregate_pairs(_rows(users.tolist(), videos.tolist(), [0.5] * 50), n_users=7, n_videos=9)
+    np.testing.assert_allclose(
+        biases.observed_pair_dot(user_factors, video_factors, pairs),
+        (user_factors[pairs.user] * video_factors[pairs.video]).sum(axis=1),
+        rtol=1e-12,
+    )
+
+
 def test_calibration_recovers_each_users_planted_taste_on_a_full_grid() -> None:
     # target = biases + a per-user taste on the video's tags. The biases are fitted first; what they leave is
     # still linear in the tags (tags scaled to sum 1 span the constant), so each user's ridge recovers the rest.

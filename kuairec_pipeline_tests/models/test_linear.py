@@ -196,13 +196,3 @@ def test_stage_three_scale_is_fitted_on_val_and_never_negative() -> None:
     users = np.arange(data.n_users)
     stage_two_only = LinearRecommender(dataclasses.replace(config, residual_rank=0)).fit(flipped)
     np.testing.assert_allclose(off.score_all(users), stage_two_only.score_all(users), atol=1e-6)
-
-
-def test_row_dot_in_chunks_equals_the_gathered_product(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kuairec_pipeline.models import linear
-
-    rng = np.random.default_rng(3)
-    left, right = rng.normal(size=(7, 4)), rng.normal(size=(9, 4))
-    rows, columns = rng.integers(0, 7, 50), rng.integers(0, 9, 50)
-    monkeypatch.setattr(linear, "ROW_DOT_CHUNK", 8)  # several chunks and a short last one
-    np.testing.assert_allclose(linear.row_dot(left, right, rows, columns), (left[rows] * right[columns]).sum(axis=1))

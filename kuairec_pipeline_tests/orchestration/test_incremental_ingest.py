@@ -260,7 +260,8 @@ def test_the_days_two_filtered_ratios_tables_read_are_named_when_recorded(tmp_pa
     """With the list of appended days in both materializations' metadata, the days that differ are named."""
     location = str(tmp_path / "assets")
     with _instance(tmp_path / "instance") as instance:
-        for fingerprint, appended in (("aaaa", [20200904, 20200905]), ("bbbb", [20200904, 20200906])):
+        recorded = (("aaaa", [20200904, 20200905]), ("bbbb", [20200904, 20200906]), ("cccc", [20200905, 20200904]))
+        for fingerprint, appended in recorded:
             metadata = {
                 provenance.FINGERPRINT: fingerprint,
                 provenance.APPENDED_DAYS: json.dumps(appended),
@@ -270,3 +271,5 @@ def test_the_days_two_filtered_ratios_tables_read_are_named_when_recorded(tmp_pa
         note = run_history.appended_days_difference(instance, location, "aaaa", "bbbb")
         assert note == "appended days of interaction_days no longer read: 2020-09-05; read now, not then: 2020-09-06"
         assert run_history.appended_days_difference(instance, str(tmp_path / "elsewhere"), "aaaa", "bbbb") is None
+        # The same days: the difference is not in them (a config change, say), so no note claims a cause.
+        assert run_history.appended_days_difference(instance, location, "aaaa", "cccc") is None
