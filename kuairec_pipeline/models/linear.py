@@ -293,6 +293,24 @@ class LinearRecommender(Recommender):
             scores += user_taste[users] @ video_taste[videos].T
         return np.clip(scores, 0.0, 1.0, out=scores)
 
+    def augmented_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The unclipped score as one product: ``user[u] @ video[v]`` with user = ``[user_part, 1, taste]`` and
+        video = ``[1, video_part, taste features]`` (what the sequential model's fixed start holds).
+
+        Returns
+        -------
+        (float32 (n_users, 2 + t), float32 (n_videos, 2 + t)).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        """
+        user_part, video_part, user_taste, video_taste = self._fitted()
+        user = np.hstack([user_part[:, None], np.ones((user_part.size, 1), np.float32), user_taste])
+        video = np.hstack([np.ones((video_part.size, 1), np.float32), video_part[:, None], video_taste])
+        return user.astype(np.float32), video.astype(np.float32)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         user_part, video_part, user_taste, video_taste = self._fitted()
         return {

@@ -8,6 +8,13 @@ scores a candidate video ``v`` as ``sigmoid(<s_t, c_v> + b_v + b_global)``, wher
 vector (id, tags, author). Training: each position predicts the *next* row's target (MSE), early stopping on the
 validation rows predicted from the whole training history.
 
+Fixed start (``fixed_start``, the default): the score is ``clip(start(u, v) + <s_t, c_v> + b_v + b_global, 0, 1)``
+with ``start`` the linear model's prediction fitted first and held fixed (residual learning on a fixed base, as the
+two-tower's fixed biases; the candidate vectors start at zero, so the untrained network predicts the start, which
+early stopping counts as a candidate). The state then only has to carry what the linear model leaves: the order
+signal and the taste it missed. Without it the transformer spent itself on the biases and ranked below
+user_video_bias (issue 7).
+
 Scoring is NumPy only (no torch): ``score_all`` uses each user's state after its whole training history (its last
 window, up to ``max_len`` rows), stored augmented as ``[s, 1]`` against ``[c_v, b_v + b_global]``.
 ``predict_rows`` gives the time-aware pointwise prediction: the state from the user's history rows strictly before
@@ -32,6 +39,7 @@ import numpy as np
 
 from kuairec_pipeline.models import sequences
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
+from kuairec_pipeline.models.biases import pair_dot
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.hooks import EpochTrainedHooks
@@ -67,6 +75,10 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         self.user_states: np.ndarray | None = None  # float32 (n_users, d + 1): [state after whole history, 1]
         self.video_vectors: np.ndarray | None = None  # float32 (n_videos, d + 1): [c_v, b_v + b_global]
         self.input_vectors: np.ndarray | None = None  # float32 (n_videos, d): each video's history-input vector
+        # The fixed start (config.fixed_start): start(u, v) = start_user[u] @ start_video[v], the linear model's
+        # unclipped prediction; None without one.
+        self.start_user: np.ndarray | None = None  # float32 (n_users, k)
+        self.start_video: np.ndarray | None = None  # float32 (n_videos, k)
         self.history = np.zeros((0, 4), dtype=np.float64)  # epoch, train_loss, val_mse, val_mae
         self.best_epoch = -1
 
@@ -87,6 +99,7 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         result = sequential_training.train_network(self.architecture, self.config, data, progress, history)
         self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
+        self.start_user, self.start_video = result.start_user, result.start_video
         self.store_final_states(data.train, history)
         return self
 
@@ -205,9 +218,15 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         if self.user_states is None or self.video_vectors is None:
             raise not_fitted(self)
         user_ids, video_ids = self._check_ids(user_ids, video_ids)
-        users = self.user_states[user_ids]
-        videos = self.video_vectors if video_ids is None else self.video_vectors[video_ids]
-        return _sigmoid_inplace(users @ videos.T)
+        users, videos = self.user_states, self.video_vectors
+        if self.start_user is None or self.start_video is None:
+            videos = videos if video_ids is None else videos[video_ids]
+            return _sigmoid_inplace(users[user_ids] @ videos.T)
+        # [s, 1, start_u] @ [c_v, b_v + b, start_v]: the state's part and the start in one product
+        chosen = slice(None) if video_ids is None else video_ids
+        videos = np.hstack([videos[chosen], self.start_video[chosen]])
+        scores = np.hstack([users[user_ids], self.start_user[user_ids]]) @ videos.T
+        return np.clip(scores, 0.0, 1.0, out=scores)
 
     def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
         """Time-aware pointwise prediction, float32 (len(rows),) in [0, 1].
@@ -232,7 +251,10 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
             states = self._query_states(window_states, user[part], plan.query_window[part])
             candidates = self.video_vectors[video[part]]
             logits[part] = np.einsum("nd,nd->n", states, candidates[:, :-1]) + candidates[:, -1]
-        return _sigmoid_inplace(logits)
+        if self.start_user is None or self.start_video is None:
+            return _sigmoid_inplace(logits)
+        logits += pair_dot(self.start_user, self.start_video, user, video)
+        return np.clip(logits, 0.0, 1.0, out=logits)
 
     def _plan(self, rows: Interactions, history: Interactions) -> tuple[sequences.History, sequences.QueryPlan]:
         built = sequences.build_history(history, self.n_users, self.config.seed, self.config.shuffle_positions)
@@ -282,6 +304,8 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
             "best_epoch": np.array(self.best_epoch, dtype=np.int64),
             ARCHITECTURE_KEY: encode_json(dataclasses.asdict(self.architecture)),
         }
+        if self.start_user is not None and self.start_video is not None:
+            arrays.update(start_user=self.start_user, start_video=self.start_video)
         arrays.update({WEIGHTS_PREFIX + name: value for name, value in self.weights.items()})
         return arrays
 
@@ -300,6 +324,11 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         model.input_vectors = np.ascontiguousarray(arrays["input_vectors"], dtype=np.float32)
         model.history = np.asarray(arrays.get("training_history", model.history), dtype=np.float64)
         model.best_epoch = int(arrays["best_epoch"]) if "best_epoch" in arrays else -1
+        if "start_user" in arrays and "start_video" in arrays:
+            model.start_user = np.ascontiguousarray(arrays["start_user"], dtype=np.float32)
+            model.start_video = np.ascontiguousarray(arrays["start_video"], dtype=np.float32)
+        elif model.config.fixed_start:  # no start stored (a bundle from before fixed_start): a plain sigmoid model
+            model.config = dataclasses.replace(model.config, fixed_start=False)
         return model
 
 

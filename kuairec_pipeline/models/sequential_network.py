@@ -55,7 +55,8 @@ class VideoEncoder(nn.Module):
 
 
 class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
-    """Causal pre-norm transformer over history windows; MSE of sigmoid(<state, c_v> + b_v + b) on the next row."""
+    """Causal pre-norm transformer over history windows; MSE on the next row of sigmoid(<state, c_v> + b_v + b), or
+    with ``fixed_start`` of ``start(u, v) + <state, c_v> + b_v + b``."""
 
     def __init__(
         self, architecture: SequentialArchitecture, config: SequentialConfig, global_logit: float = 0.0
@@ -70,6 +71,15 @@ class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
         )
         self.input_encoder = VideoEncoder(architecture, d)
         self.output_encoder = VideoEncoder(architecture, d)
+        if config.fixed_start:
+            # Zero candidate vectors: the untrained network predicts the fixed start exactly, so every step away
+            # from it is one the training rows asked for (the two-tower's fixed biases do the same).
+            for table in (self.output_encoder.video, self.output_encoder.tags, *self.output_encoder.categorical):
+                nn.init.zeros_(table.weight)
+        # The fixed start as augmented factors: start(u, v) = start_user[u] @ start_video[v] (set_start). Not
+        # persistent: the bundle stores them beside the weights, and the torch checks rebuild without them.
+        self.register_buffer("start_user", torch.zeros(architecture.n_users, 0), persistent=False)
+        self.register_buffer("start_video", torch.zeros(architecture.n_videos, 0), persistent=False)
         self.ratio_input = nn.Linear(1, d)
         self.position = nn.Embedding(config.max_len, d)
         nn.init.normal_(self.position.weight, std=0.05)
@@ -108,6 +118,17 @@ class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
         self.video_tags.copy_(torch.from_numpy(tags.astype(np.int64)))
         self.video_categorical.copy_(torch.from_numpy(categorical.astype(np.int64)))
 
+    def set_start(self, start_user: np.ndarray, start_video: np.ndarray) -> None:
+        """Hold the fixed start ``start_user[u] @ start_video[v]`` (in scaled target units) under every score.
+
+        Parameters
+        ----------
+        start_user : float (n_users, k); start_video : float (n_videos, k).
+        """
+        device = self.video_tags.device
+        self.start_user = torch.from_numpy(np.ascontiguousarray(start_user, np.float32)).to(device)
+        self.start_video = torch.from_numpy(np.ascontiguousarray(start_video, np.float32)).to(device)
+
     def video_vectors(self, encoder: VideoEncoder, video: torch.Tensor) -> torch.Tensor:
         """``encoder``'s vectors of ``video`` with the stored video features.
 
@@ -143,20 +164,25 @@ class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
         x = self.encoder(self.input_dropout(x), mask=self.causal_mask[:width, :width], is_causal=True)
         return self.final_norm(x)
 
-    def score(self, state: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Logits of candidate ``video`` (any shape) for ``state`` (same shape + d).
+    def score(self, state: torch.Tensor, video: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
+        """Predicted scaled watch ratio of candidate ``video`` for ``user`` in ``state``, unclipped: the sigmoid of
+        ``<state, c_v> + b_v + b``, or with ``fixed_start`` that sum plus the start (identity link; clipped only
+        where scores are served, so a prediction outside [0, 1] still gets a gradient).
 
         Parameters
         ----------
         state : float tensor S + (d,).
-        video : int64 tensor S.
+        video, user : int64 tensors S.
 
         Returns
         -------
-        float tensor S: the logit (sigmoid gives the scaled watch ratio).
+        float tensor S.
         """
         candidate = self.video_vectors(self.output_encoder, video)
-        return (state * candidate).sum(-1) + self.video_bias(video).squeeze(-1) + self.global_bias
+        logit = (state * candidate).sum(-1) + self.video_bias(video).squeeze(-1) + self.global_bias
+        if not self.config.fixed_start:
+            return torch.sigmoid(logit)
+        return logit + (self.start_user[user] * self.start_video[video]).sum(-1)
 
     def user_vectors(self, user: torch.Tensor) -> torch.Tensor:
         """The user's own embedding added to the state (zeros when the config has none).
@@ -188,14 +214,16 @@ class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
         """
         states = self.encode(batch["video"], batch["ratio"]) + self.user_vectors(batch["user"])[:, None, :]
         keep = batch["target_valid"]
-        logits = self.score(states[keep], batch["target_video"][keep])
+        window_user = batch["user"][:, None].expand(keep.shape)
+        predictions = self.score(states[keep], batch["target_video"][keep], window_user[keep])
         targets = batch["target"][keep]
         first = batch["first"]  # windows opening a user's history: the empty state predicts their first row
         if first.any():
-            empty = self.empty_state[None, :] + self.user_vectors(batch["user"][first])
-            logits = torch.cat([logits, self.score(empty, batch["video"][first, 0])])
+            first_user = batch["user"][first]
+            empty = self.empty_state[None, :] + self.user_vectors(first_user)
+            predictions = torch.cat([predictions, self.score(empty, batch["video"][first, 0], first_user)])
             targets = torch.cat([targets, batch["ratio"][first, 0]])
-        mse = torch.mean((torch.sigmoid(logits) - targets) ** 2)
+        mse = torch.mean((predictions - targets) ** 2)
         # L2 on the id rows this batch touched (input and candidate video ids, their biases, the users), as in
         # the two-tower: rarely seen ids stay near zero instead of fitting their few rows.
         candidates = batch["target_video"][keep]
@@ -224,7 +252,7 @@ class SequentialNetwork(ValidationErrorSums, lightning.LightningModule):
         has_window = query_window >= 0
         query_states[has_window] = states[query_window[has_window]]
         query_states = query_states + self.user_vectors(batch["query_user"])
-        prediction = torch.sigmoid(self.score(query_states, batch["query_video"]))
+        prediction = self.score(query_states, batch["query_video"], batch["query_user"]).clamp(0.0, 1.0)  # as served
         self.add_validation_errors(prediction - batch["query_target"])
 
     def window_states(self, video: torch.Tensor, ratio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

@@ -146,6 +146,44 @@ class TrainResult:
     history: np.ndarray  # float64 (epochs, 4): epoch, train_loss, val_mse, val_mae
     input_vectors: np.ndarray  # float32 (n_videos, d)
     video_vectors: np.ndarray  # float32 (n_videos, d + 1): [c_v, b_v + b_global]
+    start_user: np.ndarray | None  # float32 (n_users, k): the fixed start's user factors (None without one)
+    start_video: np.ndarray | None  # float32 (n_videos, k)
+
+
+def fixed_start(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
+    """The sequential model's fixed start: the linear model (default config) fitted on ``data``, as augmented
+    factors whose row products are its unclipped prediction (:meth:`.LinearRecommender.augmented_factors`).
+
+    Parameters
+    ----------
+    data : the training data (train rows; the val rows tune the linear model's residual scale, as in its own fit).
+
+    Returns
+    -------
+    (float32 (n_users, k), float32 (n_videos, k)).
+    """
+    from kuairec_pipeline.models.linear import LinearRecommender
+
+    return LinearRecommender().fit(data).augmented_factors()
+
+
+def start_mse(start_user: np.ndarray, start_video: np.ndarray, rows) -> float:
+    """Validation MSE of the fixed start alone, clipped as served (what the untrained network predicts: its
+    candidate vectors start at zero).
+
+    Parameters
+    ----------
+    start_user, start_video : :func:`fixed_start`'s factors.
+    rows : the validation interactions.
+
+    Returns
+    -------
+    float, squared target units.
+    """
+    from kuairec_pipeline.models.biases import pair_dot
+
+    prediction = np.clip(pair_dot(start_user, start_video, rows.user, rows.video), 0.0, 1.0)
+    return float(np.mean((prediction - rows.target) ** 2))
 
 
 def train_network(
@@ -172,17 +210,23 @@ def train_network(
     """
     has_val = len(data.val) > 0
     label = "sequential_shuffled" if config.shuffle_positions else "sequential"  # the log line names the model
-    keep_best, _, callbacks = fit_callbacks(config, label, has_val, log=progress)
+    keep_best, epoch_lines, callbacks = fit_callbacks(config, label, has_val, log=progress)
     trainer = build_trainer(config, callbacks, has_val)
     device = trainer.strategy.root_device
     if history is None:
         history = sequences.build_history(data.train, data.n_users, config.seed, keys=config.shuffle_positions)
     with forked_rng(trainer), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
-        network = SequentialNetwork(
-            architecture, config, logit(float(data.train.target.mean()) if len(data.train) else 0.5)
-        )
+        start = fixed_start(data) if config.fixed_start else None
+        global_logit = 0.0 if start is not None else logit(float(data.train.target.mean()) if len(data.train) else 0.5)
+        network = SequentialNetwork(architecture, config, global_logit)
         network.set_video_features(data.video_tags, data.video_categorical)
+        if start is not None:
+            network.set_start(*start)
+            if has_val:  # the start is a candidate: a fit no epoch of which beats it keeps it
+                mse = start_mse(*start, data.val)
+                keep_best.start_from(network, mse)
+                epoch_lines.start_from(mse)
         batches = WindowBatches(history, config, device)
         train_loader = torch.utils.data.DataLoader(batches, batch_size=None)
         val_loader = (
@@ -205,4 +249,6 @@ def train_network(
         history=np.array(keep_best.history, dtype=np.float64).reshape(-1, 4),
         input_vectors=input_vectors.astype(np.float32),
         video_vectors=np.hstack([output_vectors, bias[:, None]]).astype(np.float32),
+        start_user=None if start is None else start[0],
+        start_video=None if start is None else start[1],
     )

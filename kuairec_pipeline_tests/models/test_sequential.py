@@ -20,6 +20,10 @@ from kuairec_pipeline_tests.builders import concat_rows as concat
 from kuairec_pipeline_tests.builders import take_rows as take
 from kuairec_pipeline_tests.models.contract import RecommenderContract, make_planted
 
+# The transformer's own machinery (time-aware states, isolation, fallbacks, early stopping) is checked without the
+# fixed start, whose candidate vectors start at zero and may be kept untrained; the start has its own tests below.
+PLAIN = dataclasses.replace(SMALL, fixed_start=False)
+
 
 def torch_cuda_available() -> bool:
     import torch
@@ -49,7 +53,7 @@ def data(prepared: PreparedData) -> TrainingData:
 
 @pytest.fixture(scope="module")
 def fitted(data: TrainingData) -> SequentialRecommender:
-    return SequentialRecommender(SMALL).fit(data)
+    return SequentialRecommender(PLAIN).fit(data)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +177,7 @@ def test_users_without_history_get_the_empty_state_never_nan(data: TrainingData,
     single = np.flatnonzero(train.user == 10)[:1]
     keep &= (train.user != 10) | np.isin(np.arange(len(train)), single)
     sparse = dataclasses.replace(data, train=take(train, np.flatnonzero(keep)))
-    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(sparse)
+    model = SequentialRecommender(dataclasses.replace(PLAIN, max_epochs=3)).fit(sparse)
     scores = model.score_all(np.arange(data.n_users))
     assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
     # Users 0..9: exactly the empty state (their user vectors stay zero), so they all score alike.
@@ -211,11 +215,54 @@ def test_the_ablation_differs_only_in_order(data: TrainingData) -> None:
 def test_early_stopping_keeps_the_best_epoch(data: TrainingData) -> None:
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
-    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=40, early_stopping_patience=2)).fit(unlearnable)
+    model = SequentialRecommender(dataclasses.replace(PLAIN, max_epochs=40, early_stopping_patience=2)).fit(unlearnable)
     epochs = model.history.shape[0]
     assert epochs < 40 and model.best_epoch == int(np.argmin(model.history[:, 2]))
     kept = np.mean((model.predict_rows(unlearnable.val, unlearnable.train) - noise) ** 2)
     assert kept == pytest.approx(model.history[:, 2].min(), rel=1e-4)
+
+
+def test_the_fixed_start_is_the_linear_model_under_every_score(data: TrainingData) -> None:
+    from kuairec_pipeline.models.biases import pair_dot
+    from kuairec_pipeline.models.linear import LinearRecommender
+
+    # No val rows: no early stopping, so the trained transformer part is what is served, on top of the start.
+    no_val = dataclasses.replace(data, val=take(data.val, np.array([], dtype=np.int64)))
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=3)).fit(no_val)
+    linear = LinearRecommender().fit(no_val)
+    users = np.arange(data.n_users)
+    start = model.start_user @ model.start_video.T
+    np.testing.assert_allclose(np.clip(start, 0, 1), linear.score_all(users), atol=1e-5)
+    served = model.predict_rows(data.val, data.train)  # after every training row: the whole-history state
+    np.testing.assert_allclose(served, model.predict(data.val.user, data.val.video), atol=2e-5)
+    states = model.row_states(data.val, data.train)
+    candidates = model.video_vectors[data.val.video]
+    by_hand = np.einsum("nd,nd->n", states, candidates) + pair_dot(
+        model.start_user, model.start_video, data.val.user, data.val.video
+    )
+    np.testing.assert_allclose(served, np.clip(by_hand, 0, 1), atol=2e-5)
+    assert np.abs(served - linear.predict(data.val.user, data.val.video)).max() > 1e-3  # the state adds something
+    restored = SequentialRecommender.from_bundle(model.bundle())
+    np.testing.assert_array_equal(restored.score_all(users), model.score_all(users))
+    arrays = {k: v for k, v in model.to_arrays().items() if k not in ("start_user", "start_video")}
+    plain = SequentialRecommender.from_arrays(arrays)  # a bundle without a start is a plain sigmoid model
+    assert not plain.config.fixed_start and plain.start_user is None
+    np.testing.assert_allclose(
+        plain.predict(data.val.user, data.val.video),
+        1 / (1 + np.exp(-np.einsum("nd,nd->n", states, candidates))),
+        atol=2e-5,
+    )
+
+
+def test_a_fit_keeps_the_start_when_no_epoch_beats_it(data: TrainingData) -> None:
+    from kuairec_pipeline.models.linear import LinearRecommender
+
+    # Val targets the start predicts exactly: its val MSE is 0, so no epoch can beat it and it must be kept.
+    start = LinearRecommender().fit(data).predict(data.val.user, data.val.video)
+    perfect = dataclasses.replace(data, val=dataclasses.replace(data.val, target=start.astype(np.float32)))
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=2)).fit(perfect)
+    assert model.best_epoch == -1 and model.history.shape[0] >= 1 and (model.history[:, 2] > 0).all()
+    np.testing.assert_allclose(model.predict_rows(perfect.val, perfect.train), start, atol=1e-6)
 
 
 def test_beats_the_global_mean_on_validation(fitted: SequentialRecommender, data: TrainingData) -> None:
