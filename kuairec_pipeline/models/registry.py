@@ -98,6 +98,7 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "sequential_model",
             "kuairec_pipeline.models.sequential:SequentialRecommender",
             "kuairec_pipeline.models.sequential_config:SequentialConfig",
+            inputs=("linear",),  # its fixed start (SequentialConfig.fixed_start)
             kinds=("pytorch", "numpy"),
         ),
         ModelEntry(
@@ -106,6 +107,7 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "kuairec_pipeline.models.sequential:ShuffledSequentialRecommender",
             "kuairec_pipeline.models.sequential_config:SequentialConfig",
             servable=False,
+            inputs=("linear",),
             kinds=("pytorch", "numpy"),
         ),
     )

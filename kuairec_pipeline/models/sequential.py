@@ -32,7 +32,7 @@ no gradient). Short histories need no fallback: windows of 1..max_len rows are a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Self
 
 import numpy as np
@@ -85,18 +85,70 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData, progress: Callable[[str], None] | None = None) -> Self:
         """Train on ``data.train`` (early stopping on ``data.val``), store each user's final state, return ``self``.
+        With ``fixed_start`` the linear model (default config) is fitted first as the start.
 
         Parameters
         ----------
         data : the training data.
         progress : receives one line per epoch; None for silence.
         """
+        start = None
+        if self.config.fixed_start:
+            from kuairec_pipeline.models.linear import LinearRecommender
+
+            start = LinearRecommender().fit(data)
+        return self._fit(data, progress, start)
+
+    def fit_from_components(
+        self,
+        components: Mapping[str, Recommender],
+        data: TrainingData,
+        progress: Callable[[str], None] | None = None,
+    ) -> Self:
+        """Train with the fitted ``components["linear"]`` as the fixed start (ignored without ``fixed_start``):
+        the pipeline's path, so the start is the ``linear_baseline`` asset itself, not a second fit of it.
+
+        Parameters
+        ----------
+        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``fixed_start``.
+        data : the training data.
+        progress : receives one line per epoch; None for silence.
+
+        Returns
+        -------
+        ``self``, fitted.
+
+        Raises
+        ------
+        KeyError
+            With ``fixed_start`` and no ``"linear"`` component.
+        TypeError
+            If that component is no fitted LinearRecommender.
+        """
+        start = None
+        if self.config.fixed_start:
+            from kuairec_pipeline.models.linear import LinearRecommender
+
+            if "linear" not in components:
+                raise KeyError(
+                    f"{self.name} with fixed_start needs the fitted 'linear' model, got {sorted(components)}"
+                )
+            start = components["linear"]
+            if not isinstance(start, LinearRecommender):
+                raise TypeError(f"{self.name}'s start must be a LinearRecommender, got {type(start).__name__}")
+        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
+
+        with quiet_lightning_notices():
+            return self._fit(data, progress, start)
+
+    def _fit(self, data: TrainingData, progress: Callable[[str], None] | None, start) -> Self:
         from kuairec_pipeline.models import sequential_training
 
         self.architecture = SequentialArchitecture.from_data(data)
         self.n_users, self.n_videos = data.n_users, data.n_videos
         history = sequences.build_history(data.train, self.n_users, self.config.seed, self.config.shuffle_positions)
-        result = sequential_training.train_network(self.architecture, self.config, data, progress, history)
+        factors = None if start is None else start.augmented_factors()
+        result = sequential_training.train_network(self.architecture, self.config, data, progress, history, factors)
         self.weights, self.best_epoch, self.history = result.weights, result.best_epoch, result.history
         self.input_vectors, self.video_vectors = result.input_vectors, result.video_vectors
         self.start_user, self.start_video = result.start_user, result.start_video

@@ -150,30 +150,13 @@ class TrainResult:
     start_video: np.ndarray | None  # float32 (n_videos, k)
 
 
-def fixed_start(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
-    """The sequential model's fixed start: the linear model (default config) fitted on ``data``, as augmented
-    factors whose row products are its unclipped prediction (:meth:`.LinearRecommender.augmented_factors`).
-
-    Parameters
-    ----------
-    data : the training data (train rows; the val rows tune the linear model's residual scale, as in its own fit).
-
-    Returns
-    -------
-    (float32 (n_users, k), float32 (n_videos, k)).
-    """
-    from kuairec_pipeline.models.linear import LinearRecommender
-
-    return LinearRecommender().fit(data).augmented_factors()
-
-
 def start_mse(start_user: np.ndarray, start_video: np.ndarray, rows) -> float:
     """Validation MSE of the fixed start alone, clipped as served (what the untrained network predicts: its
     candidate vectors start at zero).
 
     Parameters
     ----------
-    start_user, start_video : :func:`fixed_start`'s factors.
+    start_user, start_video : the start's factors (:meth:`.LinearRecommender.augmented_factors`).
     rows : the validation interactions.
 
     Returns
@@ -192,6 +175,7 @@ def train_network(
     data: TrainingData,
     progress: Callable[[str], None] | None = None,
     history: sequences.History | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
     """Fit a fresh network with Lightning on ``data.train``, early stopping on ``data.val``.
 
@@ -203,10 +187,17 @@ def train_network(
     progress : receives one line per epoch; None for silence.
     history : ``data.train`` already grouped by :func:`.sequences.build_history` (with keys when the config
         shuffles); None builds it here.
+    start : the fixed start's (user (n_users, k), video (n_videos, k)) factors, e.g. a fitted linear model's
+        :meth:`.LinearRecommender.augmented_factors`; needed with ``config.fixed_start``, ignored without.
 
     Returns
     -------
-    TrainResult: the best epoch's weights, that epoch, the per-epoch history and the video vectors.
+    TrainResult: the best epoch's weights, that epoch, the per-epoch history, the video vectors and the start.
+
+    Raises
+    ------
+    ValueError
+        With ``config.fixed_start`` and no ``start``.
     """
     has_val = len(data.val) > 0
     label = "sequential_shuffled" if config.shuffle_positions else "sequential"  # the log line names the model
@@ -217,7 +208,9 @@ def train_network(
         history = sequences.build_history(data.train, data.n_users, config.seed, keys=config.shuffle_positions)
     with forked_rng(trainer), torch_threads(resolve_thread_count(config.num_threads)):
         torch.manual_seed(config.seed)
-        start = fixed_start(data) if config.fixed_start else None
+        start = start if config.fixed_start else None
+        if config.fixed_start and start is None:
+            raise ValueError("SequentialConfig.fixed_start needs the start's factors (a fitted linear model)")
         global_logit = 0.0 if start is not None else logit(float(data.train.target.mean()) if len(data.train) else 0.5)
         network = SequentialNetwork(architecture, config, global_logit)
         network.set_video_features(data.video_tags, data.video_categorical)

@@ -254,6 +254,23 @@ def test_the_fixed_start_is_the_linear_model_under_every_score(data: TrainingDat
     )
 
 
+def test_the_pipeline_fit_takes_the_fitted_linear_model_as_its_start(data: TrainingData) -> None:
+    from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+
+    linear = LinearRecommender(LinearConfig(residual_rank=0)).fit(data)  # not the default: its own start is used
+    model = SequentialRecommender(dataclasses.replace(SMALL, max_epochs=1))
+    model.fit_from_components({"linear": linear, "als": object()}, data)
+    user, video = linear.augmented_factors()
+    np.testing.assert_array_equal(model.start_user, user)
+    np.testing.assert_array_equal(model.start_video, video)
+    with pytest.raises(KeyError, match="'linear'"):
+        SequentialRecommender(SMALL).fit_from_components({}, data)
+    with pytest.raises(TypeError, match="LinearRecommender"):
+        SequentialRecommender(SMALL).fit_from_components({"linear": model}, data)
+    plain = SequentialRecommender(dataclasses.replace(PLAIN, max_epochs=1)).fit_from_components({}, data)
+    assert plain.start_user is None  # no start asked for: no component needed
+
+
 def test_a_fit_keeps_the_start_when_no_epoch_beats_it(data: TrainingData) -> None:
     from kuairec_pipeline.models.linear import LinearRecommender
 
