@@ -21,7 +21,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.two_tower_config import Architecture, TwoTowerConfig
 from kuairec_pipeline.models.two_tower_network import TwoTowerNetwork
-from kuairec_pipeline.models.two_tower_training import IndexBatches, initial_global_bias, set_fixed_offsets
+from kuairec_pipeline.models.two_tower_training import IndexBatches, build_network
 
 BACKENDS = ("gloo", "nccl")
 
@@ -106,14 +106,15 @@ def fit_data_parallel(
         raise ValueError(f"accelerator must be 'cpu' or 'gpu', got {accelerator!r}")
     if process_group_backend not in BACKENDS:
         raise ValueError(f"process_group_backend must be one of {', '.join(BACKENDS)}, got {process_group_backend!r}")
-    architecture = Architecture.from_data(data)
+    start = None
+    if config.linear_start:
+        from kuairec_pipeline.models.linear import linear_start
+
+        start = linear_start(None, data, "two_tower").augmented_factors()
+    architecture = Architecture.from_data(data, start_width=0 if start is None else start[0].shape[1])
     torch.manual_seed(config.seed)
     # The same start as the single-device fit (two_tower_training.train_network), before the ranks are spawned.
-    network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
-    network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
-    network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
-    if config.fixed_biases:
-        set_fixed_offsets(network, config, data)
+    network = build_network(architecture, config, data, start)
     has_val = len(data.val) > 0
     train_loader = torch.utils.data.DataLoader(
         RankShardedBatches(data.train, config.batch_size, shuffle=True, seed=config.seed), batch_size=None

@@ -10,6 +10,7 @@ matrices and the sparse (user x video) interaction-count matrix, which makes an 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
@@ -337,3 +338,35 @@ class LinearRecommender(Recommender):
         model.video_taste = np.asarray(arrays.get("video_taste", np.zeros((model.n_videos, 0))), dtype=np.float32)
         model.residual_scale = float(arrays.get("residual_scale", 0.0))
         return model
+
+
+def linear_start(components: Mapping[str, object] | None, data: TrainingData, owner: str) -> LinearRecommender:
+    """The linear model a network starts from (its ``fixed start``/``linear_start``): the fitted
+    ``components["linear"]`` (the pipeline's ``linear_baseline`` asset), or, with ``components`` None, a
+    LinearRecommender with its default config fitted on ``data`` here.
+
+    Parameters
+    ----------
+    components : model name -> fitted model (the registry entry's inputs), or None to fit one.
+    data : the training data (used only to fit when ``components`` is None).
+    owner : the model asking, named in errors.
+
+    Returns
+    -------
+    a fitted LinearRecommender.
+
+    Raises
+    ------
+    KeyError
+        If ``components`` holds no ``"linear"``.
+    TypeError
+        If it is no LinearRecommender.
+    """
+    if components is None:
+        return LinearRecommender().fit(data)
+    if "linear" not in components:
+        raise KeyError(f"{owner} starts from the fitted 'linear' model, got only {sorted(components)}")
+    start = components["linear"]
+    if not isinstance(start, LinearRecommender):
+        raise TypeError(f"{owner}'s start must be a LinearRecommender, got {type(start).__name__}")
+    return start

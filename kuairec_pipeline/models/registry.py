@@ -75,6 +75,7 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "two_tower_embeddings",
             "kuairec_pipeline.models.two_tower:TwoTowerRecommender",
             "kuairec_pipeline.models.two_tower_config:TwoTowerConfig",
+            inputs=("linear",),  # its linear start (TwoTowerConfig.linear_start)
             kinds=("pytorch", "numpy"),
             pipeline_settings={"show_progress": False},  # EpochProgress logs each epoch to the run's log instead
         ),

@@ -92,11 +92,9 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         data : the training data.
         progress : receives one line per epoch; None for silence.
         """
-        start = None
-        if self.config.fixed_start:
-            from kuairec_pipeline.models.linear import LinearRecommender
+        from kuairec_pipeline.models.linear import linear_start
 
-            start = LinearRecommender().fit(data)
+        start = linear_start(None, data, self.name) if self.config.fixed_start else None
         return self._fit(data, progress, start)
 
     def fit_from_components(
@@ -125,17 +123,9 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         TypeError
             If that component is no fitted LinearRecommender.
         """
-        start = None
-        if self.config.fixed_start:
-            from kuairec_pipeline.models.linear import LinearRecommender
+        from kuairec_pipeline.models.linear import linear_start
 
-            if "linear" not in components:
-                raise KeyError(
-                    f"{self.name} with fixed_start needs the fitted 'linear' model, got {sorted(components)}"
-                )
-            start = components["linear"]
-            if not isinstance(start, LinearRecommender):
-                raise TypeError(f"{self.name}'s start must be a LinearRecommender, got {type(start).__name__}")
+        start = linear_start(components, data, self.name) if self.config.fixed_start else None
         from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
 
         with quiet_lightning_notices():

@@ -103,7 +103,9 @@ def config_from_dict(values: dict[str, Any]) -> SequentialConfig:
     SequentialConfig (its ``__post_init__`` raises ValueError for a value out of range).
     """
     known = {f.name for f in dataclasses.fields(SequentialConfig)}
-    return SequentialConfig(**{key: value for key, value in values.items() if key in known})
+    values = {key: value for key, value in values.items() if key in known}
+    values.setdefault("fixed_start", False)  # a config stored before the field existed had no fixed start
+    return SequentialConfig(**values)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ each step gathers a whole batch by a slice of a shuffled index permutation. The 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -77,12 +77,52 @@ class TwoTowerRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
+        """Train on ``data.train`` (early stopping on ``data.val``); with ``linear_start`` the linear model (default
+        config) is fitted first as the start. Returns ``self``."""
+        from kuairec_pipeline.models.linear import linear_start
+
+        return self._fit(data, linear_start(None, data, self.name) if self.config.linear_start else None)
+
+    def fit_from_components(
+        self,
+        components: Mapping[str, Recommender],
+        data: TrainingData,
+        progress: Callable[[str], None] | None = None,
+    ) -> Self:
+        """Train with the fitted ``components["linear"]`` as the start (ignored without ``linear_start``): the
+        pipeline's path, so the start is the ``linear_baseline`` asset itself.
+
+        Parameters
+        ----------
+        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``linear_start``.
+        data : the training data.
+        progress : unused (each epoch is logged by the training logger, as in :meth:`pipeline_fit`).
+
+        Returns
+        -------
+        ``self``, fitted.
+
+        Raises
+        ------
+        KeyError, TypeError
+            As :func:`kuairec_pipeline.models.linear.linear_start`.
+        """
+        from kuairec_pipeline.models.linear import linear_start
+        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
+
+        start = linear_start(components, data, self.name) if self.config.linear_start else None
+        with quiet_lightning_notices():
+            return self._fit(data, start)
+
+    def _fit(self, data: TrainingData, start: Recommender | None) -> Self:
         from kuairec_pipeline.models import two_tower_training
 
-        self.architecture = Architecture.from_data(data)
+        factors = None if start is None else start.augmented_factors()  # type: ignore[attr-defined]
+        width = 0 if factors is None else factors[0].shape[1]
+        self.architecture = Architecture.from_data(data, start_width=width)
         self.n_users, self.n_videos = data.n_users, data.n_videos
         self._network, self.best_epoch, self.history = two_tower_training.train_network(
-            self.architecture, self.config, data
+            self.architecture, self.config, data, factors
         )
         self._weights = None
         self._refresh_embeddings()

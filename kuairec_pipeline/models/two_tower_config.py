@@ -74,11 +74,21 @@ class TwoTowerConfig:
     link: str = param("identity", "Output link: 'identity' (score clipped to [0, 1]) or 'sigmoid'.", choices=LINKS)
     # The learned biases on top start at 0, so training spends itself on the interaction. Needs link "identity" (the
     # ridge biases are additive on the target's scale).
-    fixed_biases: bool = param(True, "Start every user's and video's bias from the exact ridge biases, held fixed.")
+    fixed_biases: bool = param(
+        True, "Start every user's and video's bias from the exact ridge biases, held fixed (off under linear_start)."
+    )
     bias_l2: float = param(5.0, "Ridge (rows) of those fixed biases, as the user_video_bias baseline.", ge=0.0)
     # Needs fixed_biases and explicit_features.
     taste_l2: float | None = param(
         30.0, "Ridge (rows) of each user's fixed explicit-coefficient start (taste); None: start at 0.", gt=0.0
+    )
+    # The biases and ridge taste above are the linear model's stages 1-2 re-fitted; the linear model also has the
+    # latent factors of what they leave (stage 3), which on the full profile are most of its lead over the towers
+    # (benchmarks/results/quality_full_seed_11.md: linear 35.9% of the gap, two_tower 16.3%). Needs link identity.
+    linear_start: bool = param(
+        True,
+        "Hold the linear model's prediction (fitted first; the pipeline's linear_baseline) fixed under the towers' "
+        "score, in place of the fixed biases and taste.",
     )
 
     def __post_init__(self) -> None:
@@ -87,6 +97,8 @@ class TwoTowerConfig:
             raise ValueError(f"TwoTowerConfig.hidden_sizes must hold sizes >= 1, got {self.hidden_sizes!r}")
         if self.fixed_biases and self.link != "identity":
             raise ValueError("TwoTowerConfig.fixed_biases needs link 'identity' (the ridge biases are additive)")
+        if self.linear_start and self.link != "identity":
+            raise ValueError("TwoTowerConfig.linear_start needs link 'identity' (the linear prediction is additive)")
 
 
 def config_from_dict(values: dict[str, Any]) -> TwoTowerConfig:
@@ -109,6 +121,7 @@ def config_from_dict(values: dict[str, Any]) -> TwoTowerConfig:
     values = {key: value for key, value in values.items() if key in known}
     if "hidden_sizes" in values:
         values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    values.setdefault("linear_start", False)  # a config stored before the field existed had no linear start
     return TwoTowerConfig(**values)
 
 
@@ -124,14 +137,16 @@ class Architecture:
     video_numeric_columns: int
     tag_ids: int  # distinct tag ids including the padding id 0 (0 = no tag input)
     tag_slots: int
+    start_width: int = 0  # columns of the fixed start's factors (linear_start; 0 = none)
 
     @classmethod
-    def from_data(cls, data: TrainingData) -> Architecture:
+    def from_data(cls, data: TrainingData, start_width: int = 0) -> Architecture:
         """The network's sizes read off the training data.
 
         Parameters
         ----------
         data : the training data (id ranges, feature column counts, categorical cardinalities, tag slots).
+        start_width : columns of the fixed start's factors (0: none).
 
         Returns
         -------
@@ -147,4 +162,5 @@ class Architecture:
             video_numeric_columns=int(data.video_numeric.shape[1]),
             tag_ids=int(tags.max()) + 1 if tags.size else 0,
             tag_slots=int(tags.shape[1]),
+            start_width=start_width,
         )

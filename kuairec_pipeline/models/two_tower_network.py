@@ -82,9 +82,9 @@ class Tower(nn.Module):
         # the extra unit is a feature-based bias; the coefficients (user tower) follow it
         self.embedding_dim = config.embedding_dim if free_dim is None else free_dim
         layers.append(nn.Linear(width, self.embedding_dim + 1 + coefficient_width))
-        if config.fixed_biases:
-            # Start exactly at the fixed biases (zero vectors, zero extra bias): every step away from the
-            # user_video_bias baseline is one the training rows asked for.
+        if config.fixed_biases or config.linear_start:
+            # Start exactly at the fixed start (zero vectors, zero extra bias): every step away from it is one the
+            # training rows asked for.
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
         self.mlp = nn.Sequential(*layers)
@@ -175,6 +175,20 @@ class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
             free_dim=free_dim,
         )
         self.global_bias = nn.Parameter(torch.tensor(float(global_logit)))
+        # The fixed start (linear_start): start(u, v) = start_user[u] @ start_video[v], added to every logit. Kept in
+        # the state dict, so a weights file or a bundle rebuilds the same network.
+        self.register_buffer("start_user", torch.zeros(architecture.n_users, architecture.start_width))
+        self.register_buffer("start_video", torch.zeros(architecture.n_videos, architecture.start_width))
+
+    def set_start(self, start_user: np.ndarray, start_video: np.ndarray) -> None:
+        """Hold ``start_user[u] @ start_video[v]`` (scaled target units) fixed under every logit.
+
+        Parameters
+        ----------
+        start_user : float (n_users, start_width); start_video : float (n_videos, start_width).
+        """
+        self.start_user.copy_(torch.from_numpy(np.asarray(start_user, np.float32)))
+        self.start_video.copy_(torch.from_numpy(np.asarray(start_video, np.float32)))
 
     def forward(self, users: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
         """Logits for (user, video) pairs.
@@ -193,6 +207,8 @@ class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
         user_vector, user_bias, user_norm = self.user_tower(users)
         video_vector, video_bias, video_norm = self.video_tower(videos)
         logits = (user_vector * video_vector).sum(dim=1) + user_bias + video_bias + self.global_bias
+        if self.start_user.shape[1]:
+            logits = logits + (self.start_user[users] * self.start_video[videos]).sum(dim=1)
         return logits, user_norm + video_norm
 
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
@@ -263,8 +279,9 @@ class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
 
         Returns
         -------
-        (float32 (n_users, d + 2) rows ``[u, b_user, 1]``,
-        float32 (n_videos, d + 2) rows ``[v, 1, b_video + b_global]``).
+        (float32 (n_users, d + 2 + k) rows ``[u, b_user, 1, start_user]``,
+        float32 (n_videos, d + 2 + k) rows ``[v, 1, b_video + b_global, start_video]``), k = the start's width
+        (0 without one).
         """
         was_training = self.training
         self.eval()
@@ -276,9 +293,12 @@ class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
         user_vector, user_bias = users
         video_vector, video_bias = videos
         global_bias = float(self.global_bias.detach().cpu())
-        user_augmented = np.hstack([user_vector, user_bias[:, None], np.ones((user_bias.size, 1), np.float32)])
+        start_user, start_video = self.start_user.cpu().numpy(), self.start_video.cpu().numpy()
+        user_augmented = np.hstack(
+            [user_vector, user_bias[:, None], np.ones((user_bias.size, 1), np.float32), start_user]
+        )
         video_augmented = np.hstack(
-            [video_vector, np.ones((video_bias.size, 1), np.float32), (video_bias + global_bias)[:, None]]
+            [video_vector, np.ones((video_bias.size, 1), np.float32), (video_bias + global_bias)[:, None], start_video]
         )
         return user_augmented.astype(np.float32), video_augmented.astype(np.float32)
 

@@ -67,7 +67,7 @@ def embeddings(network: TwoTowerNetwork, threads: int) -> tuple[np.ndarray, np.n
 
     Returns
     -------
-    (float32 (n_users, d + 2), float32 (n_videos, d + 2)).
+    (float32 (n_users, d + 2 + k), float32 (n_videos, d + 2 + k)): see the method.
     """
     with torch_threads(threads):
         return network.augmented_embeddings()

@@ -156,16 +156,61 @@ def validation_mse(network: TwoTowerNetwork, rows: Interactions, batch_size: int
 
 
 def initial_global_bias(config: TwoTowerConfig, data: TrainingData) -> float:
-    """The global bias the network starts from: the ridge global with fixed biases, else the mean target (through
-    the inverse link)."""
+    """The global bias the network starts from: 0 under a linear start (it holds the global), the ridge global with
+    fixed biases, else the mean target (through the inverse link)."""
+    if config.linear_start:
+        return 0.0
     if config.fixed_biases:
         return exact_biases(data, config.bias_l2)[0]
     mean = float(data.train.target.mean())
     return logit(mean) if config.link == "sigmoid" else mean
 
 
+def build_network(
+    architecture: Architecture,
+    config: TwoTowerConfig,
+    data: TrainingData,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TwoTowerNetwork:
+    """A fresh network at its starting point, as the single-device and the data-parallel fits begin: features
+    loaded, and the linear start (``linear_start``) or the fixed biases and taste (``fixed_biases``) held fixed.
+
+    Parameters
+    ----------
+    architecture : the network's sizes (``start_width`` = the start's width under ``linear_start``).
+    config : the model's config.
+    data : the training data (features; the fixed biases' rows).
+    start : the linear model's (user (n_users, k), video (n_videos, k)) factors
+        (:meth:`.LinearRecommender.augmented_factors`); needed with ``linear_start``, ignored without.
+
+    Returns
+    -------
+    TwoTowerNetwork on CPU, in training mode.
+
+    Raises
+    ------
+    ValueError
+        With ``linear_start`` and no ``start``, or a start whose width differs from ``architecture.start_width``.
+    """
+    network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
+    network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
+    network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
+    if config.linear_start:
+        if start is None or start[0].shape[1] != architecture.start_width:
+            raise ValueError(
+                f"TwoTowerConfig.linear_start needs the linear model's factors, {architecture.start_width} columns wide"
+            )
+        network.set_start(*start)
+    elif config.fixed_biases:
+        set_fixed_offsets(network, config, data)
+    return network
+
+
 def train_network(
-    architecture: Architecture, config: TwoTowerConfig, data: TrainingData
+    architecture: Architecture,
+    config: TwoTowerConfig,
+    data: TrainingData,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[TwoTowerNetwork, int, np.ndarray]:
     """Fit a fresh network with Lightning (early stopping on ``data.val`` when it has rows).
 
@@ -174,6 +219,7 @@ def train_network(
     architecture : the network's sizes.
     config : the model's config (optimizer, epochs, patience, ...).
     data : the training data.
+    start : the linear start's factors (see :func:`build_network`).
 
     Returns
     -------
@@ -196,12 +242,8 @@ def train_network(
         deterministic_algorithms(),
     ):
         torch.manual_seed(config.seed)
-        network = TwoTowerNetwork(architecture, config, initial_global_bias(config, data))
-        network.user_tower.set_features(data.user_categorical, data.user_numeric, None)
-        network.video_tower.set_features(data.video_categorical, data.video_numeric, data.video_tags)
-        if config.fixed_biases:
-            set_fixed_offsets(network, config, data)
-        if has_val and config.fixed_biases:  # a meaningful start (a random one is no candidate)
+        network = build_network(architecture, config, data, start)
+        if has_val and (config.fixed_biases or config.linear_start):  # a meaningful start (a random one is not)
             start_mse = validation_mse(network, data.val)
             keep_best.start_from(network, start_mse)
             progress.start_from(start_mse)  # the log names the weights actually kept

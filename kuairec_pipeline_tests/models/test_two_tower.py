@@ -38,12 +38,39 @@ def test_numpy_scoring_equals_the_torch_forward(fitted: TwoTowerRecommender, dat
     np.testing.assert_allclose(fitted.predict(users, videos), fitted.torch_predict(users, videos), atol=1e-5, rtol=0)
 
 
-def test_embeddings_are_augmented_with_the_biases(fitted: TwoTowerRecommender) -> None:
+def test_embeddings_are_augmented_with_the_biases_and_the_linear_start(
+    fitted: TwoTowerRecommender, data: TrainingData
+) -> None:
+    from kuairec_pipeline.models.linear import LinearRecommender
+
+    start_user, start_video = LinearRecommender().fit(data).augmented_factors()
+    width = SMALL.embedding_dim + 2
     users, videos = fitted.user_embeddings, fitted.video_embeddings
-    assert users.shape == (fitted.n_users, SMALL.embedding_dim + 2)
-    assert videos.shape == (fitted.n_videos, SMALL.embedding_dim + 2)
-    np.testing.assert_array_equal(users[:, -1], 1.0)  # pairs with the video's bias + global bias
-    np.testing.assert_array_equal(videos[:, -2], 1.0)  # pairs with the user's bias
+    assert users.shape == (fitted.n_users, width + start_user.shape[1])
+    assert videos.shape == (fitted.n_videos, width + start_video.shape[1])
+    np.testing.assert_array_equal(users[:, width - 1], 1.0)  # pairs with the video's bias + global bias
+    np.testing.assert_array_equal(videos[:, width - 2], 1.0)  # pairs with the user's bias
+    np.testing.assert_allclose(users[:, width:], start_user, atol=1e-6)  # the start, held fixed
+    np.testing.assert_allclose(videos[:, width:], start_video, atol=1e-6)
+    plain = TwoTowerRecommender(dataclasses.replace(SMALL, linear_start=False, max_epochs=1)).fit(data)
+    assert plain.user_embeddings.shape == (data.n_users, width)
+
+
+def test_the_linear_start_is_kept_when_no_epoch_beats_it(data: TrainingData) -> None:
+    from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+
+    # The pipeline's path: the fitted linear_baseline model is the start (not a default-config refit). Val targets
+    # it predicts exactly: no epoch can beat it, so the fit keeps it and scores equal it.
+    linear = LinearRecommender(LinearConfig(residual_rank=0)).fit(data)
+    start = linear.predict(data.val.user, data.val.video).astype(np.float32)
+    perfect = dataclasses.replace(data, val=dataclasses.replace(data.val, target=start))
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=2))
+    model.fit_from_components({"linear": linear}, perfect)
+    assert model.best_epoch == -1
+    users = np.arange(data.n_users)
+    np.testing.assert_allclose(model.score_all(users), linear.score_all(users), atol=1e-5)
+    with pytest.raises(KeyError, match="'linear'"):
+        TwoTowerRecommender(SMALL).fit_from_components({}, data)
 
 
 def test_weights_round_trip_through_a_weights_only_file(
@@ -84,7 +111,13 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: T
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
     config = dataclasses.replace(
-        SMALL, max_epochs=60, early_stopping_patience=2, learning_rate=0.05, fixed_biases=False, link="sigmoid"
+        SMALL,
+        max_epochs=60,
+        early_stopping_patience=2,
+        learning_rate=0.05,
+        fixed_biases=False,
+        linear_start=False,
+        link="sigmoid",
     )
     model = TwoTowerRecommender(config).fit(unlearnable)
     epochs_run = model.history.shape[0]
@@ -106,7 +139,7 @@ def test_it_starts_from_the_exact_biases_plus_each_users_ridge_taste(data: Train
     # (the tuning slice alone is small once the selection slice is held out).
     noise = np.random.default_rng(0).random(len(data.train)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.train, target=noise))
-    config = dataclasses.replace(SMALL, embedding_dim=48, max_epochs=10, early_stopping_patience=1)
+    config = dataclasses.replace(SMALL, embedding_dim=48, max_epochs=10, early_stopping_patience=1, linear_start=False)
     model = TwoTowerRecommender(config).fit(unlearnable)
     assert model.best_epoch == -1 and model.stopped_early
     global_bias, user_bias, video_bias = fit_biases(
@@ -182,7 +215,8 @@ def test_explicit_tag_and_numeric_slots_score_like_the_torch_forward(data: Train
     from kuairec_pipeline.models.two_tower import Architecture
     from kuairec_pipeline.models.two_tower_network import explicit_feature_width
 
-    config = dataclasses.replace(SMALL, embedding_dim=48, explicit_features=True, max_epochs=3)
+    # Without the linear start, which on the planted data may be kept untrained (both fits would then be equal).
+    config = dataclasses.replace(SMALL, embedding_dim=48, explicit_features=True, max_epochs=3, linear_start=False)
     explicit = explicit_feature_width(Architecture.from_data(data), config)
     assert 0 < explicit < config.embedding_dim  # the path under test is really on
     model = TwoTowerRecommender(config).fit(data)
