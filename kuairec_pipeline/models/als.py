@@ -14,6 +14,7 @@ matrix product and a clip.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -68,6 +69,14 @@ class ALSConfig:
         1e-8, "Relative residual at which the bias fit's conjugate gradients stop.", gt=0.0
     )
     show_progress: bool = param(False, "implicit's tqdm bar over iterations.", run_config=False)
+    # The calibration's biases and ridge taste re-fit the linear model's stages 1-2 less well than it does
+    # (quality_demo_seeds_11_12_13.md at 6abf3db: als below user_tag_profile on seed 12, 17.2% of the gap on full vs
+    # linear 35.9%); on top of the linear prediction they and the factors fit only what it leaves.
+    linear_start: bool = param(
+        True,
+        "Calibrate on top of the linear model's prediction (fitted first; the pipeline's linear_baseline), held "
+        "fixed: the biases, taste and factor coefficients fit what it leaves.",
+    )
 
     def __post_init__(self) -> None:
         check(self)
@@ -91,13 +100,17 @@ def confidence_matrix(pairs: Pairs, alpha: float, n_videos: int) -> sp.csr_matri
 
 @dataclass(frozen=True)
 class Calibration:
-    """prediction = global + user_bias[u] + video_bias[v] + user_coefficients[u] @ video_design[v] (clipped)."""
+    """prediction = [start(u, v) +] global + user_bias[u] + video_bias[v] + user_coefficients[u] @ video_design[v]
+    (clipped)."""
 
     global_bias: float
     user_bias: np.ndarray  # float32 (n_users,)
     video_bias: np.ndarray  # float32 (n_videos,)
     user_coefficients: np.ndarray  # float32 (n_users, d): each user's ridge fit of the bias residual
     video_design: np.ndarray  # float32 (n_videos, d): [video taste features | centred, unit-scaled video factors]
+    # The linear start under it all (ALSConfig.linear_start): + start_user[u] @ start_video[v]; None without one.
+    start_user: np.ndarray | None = None  # float32 (n_users, k)
+    start_video: np.ndarray | None = None  # float32 (n_videos, k)
 
 
 def factor_design(video_factors: np.ndarray) -> np.ndarray:
@@ -109,7 +122,11 @@ def factor_design(video_factors: np.ndarray) -> np.ndarray:
 
 
 def fit_calibration(
-    video_factors: np.ndarray, taste_features: np.ndarray, pairs: Pairs, config: ALSConfig
+    video_factors: np.ndarray,
+    taste_features: np.ndarray,
+    pairs: Pairs,
+    config: ALSConfig,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Calibration:
     """Map implicit's factors to the scaled watch ratio on the training pairs: explicit feedback on top.
 
@@ -119,8 +136,23 @@ def fit_calibration(
     exact ridge biases first (:func:`fit_biases`), then each user's own ridge regression of the bias residual on the
     video side ``[taste features | video factors]`` (:func:`kuairec_pipeline.models.taste.per_user_ridge`): the
     user step of explicit-feedback ALS (Koren, Bell & Volinsky 2009) with implicit's video factors held fixed.
-    ``taste_l2`` and ``factor_l2`` shrink the two blocks separately.
+    ``taste_l2`` and ``factor_l2`` shrink the two blocks separately. With ``start`` (the linear model's augmented
+    factors, :meth:`.LinearRecommender.augmented_factors`) all of it fits the residual of the start instead.
+
+    Parameters
+    ----------
+    video_factors : float32 (n_videos, f) implicit's video factors.
+    taste_features : float (n_videos, t) the video taste features.
+    pairs : the distinct training pairs.
+    config : the ALS config (the penalties).
+    start : (float (n_users, k), float (n_videos, k)) or None.
+
+    Returns
+    -------
+    Calibration.
     """
+    if start is not None:
+        pairs = dataclasses.replace(pairs, mean_target=pairs.mean_target - observed_pair_dot(*start, pairs))
     global_bias, user_bias, video_bias = fit_biases(
         pairs, video_factors.shape[0], config.calibration_l2, config.calibration_tolerance
     )
@@ -139,6 +171,8 @@ def fit_calibration(
         video_bias.astype(np.float32),
         coefficients.astype(np.float32),
         design.astype(np.float32),
+        None if start is None else np.asarray(start[0], np.float32),
+        None if start is None else np.asarray(start[1], np.float32),
     )
 
 
@@ -159,6 +193,41 @@ class ALSRecommender(Recommender):
 
     # ---- training ------------------------------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
+        """implicit's ALS on the training confidences, then the calibration; with ``linear_start`` the linear model
+        (default config) is fitted first as the start. Returns ``self``."""
+        from kuairec_pipeline.models.linear import linear_start
+
+        return self._fit(data, linear_start(None, data, self.name) if self.config.linear_start else None)
+
+    def fit_from_components(
+        self,
+        components: Mapping[str, Recommender],
+        data: TrainingData,
+        progress: Callable[[str], None] | None = None,
+    ) -> Self:
+        """Fit with the fitted ``components["linear"]`` as the start (ignored without ``linear_start``): the
+        pipeline's path, so the start is the ``linear_baseline`` asset itself.
+
+        Parameters
+        ----------
+        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``linear_start``.
+        data : the training data.
+        progress : unused (implicit reports no epochs here).
+
+        Returns
+        -------
+        ``self``, fitted.
+
+        Raises
+        ------
+        KeyError, TypeError
+            As :func:`kuairec_pipeline.models.linear.linear_start`.
+        """
+        from kuairec_pipeline.models.linear import linear_start
+
+        return self._fit(data, linear_start(components, data, self.name) if self.config.linear_start else None)
+
+    def _fit(self, data: TrainingData, start: Recommender | None) -> Self:
         # implicit.cpu explicitly: the top-level factory would pick the GPU build when CUDA is present.
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -181,7 +250,11 @@ class ALSRecommender(Recommender):
         self.user_factors = check_solver(np.ascontiguousarray(model.user_factors, dtype=np.float32), "implicit ALS")
         self.video_factors = check_solver(np.ascontiguousarray(model.item_factors, dtype=np.float32), "implicit ALS")
         self.calibration = fit_calibration(
-            self.video_factors, video_taste_features(data.video_tag_multi_hot, data.video_numeric), pairs, config
+            self.video_factors,
+            video_taste_features(data.video_tag_multi_hot, data.video_numeric),
+            pairs,
+            config,
+            None if start is None else start.augmented_factors(),  # type: ignore[attr-defined]
         )
         self._build_augmented()
         return self
@@ -190,11 +263,19 @@ class ALSRecommender(Recommender):
         calibration = self._fitted_calibration()
         ones_users = np.ones((self.n_users, 1), dtype=np.float32)
         ones_videos = np.ones((self.n_videos, 1), dtype=np.float32)
+        empty_users, empty_videos = np.zeros((self.n_users, 0), np.float32), np.zeros((self.n_videos, 0), np.float32)
+        start_user = empty_users if calibration.start_user is None else calibration.start_user
+        start_video = empty_videos if calibration.start_video is None else calibration.start_video
         self._user_augmented = np.hstack(
-            [calibration.user_coefficients, calibration.user_bias[:, None], ones_users]
+            [calibration.user_coefficients, calibration.user_bias[:, None], ones_users, start_user]
         ).astype(np.float32)
         self._video_augmented = np.hstack(
-            [calibration.video_design, ones_videos, calibration.global_bias + calibration.video_bias[:, None]]
+            [
+                calibration.video_design,
+                ones_videos,
+                calibration.global_bias + calibration.video_bias[:, None],
+                start_video,
+            ]
         ).astype(np.float32)
 
     def augmented_vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +283,9 @@ class ALSRecommender(Recommender):
 
         Returns
         -------
-        (float32 (n_users, k) rows ``[coefficients, user bias, 1]``, float32 (n_videos, k) rows
-        ``[video design, 1, global + video bias]``), k = taste features + factors + 2.
+        (float32 (n_users, k) rows ``[coefficients, user bias, 1, start_user]``, float32 (n_videos, k) rows
+        ``[video design, 1, global + video bias, start_video]``), k = taste features + factors + 2 + the start's
+        width (0 without one).
 
         Raises
         ------
@@ -252,7 +334,7 @@ class ALSRecommender(Recommender):
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         calibration = self._fitted_calibration()
-        return {
+        arrays = {
             "user_factors": self.user_factors,
             "video_factors": self.video_factors,
             "calibration_global": np.array(calibration.global_bias, dtype=np.float64),
@@ -261,12 +343,18 @@ class ALSRecommender(Recommender):
             "calibration_user_coefficients": calibration.user_coefficients,
             "calibration_video_design": calibration.video_design,
         }
+        if calibration.start_user is not None and calibration.start_video is not None:
+            arrays["calibration_start_user"] = calibration.start_user
+            arrays["calibration_start_video"] = calibration.start_video
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Self:
         stored = stored_config(arrays)
         known = {f.name for f in dataclasses.fields(ALSConfig)}
-        model = cls(ALSConfig(**{key: value for key, value in stored.items() if key in known}))
+        values = {key: value for key, value in stored.items() if key in known}
+        values.setdefault("linear_start", False)  # a config stored before the field existed had no start
+        model = cls(ALSConfig(**values))
         model.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
         model.video_factors = np.ascontiguousarray(arrays["video_factors"], dtype=np.float32)
         model.n_users, model.n_videos = model.user_factors.shape[0], model.video_factors.shape[0]
@@ -276,6 +364,13 @@ class ALSRecommender(Recommender):
             video_bias=np.asarray(arrays["calibration_video_bias"], dtype=np.float32),
             user_coefficients=np.asarray(arrays["calibration_user_coefficients"], dtype=np.float32),
             video_design=np.asarray(arrays["calibration_video_design"], dtype=np.float32),
+            start_user=_optional(arrays, "calibration_start_user"),
+            start_video=_optional(arrays, "calibration_start_video"),
         )
         model._build_augmented()
         return model
+
+
+def _optional(arrays: dict[str, np.ndarray], key: str) -> np.ndarray | None:
+    """``arrays[key]`` as float32, or None when the bundle has no such array."""
+    return np.asarray(arrays[key], dtype=np.float32) if key in arrays else None

@@ -68,6 +68,7 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "als_factors",
             "kuairec_pipeline.models.als:ALSRecommender",
             "kuairec_pipeline.models.als:ALSConfig",
+            inputs=("linear",),  # its linear start (ALSConfig.linear_start)
             kinds=("implicit", "numpy"),
         ),
         ModelEntry(

@@ -176,3 +176,30 @@ def test_factors_and_calibration_are_stored_as_plain_arrays() -> None:
     assert arrays["video_factors"].shape == (model.n_videos, SMALL.factors)
     assert arrays["user_factors"].dtype == arrays["video_factors"].dtype == np.float32
     assert arrays["calibration_user_bias"].shape == (model.n_users,)
+
+
+def test_the_linear_start_sits_under_the_calibration_which_fits_what_it_leaves() -> None:
+    import dataclasses
+
+    from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
+
+    data = make_planted_training_data()
+    linear = LinearRecommender(LinearConfig(residual_rank=0)).fit(data)  # the pipeline passes its own fitted model
+    model = ALSRecommender(SMALL).fit_from_components({"linear": linear}, data)
+    start_user, start_video = linear.augmented_factors()
+    np.testing.assert_array_equal(model.calibration.start_user, start_user)
+    # The calibration's own part is fitted to the start's residual: with the start its training error is lower
+    # than the start's alone and than the same calibration without the start.
+    users, videos, target = data.train.user, data.train.video, data.train.target
+    start = np.clip(linear.predict(users, videos), 0, 1)
+    plain = ALSRecommender(dataclasses.replace(SMALL, linear_start=False)).fit(data)
+    mse = np.mean((model.predict(users, videos) - target) ** 2)
+    assert mse < np.mean((start - target) ** 2) and mse < np.mean((plain.predict(users, videos) - target) ** 2)
+    assert plain.calibration.start_user is None
+    restored = ALSRecommender.from_bundle(model.bundle())
+    every = np.arange(data.n_users)
+    np.testing.assert_array_equal(restored.score_all(every), model.score_all(every))
+    old = plain.to_arrays()  # like a bundle written before linear_start: no start arrays
+    assert ALSRecommender.from_arrays(old).calibration.start_user is None
+    with pytest.raises(KeyError, match="'linear'"):
+        ALSRecommender(SMALL).fit_from_components({}, data)
