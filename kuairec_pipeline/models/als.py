@@ -111,6 +111,7 @@ class Calibration:
     # The linear start under it all (ALSConfig.linear_start): + start_user[u] @ start_video[v]; None without one.
     start_user: np.ndarray | None = None  # float32 (n_users, k)
     start_video: np.ndarray | None = None  # float32 (n_videos, k)
+    factor_scale: float = 1.0  # the val-fitted scale already applied to user_coefficients (under a start)
 
 
 def factor_design(video_factors: np.ndarray) -> np.ndarray:
@@ -137,7 +138,8 @@ def fit_calibration(
     video side ``[taste features | video factors]`` (:func:`kuairec_pipeline.models.taste.per_user_ridge`): the
     user step of explicit-feedback ALS (Koren, Bell & Volinsky 2009) with implicit's video factors held fixed.
     ``taste_l2`` and ``factor_l2`` shrink the two blocks separately. With ``start`` (the linear model's augmented
-    factors, :meth:`.LinearRecommender.augmented_factors`) all of it fits the residual of the start instead.
+    factors, :meth:`.LinearRecommender.augmented_factors`), which already holds biases and taste, only the
+    factor coefficients are fitted, on the start's residual (biases 0).
 
     Parameters
     ----------
@@ -151,8 +153,27 @@ def fit_calibration(
     -------
     Calibration.
     """
+    n_videos = video_factors.shape[0]
     if start is not None:
-        pairs = dataclasses.replace(pairs, mean_target=pairs.mean_target - observed_pair_dot(*start, pairs))
+        # The start holds the biases and the taste already: only what implicit's factors add is fitted, on the
+        # start's residual (refitting biases and taste on it only added noise on the demo twin).
+        residual = pairs.mean_target - observed_pair_dot(*start, pairs)
+        design = factor_design(video_factors)
+        coefficients = per_user_ridge(
+            pairs.matrix(pairs.count, n_videos),
+            pairs.matrix(pairs.count * residual, n_videos),
+            design,
+            config.factor_l2,
+        )
+        return Calibration(
+            0.0,
+            np.zeros(pairs.n_users, np.float32),
+            np.zeros(n_videos, np.float32),
+            coefficients.astype(np.float32),
+            design.astype(np.float32),
+            np.asarray(start[0], np.float32),
+            np.asarray(start[1], np.float32),
+        )
     global_bias, user_bias, video_bias = fit_biases(
         pairs, video_factors.shape[0], config.calibration_l2, config.calibration_tolerance
     )
@@ -161,7 +182,6 @@ def fit_calibration(
     penalty = np.concatenate(
         [np.full(taste_features.shape[1], config.taste_l2), np.full(video_factors.shape[1], config.factor_l2)]
     )
-    n_videos = video_factors.shape[0]
     coefficients = per_user_ridge(
         pairs.matrix(pairs.count, n_videos), pairs.matrix(pairs.count * residual, n_videos), design, penalty
     )
@@ -171,8 +191,31 @@ def fit_calibration(
         video_bias.astype(np.float32),
         coefficients.astype(np.float32),
         design.astype(np.float32),
-        None if start is None else np.asarray(start[0], np.float32),
-        None if start is None else np.asarray(start[1], np.float32),
+    )
+
+
+def scaled_on_validation(calibration: Calibration, val) -> Calibration:
+    """The factor part on top of a start, scaled by the least-squares weight that best fits the tuning ``val`` rows'
+    residual of the start, never negative (0 switches it off where it does not help; as the linear model's stage 3).
+
+    Parameters
+    ----------
+    calibration : a calibration with a start.
+    val : the tuning validation interactions (none: unchanged).
+
+    Returns
+    -------
+    Calibration with ``user_coefficients`` multiplied by the scale and ``factor_scale`` set.
+    """
+    if len(val) == 0 or calibration.start_user is None or calibration.start_video is None:
+        return calibration
+    user, video = val.user.astype(np.int64), val.video.astype(np.int64)
+    term = pair_dot(calibration.user_coefficients, calibration.video_design, user, video)
+    residual = val.target - pair_dot(calibration.start_user, calibration.start_video, user, video)
+    power = float(term @ term)
+    scale = max(0.0, float(term @ residual) / power) if power > 0 else 0.0
+    return dataclasses.replace(
+        calibration, user_coefficients=(calibration.user_coefficients * scale).astype(np.float32), factor_scale=scale
     )
 
 
@@ -256,8 +299,16 @@ class ALSRecommender(Recommender):
             config,
             None if start is None else start.augmented_factors(),  # type: ignore[attr-defined]
         )
+        if start is not None:
+            self.calibration = scaled_on_validation(self.calibration, data.val)
         self._build_augmented()
         return self
+
+    def training_metadata(self) -> dict[str, float]:
+        """The val-fitted scale of the factor part under the linear start (0: no help on val; absent without a
+        start)."""
+        calibration = self._fitted_calibration()
+        return {} if calibration.start_user is None else {"factor_scale": round(calibration.factor_scale, 4)}
 
     def _build_augmented(self) -> None:
         calibration = self._fitted_calibration()
@@ -346,6 +397,7 @@ class ALSRecommender(Recommender):
         if calibration.start_user is not None and calibration.start_video is not None:
             arrays["calibration_start_user"] = calibration.start_user
             arrays["calibration_start_video"] = calibration.start_video
+            arrays["calibration_factor_scale"] = np.array(calibration.factor_scale, dtype=np.float64)
         return arrays
 
     @classmethod
@@ -366,6 +418,7 @@ class ALSRecommender(Recommender):
             video_design=np.asarray(arrays["calibration_video_design"], dtype=np.float32),
             start_user=_optional(arrays, "calibration_start_user"),
             start_video=_optional(arrays, "calibration_start_video"),
+            factor_scale=float(arrays.get("calibration_factor_scale", 1.0)),
         )
         model._build_augmented()
         return model

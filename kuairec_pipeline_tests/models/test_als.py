@@ -178,28 +178,40 @@ def test_factors_and_calibration_are_stored_as_plain_arrays() -> None:
     assert arrays["calibration_user_bias"].shape == (model.n_users,)
 
 
-def test_the_linear_start_sits_under_the_calibration_which_fits_what_it_leaves() -> None:
+def test_the_linear_start_sits_under_the_factor_part_scaled_on_validation() -> None:
     import dataclasses
 
+    from kuairec_pipeline.models.als import scaled_on_validation
     from kuairec_pipeline.models.linear import LinearConfig, LinearRecommender
 
     data = make_planted_training_data()
     linear = LinearRecommender(LinearConfig(residual_rank=0)).fit(data)  # the pipeline passes its own fitted model
+    start = linear.augmented_factors()
+    pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
     model = ALSRecommender(SMALL).fit_from_components({"linear": linear}, data)
-    start_user, start_video = linear.augmented_factors()
-    np.testing.assert_array_equal(model.calibration.start_user, start_user)
-    # The calibration's own part is fitted to the start's residual: with the start its training error is lower
-    # than the start's alone and than the same calibration without the start.
-    users, videos, target = data.train.user, data.train.video, data.train.target
-    start = np.clip(linear.predict(users, videos), 0, 1)
-    plain = ALSRecommender(dataclasses.replace(SMALL, linear_start=False)).fit(data)
-    mse = np.mean((model.predict(users, videos) - target) ** 2)
-    assert mse < np.mean((start - target) ** 2) and mse < np.mean((plain.predict(users, videos) - target) ** 2)
-    assert plain.calibration.start_user is None
+    np.testing.assert_array_equal(model.calibration.start_user, start[0])
+    # Before the val scale, the factor part fits the start's residual on the training pairs: a lower error there.
+    raw = fit_calibration(model.video_factors, np.zeros((data.n_videos, 0)), pairs, SMALL, start)
+    assert raw.global_bias == 0 and not raw.user_bias.any() and not raw.video_bias.any()  # the start holds them
+    base = observed_pair_dot(*start, pairs)
+    factor_term = observed_pair_dot(raw.user_coefficients, raw.video_design, pairs)
+    error = np.average((pairs.mean_target - base - factor_term) ** 2, weights=pairs.count)
+    assert error < np.average((pairs.mean_target - base) ** 2, weights=pairs.count)
+    # The scale: val targets that are the start plus the factor term give 1; the start minus it gives 0 (off).
+    val = data.val
+    on_val = pair_dot(raw.user_coefficients, raw.video_design, val.user, val.video)
+    start_val = pair_dot(*start, val.user, val.video)
+    for sign, expected in ((1.0, 1.0), (-1.0, 0.0)):
+        rows = dataclasses.replace(val, target=(start_val + sign * on_val).astype(np.float32))
+        scaled = scaled_on_validation(raw, rows)
+        assert scaled.factor_scale == pytest.approx(expected, abs=1e-4)
+        np.testing.assert_allclose(scaled.user_coefficients, expected * raw.user_coefficients, atol=1e-6)
     restored = ALSRecommender.from_bundle(model.bundle())
     every = np.arange(data.n_users)
     np.testing.assert_array_equal(restored.score_all(every), model.score_all(every))
-    old = plain.to_arrays()  # like a bundle written before linear_start: no start arrays
-    assert ALSRecommender.from_arrays(old).calibration.start_user is None
+    assert restored.calibration.factor_scale == model.calibration.factor_scale
+    plain = ALSRecommender(dataclasses.replace(SMALL, linear_start=False)).fit(data)
+    assert plain.calibration.start_user is None and plain.training_metadata() == {}
+    assert ALSRecommender.from_arrays(plain.to_arrays()).calibration.start_user is None  # a bundle without a start
     with pytest.raises(KeyError, match="'linear'"):
         ALSRecommender(SMALL).fit_from_components({}, data)
