@@ -67,7 +67,7 @@ TRAINED_MODELS: dict[str, ModelEntry] = {
             "als",
             "als_factors",
             "kuairec_pipeline.models.als:ALSRecommender",
-            "kuairec_pipeline.models.als:ALSConfig",
+            "kuairec_pipeline.models.als_config:ALSConfig",
             inputs=("linear",),  # its linear start (ALSConfig.linear_start)
             kinds=("implicit", "numpy"),
         ),
