@@ -139,17 +139,18 @@ class EpochProgress(Callback):
         -------
         str, one phrase.
         """
+        if trainer.interrupted:
+            return "interrupted"
+        kept = f"best {self.best:.4f} at {self._where_best()}, those weights are kept"
+        # Every allowed epoch ran: that is the reason, even when patience ran out on the last one.
+        if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:
+            return f"reached max_epochs ({trainer.max_epochs})" + (f" ({kept})" if math.isfinite(self.best) else "")
         stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch > 0:
             return (
                 f"stopped early: {stopper.monitor} did not improve by {abs(stopper.min_delta):g} "
-                f"for {stopper.patience} epochs (best {self.best:.4f} at {self._where_best()}, "
-                f"those weights are kept)"
+                f"for {stopper.patience} epochs ({kept})"
             )
-        if trainer.interrupted:
-            return "interrupted"
-        if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:
-            return f"reached max_epochs ({trainer.max_epochs})"
         return "stopped"
 
 

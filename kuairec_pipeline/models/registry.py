@@ -27,8 +27,8 @@ class ModelEntry:
     # An ablation (e.g. the order-shuffled sequential model) is evaluated but never served: it exists to measure
     # an effect, and on a small selection slice it can win the choice by noise alone.
     servable: bool = True
-    # Names of the entries whose fitted models this one is built from (Recommender.fit_from_components); empty:
-    # fitted from the training data alone.
+    # Names of the entries whose fitted models this one uses (Recommender.fit_from_components): a hybrid's
+    # components, or the linear model a network starts from; empty: fitted from the training data alone.
     inputs: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ("numpy",)  # the Dagster asset's kinds (tools shown in the UI)
     # Config values the pipeline sets itself, not offered in the run config (e.g. no progress bar in a run's log).

@@ -61,7 +61,8 @@ def training_summary(
 ) -> dict[str, MetadataValue]:
     """Epochs, the kept epoch, the best and final losses (rounded) and the training curve of a fitted model.
 
-    ``history`` is (epochs, len(columns)) with an ``epoch`` column; ``best_epoch`` is 0-based (-1: none).
+    ``history`` is (epochs, len(columns)) with an ``epoch`` column; ``best_epoch`` is 0-based (-1: none, or the
+    fixed start kept: then no ``best_val_mse``); ``kept_epoch`` is 1-based (0: the start).
     """
     from kuairec_pipeline.evaluation.report_plots import training_curves_png
 
@@ -75,7 +76,8 @@ def training_summary(
         for name in columns:
             if name != "epoch" and not np.isnan(last[name]):
                 metadata[f"final_{name}"] = rounded(last[name])
-        if "val_mse" in frame.columns and frame["val_mse"].is_not_nan().any():
+        # With the start kept (best_epoch -1) no epoch's val MSE is the kept model's: naming the lowest would mislead.
+        if "val_mse" in frame.columns and frame["val_mse"].is_not_nan().any() and best_epoch >= 0:
             metadata["best_val_mse"] = rounded(frame["val_mse"].fill_nan(None).min())
         metadata["training_curve"] = png_markdown(training_curves_png(frame, model, best_epoch), "training curve")
     return metadata

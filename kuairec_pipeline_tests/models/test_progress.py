@@ -87,6 +87,12 @@ def test_a_start_no_epoch_beats_is_named_as_the_kept_weights():
     assert "best 0.3000 at the start, before any epoch, those weights are kept" in progress.lines[-1]
 
 
+def test_patience_running_out_on_the_last_allowed_epoch_reads_as_max_epochs():
+    progress = _fit([0.2, 0.3, 0.3], max_epochs=3, patience=2)
+    assert "reached max_epochs (3) (best 0.2000 at epoch 1, those weights are kept)" in progress.lines[-1]
+    assert "stopped early" not in progress.lines[-1]
+
+
 def test_needs_a_name():
     with pytest.raises(ValueError, match="model_name"):
         EpochProgress("")

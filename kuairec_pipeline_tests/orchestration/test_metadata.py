@@ -51,3 +51,6 @@ def test_training_summary_reports_epochs_best_and_a_curve():
         "m", np.array([[0, 0.1, math.nan, math.nan]]), ("epoch", "train_loss", "val_mse", "val_mae"), 0
     )
     assert "best_val_mse" not in without_val and "final_val_mse" not in without_val
+    # The start kept (best_epoch -1): no epoch's val MSE is the kept model's, so none is reported as the best.
+    start_kept = training_summary("sequential", history, ("epoch", "train_loss", "val_mse", "val_mae"), best_epoch=-1)
+    assert start_kept["kept_epoch"].value == 0 and "best_val_mse" not in start_kept
