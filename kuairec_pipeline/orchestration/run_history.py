@@ -77,7 +77,8 @@ class MetricsInputs:
 
 
 def _utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # Seconds: a model re-made in the minute after the metrics would otherwise read as made at the same time.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _folder_of(path: str) -> str:
@@ -178,12 +179,11 @@ def stale_metrics_warning(instance: DagsterInstance, location: str) -> str | Non
     if found is None or not found.changed:
         return None
     tables = [item.asset for item in found.changed if item.asset in PREPARED_TABLES]
-    if tables:
-        # Models trained on the former tables would be refused: everything downstream of the changed tables.
-        roots = ["filtered_ratios"] if "filtered_ratios" in tables else tables
-        command = f"{RUN} '{','.join(f'{table}*' for table in roots)}' (with the run config you want)"
-    else:
-        command = f"{RUN} 'metrics*'"
+    # Everything downstream of what changed: models trained on former tables would be refused, and a re-made model
+    # is the start or a component of others (linear_baseline of ALS, the two-tower and the sequential models; every
+    # model of the hybrids), which still hold the former one.
+    roots = (["filtered_ratios"] if "filtered_ratios" in tables else tables) or [item.asset for item in found.changed]
+    command = f"{RUN} '{','.join(f'{root}*' for root in roots)}' (with the run config you want)"
     return (
         f"the stored metrics are out of date: {', '.join(item.describe() for item in found.changed)} materialized "
         f"again after metrics.parquet was computed ({_utc(found.computed_at)}), which describes the former "
