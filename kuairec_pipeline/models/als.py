@@ -14,7 +14,6 @@ matrix product and a clip.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
@@ -33,7 +32,9 @@ from kuairec_pipeline.models.biases import (  # noqa: F401  (re-exported: caller
 )
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_ids, check_solver, not_fitted
-from kuairec_pipeline.models.taste import per_user_ridge, video_taste_features
+from kuairec_pipeline.models.linear import LinearRecommender
+from kuairec_pipeline.models.linear_start import LinearStartHooks
+from kuairec_pipeline.models.taste import nonnegative_scale, per_user_ridge, video_taste_features
 from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
 
 
@@ -167,14 +168,13 @@ def scaled_on_validation(calibration: Calibration, val) -> Calibration:
     user, video = val.user.astype(np.int64), val.video.astype(np.int64)
     term = pair_dot(calibration.user_coefficients, calibration.video_design, user, video)
     residual = val.target - pair_dot(calibration.start_user, calibration.start_video, user, video)
-    power = float(term @ term)
-    scale = max(0.0, float(term @ residual) / power) if power > 0 else 0.0
+    scale = nonnegative_scale(term, residual)
     return dataclasses.replace(
         calibration, user_coefficients=(calibration.user_coefficients * scale).astype(np.float32), factor_scale=scale
     )
 
 
-class ALSRecommender(Recommender):
+class ALSRecommender(LinearStartHooks, Recommender):
     """implicit's CPU ALS on train-row confidences, plus a bias-and-scale calibration to the scaled watch ratio."""
 
     name: ClassVar[str] = "als"
@@ -190,42 +190,9 @@ class ALSRecommender(Recommender):
         self._video_augmented: np.ndarray | None = None
 
     # ---- training ------------------------------------------------------------------------------------------
-    def fit(self, data: TrainingData) -> Self:
-        """implicit's ALS on the training confidences, then the calibration; with ``linear_start`` the linear model
-        (default config) is fitted first as the start. Returns ``self``."""
-        from kuairec_pipeline.models.linear import linear_start
-
-        return self._fit(data, linear_start(None, data, self.name) if self.config.linear_start else None)
-
-    def fit_from_components(
-        self,
-        components: Mapping[str, Recommender],
-        data: TrainingData,
-        progress: Callable[[str], None] | None = None,
-    ) -> Self:
-        """Fit with the fitted ``components["linear"]`` as the start (ignored without ``linear_start``): the
-        pipeline's path, so the start is the ``linear_baseline`` asset itself.
-
-        Parameters
-        ----------
-        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``linear_start``.
-        data : the training data.
-        progress : unused (implicit reports no epochs here).
-
-        Returns
-        -------
-        ``self``, fitted.
-
-        Raises
-        ------
-        KeyError, TypeError
-            As :func:`kuairec_pipeline.models.linear.linear_start`.
-        """
-        from kuairec_pipeline.models.linear import linear_start
-
-        return self._fit(data, linear_start(components, data, self.name) if self.config.linear_start else None)
-
-    def _fit(self, data: TrainingData, start: Recommender | None) -> Self:
+    def _fit(self, data: TrainingData, start: LinearRecommender | None, progress: object = None) -> Self:
+        """implicit's ALS on the training confidences, then the calibration (on top of ``start`` when given);
+        ``progress`` unused (implicit reports no epochs here)."""
         # implicit.cpu explicitly: the top-level factory would pick the GPU build when CUDA is present.
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -252,7 +219,7 @@ class ALSRecommender(Recommender):
             video_taste_features(data.video_tag_multi_hot, data.video_numeric),
             pairs,
             config,
-            None if start is None else start.augmented_factors(),  # type: ignore[attr-defined]
+            None if start is None else start.augmented_factors(),
         )
         if start is not None:
             self.calibration = scaled_on_validation(self.calibration, data.val)

@@ -108,7 +108,7 @@ def fit_data_parallel(
         raise ValueError(f"process_group_backend must be one of {', '.join(BACKENDS)}, got {process_group_backend!r}")
     start = None
     if config.linear_start:
-        from kuairec_pipeline.models.linear import linear_start
+        from kuairec_pipeline.models.linear_start import linear_start
 
         start = linear_start(None, data, "two_tower").augmented_factors()
     architecture = Architecture.from_data(data, start_width=0 if start is None else start[0].shape[1])

@@ -10,7 +10,6 @@ matrices and the sparse (user x video) interaction-count matrix, which makes an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
@@ -22,7 +21,7 @@ from kuairec_pipeline.models.base import Recommender, stored_config
 from kuairec_pipeline.models.biases import Pairs, aggregate_pairs, observed_pair_dot, pair_dot
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import check_solver, not_fitted
-from kuairec_pipeline.models.taste import per_user_ridge, residual_factors, video_taste_features
+from kuairec_pipeline.models.taste import nonnegative_scale, per_user_ridge, residual_factors, video_taste_features
 from kuairec_pipeline.params import check, param
 
 
@@ -275,8 +274,7 @@ class LinearRecommender(Recommender):
         term = sd * pair_dot(user_factors, video_factors, val.user, val.video)
         before = self.user_part[val.user] + self.video_part[val.video]
         before = before + pair_dot(self.user_taste, self.video_taste, val.user, val.video)
-        power = float(term @ term)
-        self.residual_scale = max(0.0, float(term @ (val.target - before)) / power) if power > 0 else 0.0
+        self.residual_scale = nonnegative_scale(term, val.target - before)
         self.user_taste = np.hstack([self.user_taste, (self.residual_scale * sd) * user_factors]).astype(np.float32)
         self.video_taste = np.hstack([self.video_taste, video_factors]).astype(np.float32)
 
@@ -338,35 +336,3 @@ class LinearRecommender(Recommender):
         model.video_taste = np.asarray(arrays.get("video_taste", np.zeros((model.n_videos, 0))), dtype=np.float32)
         model.residual_scale = float(arrays.get("residual_scale", 0.0))
         return model
-
-
-def linear_start(components: Mapping[str, object] | None, data: TrainingData, owner: str) -> LinearRecommender:
-    """The linear model a network starts from (its ``fixed start``/``linear_start``): the fitted
-    ``components["linear"]`` (the pipeline's ``linear_baseline`` asset), or, with ``components`` None, a
-    LinearRecommender with its default config fitted on ``data`` here.
-
-    Parameters
-    ----------
-    components : model name -> fitted model (the registry entry's inputs), or None to fit one.
-    data : the training data (used only to fit when ``components`` is None).
-    owner : the model asking, named in errors.
-
-    Returns
-    -------
-    a fitted LinearRecommender.
-
-    Raises
-    ------
-    KeyError
-        If ``components`` holds no ``"linear"``.
-    TypeError
-        If it is no LinearRecommender.
-    """
-    if components is None:
-        return LinearRecommender().fit(data)
-    if "linear" not in components:
-        raise KeyError(f"{owner} starts from the fitted 'linear' model, got only {sorted(components)}")
-    start = components["linear"]
-    if not isinstance(start, LinearRecommender):
-        raise TypeError(f"{owner}'s start must be a LinearRecommender, got {type(start).__name__}")
-    return start

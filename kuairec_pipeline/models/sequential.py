@@ -32,7 +32,7 @@ no gradient). Short histories need no fallback: windows of 1..max_len rows are a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import ClassVar, Self
 
 import numpy as np
@@ -43,6 +43,8 @@ from kuairec_pipeline.models.biases import pair_dot
 from kuairec_pipeline.models.data import Interactions, TrainingData
 from kuairec_pipeline.models.errors import not_fitted
 from kuairec_pipeline.models.hooks import EpochTrainedHooks
+from kuairec_pipeline.models.linear import LinearRecommender
+from kuairec_pipeline.models.linear_start import LinearStartHooks
 from kuairec_pipeline.models.sequential_config import (  # noqa: F401  (re-exported: the model's public names)
     PRECISIONS,
     SequentialArchitecture,
@@ -60,10 +62,12 @@ ENCODE_BATCH_CELLS = 400_000
 QUERY_CHUNK_ROWS = 262_144  # pointwise rows scored per step: ~35 MB per (rows, d + 1) float32 temporary at d = 32
 
 
-class SequentialRecommender(EpochTrainedHooks, Recommender):
+class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
     """SASRec-style transformer over each user's history (Lightning); NumPy scoring from stored states."""
 
     name: ClassVar[str] = "sequential"
+    start_field: ClassVar[str] = "fixed_start"
+    trains_with_lightning: ClassVar[bool] = True
     time_aware: ClassVar[bool] = True  # pointwise metrics come from predict_rows (the history before each row)
 
     def __init__(self, config: SequentialConfig | None = None) -> None:
@@ -83,55 +87,11 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         self.best_epoch = -1
 
     # ---- training ------------------------------------------------------------------------------------------
-    def fit(self, data: TrainingData, progress: Callable[[str], None] | None = None) -> Self:
-        """Train on ``data.train`` (early stopping on ``data.val``), store each user's final state, return ``self``.
-        With ``fixed_start`` the linear model (default config) is fitted first as the start.
-
-        Parameters
-        ----------
-        data : the training data.
-        progress : receives one line per epoch; None for silence.
-        """
-        from kuairec_pipeline.models.linear import linear_start
-
-        start = linear_start(None, data, self.name) if self.config.fixed_start else None
-        return self._fit(data, progress, start)
-
-    def fit_from_components(
-        self,
-        components: Mapping[str, Recommender],
-        data: TrainingData,
-        progress: Callable[[str], None] | None = None,
+    def _fit(
+        self, data: TrainingData, start: LinearRecommender | None, progress: Callable[[str], None] | None = None
     ) -> Self:
-        """Train with the fitted ``components["linear"]`` as the fixed start (ignored without ``fixed_start``):
-        the pipeline's path, so the start is the ``linear_baseline`` asset itself, not a second fit of it.
-
-        Parameters
-        ----------
-        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``fixed_start``.
-        data : the training data.
-        progress : receives one line per epoch; None for silence.
-
-        Returns
-        -------
-        ``self``, fitted.
-
-        Raises
-        ------
-        KeyError
-            With ``fixed_start`` and no ``"linear"`` component.
-        TypeError
-            If that component is no fitted LinearRecommender.
-        """
-        from kuairec_pipeline.models.linear import linear_start
-
-        start = linear_start(components, data, self.name) if self.config.fixed_start else None
-        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
-
-        with quiet_lightning_notices():
-            return self._fit(data, progress, start)
-
-    def _fit(self, data: TrainingData, progress: Callable[[str], None] | None, start) -> Self:
+        """Train on ``data.train`` (early stopping on ``data.val``) on top of ``start`` when given, store each
+        user's final state; ``progress`` receives one line per epoch (None: silence)."""
         from kuairec_pipeline.models import sequential_training
 
         self.architecture = SequentialArchitecture.from_data(data)
@@ -159,13 +119,6 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         users, end, length = sequences.final_windows(history, self.config.max_len, self.config.effective_query_stride)
         states = self._states(history, end, length, users, np.arange(users.size))
         self.user_states = self._augmented_states(users, states)
-
-    # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
-    def pipeline_fit(self, data: TrainingData, log: Callable[[str], None]) -> Self:
-        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
-
-        with quiet_lightning_notices():
-            return self.fit(data, progress=log)
 
     # ---- states (NumPy) ------------------------------------------------------------------------------------
     def _user_vectors(self, users: np.ndarray) -> np.ndarray:
@@ -369,8 +322,8 @@ class SequentialRecommender(EpochTrainedHooks, Recommender):
         if "start_user" in arrays and "start_video" in arrays:
             model.start_user = np.ascontiguousarray(arrays["start_user"], dtype=np.float32)
             model.start_video = np.ascontiguousarray(arrays["start_video"], dtype=np.float32)
-        elif model.config.fixed_start:  # no start stored (a bundle from before fixed_start): a plain sigmoid model
-            model.config = dataclasses.replace(model.config, fixed_start=False)
+        elif model.config.fixed_start:  # (a bundle from before fixed_start has no such config value: plain)
+            raise ValueError("the sequential bundle's config has fixed_start but it holds no start_user / start_video")
         return model
 
 

@@ -133,3 +133,20 @@ def residual_factors(
         user_factors = per_user_ridge(weights, weighted_residual, video_factors, l2)
         video_factors = per_user_ridge(weights_t, residual_t, user_factors, l2)
     return user_factors, video_factors
+
+
+def nonnegative_scale(term: np.ndarray, residual: np.ndarray) -> float:
+    """The least-squares weight ``s >= 0`` of ``term`` for ``residual`` (min ``|residual - s * term|^2``): how much
+    of a fitted part to keep, judged on held-out rows (0 switches it off where it does not help).
+
+    Parameters
+    ----------
+    term : float (n,) the part's prediction on the rows.
+    residual : float (n,) what is left to explain there.
+
+    Returns
+    -------
+    float >= 0; 0 when ``term`` is all zeros.
+    """
+    power = float(term @ term)
+    return max(0.0, float(term @ residual) / power) if power > 0 else 0.0

@@ -23,7 +23,6 @@ each step gathers a whole batch by a slice of a shuffled index permutation. The 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -32,6 +31,8 @@ import numpy as np
 from kuairec_pipeline.models.base import Recommender, decode_json, encode_json, stored_config
 from kuairec_pipeline.models.data import TrainingData
 from kuairec_pipeline.models.errors import not_fitted
+from kuairec_pipeline.models.linear import LinearRecommender
+from kuairec_pipeline.models.linear_start import LinearStartHooks
 from kuairec_pipeline.models.threads import resolve_thread_count
 from kuairec_pipeline.models.two_tower_config import (  # noqa: F401  (re-exported: the model's public names)
     EMBEDDING_BATCH,
@@ -58,10 +59,11 @@ def _sigmoid_inplace(logits: np.ndarray) -> np.ndarray:
     return np.reciprocal(logits, out=logits)
 
 
-class TwoTowerRecommender(Recommender):
+class TwoTowerRecommender(LinearStartHooks, Recommender):
     """Two towers trained with Lightning (MSE on the scaled target, early stopping on validation MSE)."""
 
     name: ClassVar[str] = "two_tower"
+    trains_with_lightning: ClassVar[bool] = True
 
     def __init__(self, config: TwoTowerConfig | None = None) -> None:
         self.config = config or TwoTowerConfig()
@@ -76,48 +78,12 @@ class TwoTowerRecommender(Recommender):
         self.best_epoch = -1
 
     # ---- training ------------------------------------------------------------------------------------------
-    def fit(self, data: TrainingData) -> Self:
-        """Train on ``data.train`` (early stopping on ``data.val``); with ``linear_start`` the linear model (default
-        config) is fitted first as the start. Returns ``self``."""
-        from kuairec_pipeline.models.linear import linear_start
-
-        return self._fit(data, linear_start(None, data, self.name) if self.config.linear_start else None)
-
-    def fit_from_components(
-        self,
-        components: Mapping[str, Recommender],
-        data: TrainingData,
-        progress: Callable[[str], None] | None = None,
-    ) -> Self:
-        """Train with the fitted ``components["linear"]`` as the start (ignored without ``linear_start``): the
-        pipeline's path, so the start is the ``linear_baseline`` asset itself.
-
-        Parameters
-        ----------
-        components : model name -> fitted model; needs ``"linear"`` (a LinearRecommender) with ``linear_start``.
-        data : the training data.
-        progress : unused (each epoch is logged by the training logger, as in :meth:`pipeline_fit`).
-
-        Returns
-        -------
-        ``self``, fitted.
-
-        Raises
-        ------
-        KeyError, TypeError
-            As :func:`kuairec_pipeline.models.linear.linear_start`.
-        """
-        from kuairec_pipeline.models.linear import linear_start
-        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
-
-        start = linear_start(components, data, self.name) if self.config.linear_start else None
-        with quiet_lightning_notices():
-            return self._fit(data, start)
-
-    def _fit(self, data: TrainingData, start: Recommender | None) -> Self:
+    def _fit(self, data: TrainingData, start: LinearRecommender | None, progress: object = None) -> Self:
+        """Train on ``data.train`` (early stopping on ``data.val``) on top of ``start`` when given; ``progress``
+        unused (each epoch is logged by the training logger)."""
         from kuairec_pipeline.models import two_tower_training
 
-        factors = None if start is None else start.augmented_factors()  # type: ignore[attr-defined]
+        factors = None if start is None else start.augmented_factors()
         width = 0 if factors is None else factors[0].shape[1]
         self.architecture = Architecture.from_data(data, start_width=width)
         self.n_users, self.n_videos = data.n_users, data.n_videos
@@ -129,12 +95,6 @@ class TwoTowerRecommender(Recommender):
         return self
 
     # ---- pipeline hooks (models/hooks.py) ---------------------------------------------------------------------
-    def pipeline_fit(self, data: TrainingData, log: Callable[[str], None]) -> Self:
-        from kuairec_pipeline.models.progress import quiet_lightning_notices  # imports Lightning: only to train
-
-        with quiet_lightning_notices():
-            return self.fit(data)
-
     def training_history(self) -> tuple[np.ndarray, tuple[str, ...], int] | None:
         return self.history, HISTORY_COLUMNS, self.best_epoch
 
