@@ -40,8 +40,9 @@ class ALSConfig:
     )
     show_progress: bool = param(False, "implicit's tqdm bar over iterations.", run_config=False)
     # The calibration's biases and ridge taste re-fit the linear model's stages 1-2 less well than it does
-    # (quality_demo_seeds_11_12_13.md at 6abf3db: als below user_tag_profile on seed 12, 17.2% of the gap on full vs
-    # linear 35.9%); on top of the linear prediction they and the factors fit only what it leaves.
+    # (benchmarks/results/quality_*.md as of 67998a3 / 50528b0, in git history: als below user_tag_profile on demo
+    # seed 12, 17.2% of the gap on full vs linear 35.9%); on top of the linear prediction only the factor part is
+    # fitted, to what it leaves.
     linear_start: bool = param(
         True,
         "Calibrate on top of the linear model's prediction (fitted first; the pipeline's linear_baseline), held "

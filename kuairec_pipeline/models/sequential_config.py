@@ -30,9 +30,9 @@ class SequentialConfig:
     dropout: float = param(0.3, "Dropout inside the blocks and on the inputs during training.", ge=0.0, lt=1.0)
     user_embedding: bool = param(True, "Add a learned per-user vector to the state (SSE-PT); zero for unseen users.")
     # Without it the transformer spent its capacity on the biases and ranked below user_video_bias on every demo
-    # seed and on full (benchmarks/results/quality_demo_seeds_11_12_13.md, issue 7), as the two-tower did before
-    # its fixed biases. With it, the state only has to explain what the linear model leaves: the order signal and
-    # the taste it missed; a fit whose epochs never beat the start keeps the start.
+    # seed and on full (benchmarks/results/quality_*.md as of 67998a3 / 50528b0, in git history), as the two-tower
+    # did before its fixed biases. With it, the state only has to explain what the linear model leaves: the order
+    # signal and the taste it missed; a fit whose epochs never beat the start keeps the start.
     fixed_start: bool = param(
         True,
         "Add the linear model's prediction (biases, per-user tag taste, residual factors; fitted first, held "

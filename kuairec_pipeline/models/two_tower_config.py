@@ -84,7 +84,8 @@ class TwoTowerConfig:
     )
     # The biases and ridge taste above are the linear model's stages 1-2 re-fitted; the linear model also has the
     # latent factors of what they leave (stage 3), which on the full profile are most of its lead over the towers
-    # (benchmarks/results/quality_full_seed_11.md: linear 35.9% of the gap, two_tower 16.3%). Needs link identity.
+    # (benchmarks/results/quality_full_seed_11.md as of 50528b0, in git history: linear 35.9% of the gap, two_tower
+    # 16.3%). Needs link identity.
     linear_start: bool = param(
         True,
         "Hold the linear model's prediction (fitted first; the pipeline's linear_baseline) fixed under the towers' "
