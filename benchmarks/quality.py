@@ -11,7 +11,8 @@ Columns: test ndcg@10 and mae; beyond accuracy over each test user's top 10 of t
 coverage, top-item share, novelty in bits); the selection-slice ndcg@10 the served model is chosen on; and the
 share of the ndcg@10 gap between ``user_video_bias`` and the oracle a model closes,
 ``(ndcg - ndcg_bias) / (ndcg_oracle - ndcg_bias)``. Under each table, the served model's own top-10 lists over
-every video (the ``recommendations`` asset, seen videos excluded): catalogue coverage and top-item share.
+every video (the ``recommendations`` asset, seen videos excluded, ranked with the coverage penalty the metrics step
+chose: the ``<served>+coverage`` row): catalogue coverage and top-item share, and the same without the penalty.
 The profile, seeds, commit and date are printed above the tables.
 """
 
@@ -134,10 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(table.with_columns(seed=pl.lit(seed)))
         print(f"### seed {seed} (whole graph {time.perf_counter() - started:.0f} s)\n")
         print(markdown(table))
+        serving = dict(
+            metrics.filter(pl.col("split") == "serving")
+            .select(pl.concat_str("model", pl.lit(" "), "metric"), "value")
+            .iter_rows()
+        )
+        name = served["model"]
         print(
-            f"\nserved model: {served['model']}; its top-10 lists over all {n_videos:,} videos for "
-            f"{served['users']:,} users: catalogue coverage {served['coverage']:.4f}, top-item share "
-            f"{served['top_item_share']:.4f}\n"
+            f"\nserved model: {name}, coverage penalty {serving[f'{name}+coverage penalty']:g} (target "
+            f"{'reached' if serving[f'{name}+coverage reached_target'] else 'not reached'}); its top-10 lists over all "
+            f"{n_videos:,} videos for {served['users']:,} users: catalogue coverage {served['coverage']:.4f}, "
+            f"top-item share {served['top_item_share']:.4f} (without the penalty: "
+            f"{serving[f'{name} catalogue_coverage@10']:.4f}, {serving[f'{name} top_item_share@10']:.4f})\n"
         )
     summary = (
         pl.concat(tables)

@@ -19,7 +19,7 @@ import polars as pl
 
 from kuairec_pipeline.atomic import atomic_path
 from kuairec_pipeline.evaluation import report_plots
-from kuairec_pipeline.evaluation.metrics import COUNT_METRICS, LOWER_IS_BETTER
+from kuairec_pipeline.evaluation.metrics import CHOICE_METRICS, COUNT_METRICS, LOWER_IS_BETTER
 from kuairec_pipeline.evaluation.report import REFERENCE_MODELS, metrics_bar_chart_png
 from kuairec_pipeline.evaluation.report_inputs import TrainingCurve, UserExample
 from kuairec_pipeline.features.plots import HistogramCounts, watch_ratio_histogram_png
@@ -85,7 +85,7 @@ def _metric_sections(metrics: pl.DataFrame, trained: set[str]) -> str:
         values = {(m, k): v for m, k, v in frame.select("model", "metric", "value").iter_rows()}
         best = {}
         for name in names:
-            if name in COUNT_METRICS:
+            if name in COUNT_METRICS or name in CHOICE_METRICS:
                 continue
             contenders = [
                 values[(m, name)]

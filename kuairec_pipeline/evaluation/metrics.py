@@ -60,6 +60,7 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse", "mae_raw5", "rmse_raw5"})
 RANKING_PREFIXES = ("ndcg@", "recall@", "precision@")
 SELECTION_NDCG_AT = 10  # the served model is chosen on the selection slice's ndcg@10
 COUNT_METRICS = frozenset({"users_ranked", "users_without_positive"})
+CHOICE_METRICS = frozenset({"penalty", "reached_target"})  # what a step chose, not a score: never "best"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -118,7 +119,9 @@ def evaluate(
     ranking = rank_grid(model, grid, len(test), max_k, name, batch_users)
     predictions, hits, n_relevant = ranking.predictions, ranking.hits, ranking.n_relevant
 
-    if model.time_aware:  # from the training rows strictly before each test row (DESIGN.md, sequential models)
+    # Time-aware: from the training rows strictly before each test row (DESIGN.md, sequential models); a re-ranking's
+    # score_all is not its prediction.
+    if model.time_aware or not model.scores_are_predictions:
         predictions = model.predict_rows(test, data.training.train)
 
     records: list[tuple[str, str, float, int]] = []
@@ -274,7 +277,8 @@ def selection_metrics(
     _, row_pair = _pair_index(selection, data.n_videos)
     predicted = model.predict(pairs.user, pairs.video)
     mae, rmse = pointwise_errors(predicted[row_pair], selection.target)
-    ndcg, n_ranked = sparse_ndcg_at_k(pairs, predicted, SELECTION_NDCG_AT, positive_watch_ratio, data.n_videos)
+    ranking = model.ranking_scores(pairs.user, pairs.video, predicted)
+    ndcg, n_ranked = sparse_ndcg_at_k(pairs, ranking, SELECTION_NDCG_AT, positive_watch_ratio, data.n_videos)
     return {"mae": (mae, len(selection)), "rmse": (rmse, len(selection)), f"ndcg@{SELECTION_NDCG_AT}": (ndcg, n_ranked)}
 
 

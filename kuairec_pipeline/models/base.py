@@ -69,6 +69,9 @@ class Recommender(PipelineHooks, ABC):
     # True when a prediction depends on when the row happened (sequential models): evaluation then takes
     # pointwise predictions from predict_rows(rows, training history) instead of the score_all grid.
     time_aware: ClassVar[bool] = False
+    # False when score_all ranks by something other than the predicted target (a re-ranking,
+    # evaluation/reranking.py): pointwise metrics then come from predict_rows, not the score_all grid.
+    scores_are_predictions: ClassVar[bool] = True
 
     # ---- what each model implements -------------------------------------------------------------------------
     @abstractmethod
@@ -276,6 +279,11 @@ class Recommender(PipelineHooks, ABC):
             top_ids[first : first + users.size] = candidates[best]
             top_scores[first : first + users.size] = np.take_along_axis(part_scores, order, axis=1)
         return top_ids, top_scores
+
+    def ranking_scores(self, user_ids: np.ndarray, video_ids: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """What ranks the (user, video) pairs whose :meth:`predict` values are ``predicted`` (float (n,) each):
+        the predictions themselves, unless the model ranks by something else (a re-ranking overrides this)."""
+        return predicted
 
     def config_dict(self) -> dict[str, Any]:
         """The model's config dataclass as a plain dict (empty for a model without one).

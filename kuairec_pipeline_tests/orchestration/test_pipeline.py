@@ -4,6 +4,7 @@ the one smoke test of the ``dagster asset materialize`` command itself."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,13 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.definitions import defs
+from kuairec_pipeline.evaluation.metrics import seen_matrix
+from kuairec_pipeline.evaluation.reranking import SPLIT_SERVING, CoverageReranked, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.models.data import build_prepared_data
 from kuairec_pipeline.models.data_store import prepared_from_arrays, tables_of
 from kuairec_pipeline.models.registry import TRAINED_MODELS
+from kuairec_pipeline.recommend import build_recommendations
 from kuairec_pipeline_tests.builders import Baseline, assets_dir, copy_home, materialize, materialize_cli, pipeline_env
 
 pytestmark = pytest.mark.slow
@@ -93,7 +97,36 @@ def test_whole_graph_writes_one_file_per_asset(materialized_pipeline):
     assert {"user_id", "rank", "video_id", "score", "model"} <= set(recs.columns)
     assert recs.group_by("user_id").len()["len"].max() == 50
     assert {"test", "selection", "val"} <= set(metrics["split"])
-    assert recs["model"][0] == select_served_model(metrics)  # chosen on the selection slice
+    served = select_served_model(metrics)
+    assert recs["model"][0] == served  # chosen on the selection slice
+    serving = metrics.filter(pl.col("split") == SPLIT_SERVING)
+    assert set(serving["model"]) == {served, served + "+coverage"}
+
+
+def test_served_lists_are_ranked_with_the_coverage_penalty_the_metrics_step_chose(materialized_pipeline, tmp_path):
+    """A coverage target the tiny twin's plain lists miss, with any selection loss allowed: metrics chooses a
+    penalty above 0 and recommendations serves exactly the re-ranked lists of the served model."""
+    env = copy_home(Baseline(materialized_pipeline), tmp_path)
+    config = {"ops": {"metrics": {"config": {"target_coverage": 0.5, "max_selection_ndcg_loss": 1.0}}}}
+    result = materialize(env, select="metrics,recommendations", extra=("--config-json", json.dumps(config)))
+    assert result.returncode == 0, result.stderr[-6000:]
+    folder = assets_dir(env)
+    metrics = pl.read_parquet(folder / "metrics.parquet")
+    served = select_served_model(metrics)
+    penalty = served_penalty(metrics, served)
+    assert penalty > 0
+    entry = TRAINED_MODELS[served]
+    with np.load(folder / f"{entry.asset_key}.npz", allow_pickle=False) as bundle:
+        model = entry.model_class().from_bundle(dict(bundle), entry.asset_key)
+    arrays = [dict(np.load(folder / f"{key}.npz")) for key in ("training_arrays", "evaluation_arrays")]
+    data = prepared_from_arrays(*arrays)
+    expected = build_recommendations(
+        CoverageReranked(model, penalty), data.n_users, k=50, exclude_seen=seen_matrix(data), label=served
+    )
+    recs = pl.read_parquet(folder / "recommendations.parquet")
+    assert recs.select(expected.columns).equals(expected)
+    plain = build_recommendations(model, data.n_users, k=50, exclude_seen=seen_matrix(data), label=served)
+    assert recs["video_id"].n_unique() > plain["video_id"].n_unique()
 
 
 def test_cli_materializes_a_selection_into_the_instance(tmp_path):

@@ -8,6 +8,7 @@ from pydantic import Field
 from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
+from kuairec_pipeline.evaluation.reranking import CoverageReranked, coverage_rows, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.models.data_store import prepared_from_arrays
 from kuairec_pipeline.models.registry import TRAINED_MODELS
@@ -45,6 +46,23 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
     ]
 
 
+class MetricsConfig(Config):
+    target_coverage: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Catalogue coverage the served top-10 lists should reach by coverage re-ranking (0 = off). "
+        "Allowed: 0..1.",
+    )
+    max_selection_ndcg_loss: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest relative drop of the served model's selection ndcg@10 the re-ranking may cost. "
+        "Allowed: 0..1.",
+    )
+
+
 @asset(
     group_name=GROUP,
     code_version=code_version("metrics"),
@@ -54,6 +72,7 @@ def _trained(bundles: dict[str, dict[str, np.ndarray]]):
 )
 def metrics(
     context: AssetExecutionContext,
+    config: MetricsConfig,
     training_arrays: dict[str, np.ndarray],
     evaluation_arrays: dict[str, np.ndarray],
     planted_truth: pl.DataFrame,
@@ -71,16 +90,28 @@ def metrics(
     data = prepared_from_arrays(training_arrays, evaluation_arrays)
     models = [*baselines.fit_baselines(data.training, planted_truth), *_trained(bundles)]
     table = evaluate_models(models, data)
+    has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
+    served = select_served_model(table) if has_selection else None
+    coverage_note = "none: no served model"
+    if served is not None:  # the served lists' coverage re-ranking, chosen without the test grid
+        (served_model,) = (model for model in models if model.name == served)
+        rows, choice = coverage_rows(
+            served_model, data, seen_matrix(data), config.target_coverage, config.max_selection_ndcg_loss
+        )
+        table = pl.concat([table, rows], how="vertical")
+        coverage_note = (
+            f"penalty {choice.penalty:g}: served top-10 coverage {choice.coverage[0]:.3f} -> "
+            f"{choice.coverage[int(choice.penalties.searchsorted(choice.penalty))]:.3f} "
+            f"(target {config.target_coverage:g} {'reached' if choice.reached_target else 'not reached'})"
+        )
     report_path = write_run_report(context, kuairec.settings, table, data, models, bundles)
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
-    has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
     context.add_output_metadata(
         {
             "metrics_table": MetadataValue.md(report.metrics_markdown(shown)),
-            "served_model": MetadataValue.text(
-                select_served_model(table) if has_selection else "none: filtered_ratios has no selection slice"
-            ),
+            "served_model": MetadataValue.text(served or "none: filtered_ratios has no selection slice"),
+            "coverage_reranking": MetadataValue.text(coverage_note),
             "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
             "models": MetadataValue.text(", ".join(m.name for m in models)),
             "report": MetadataValue.path(str(report_path)),
@@ -112,19 +143,23 @@ def recommendations(
     evaluation_arrays: dict[str, np.ndarray],
     **model_bundles: dict[str, np.ndarray],
 ) -> pl.DataFrame:
-    """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10."""
+    """The top ``k`` videos for every user from the trained model with the best selection-slice ndcg@10, ranked with
+    the coverage penalty the metrics step chose (evaluation/reranking.py); ``score`` is the model's prediction."""
     bundles = _by_model(model_bundles)
     chosen = select_served_model(metrics)
     arrays = {"training_arrays": training_arrays, "evaluation_arrays": evaluation_arrays}
     asset_key = TRAINED_MODELS[chosen].asset_key
     record = require_current(context, arrays, {asset_key: bundles[chosen]})[asset_key]
     (model,) = _trained({chosen: bundles[chosen]})
+    penalty = served_penalty(metrics, chosen)
+    model = CoverageReranked(model, penalty) if penalty > 0 else model
     data = prepared_from_arrays(training_arrays, evaluation_arrays)
     seen = seen_matrix(data) if config.exclude_seen else None
-    table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler)
+    table = build_recommendations(model, data.n_users, k=config.k, exclude_seen=seen, scaler=data.scaler, label=chosen)
     context.add_output_metadata(
         {
             "model": chosen,
+            "coverage_penalty": penalty,
             "users": int(table["user_id"].n_unique()),
             **({provenance.TRAINED_WITH: record.to_json()} if record is not None else {}),
         }
