@@ -132,7 +132,18 @@ def main(argv: list[str] | None = None) -> int:
         n_videos = pl.read_parquet(assets / "video_features.parquet", columns=["video_id"]).height
         served = served_list_metrics(pl.read_parquet(assets / "recommendations.parquet"), n_videos)
         table = seed_table(metrics)
-        tables.append(table.with_columns(seed=pl.lit(seed)))
+        # The summary follows the served model whatever its name on each seed: "served" (its plain ranking) and
+        # "served+coverage" (the re-ranked lists); the per-seed "<name>+coverage" rows stay in the seed tables.
+        aliases = [
+            table.filter(pl.col("model") == f"{name}{suffix}").with_columns(model=pl.lit(f"served{suffix}"))
+            for name in [served["model"]]
+            for suffix in ("", "+coverage")
+        ]
+        tables.append(
+            pl.concat([table.filter(~pl.col("model").str.ends_with("+coverage")), *aliases]).with_columns(
+                seed=pl.lit(seed)
+            )
+        )
         print(f"### seed {seed} (whole graph {time.perf_counter() - started:.0f} s)\n")
         print(markdown(table))
         serving = dict(
