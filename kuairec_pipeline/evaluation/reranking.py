@@ -15,8 +15,9 @@ user's well-predicted candidates by ascending average rating), whose paper also 
 the model's own.
 
 The penalty is chosen without the test grid: the smallest one on a fixed grid whose top-10 lists over every
-video (seen videos excluded, as served) reach ``target_coverage``, among those that keep the selection slice's
-ndcg@10 (which no model fitted on) within ``max_selection_ndcg_loss`` of the unpenalized model's.
+video (seen videos excluded, as served) reach ``target_coverage`` with no video in more than
+``max_top_item_share`` of them, among those that keep the selection slice's ndcg@10 (which no model fitted on)
+within ``max_selection_ndcg_loss`` of the unpenalized model's.
 """
 
 from __future__ import annotations
@@ -192,10 +193,12 @@ def choose_penalty(
     target_coverage: float,
     max_selection_ndcg_loss: float,
     video_means: np.ndarray | None = None,
+    max_top_item_share: float = 1.0,
     penalties: tuple[float, ...] = PENALTY_GRID,
     k: int = COVERAGE_AT,
 ) -> PenaltyChoice:
-    """The smallest penalty of ``penalties`` whose served top-10 lists reach ``target_coverage``, among those whose
+    """The smallest penalty of ``penalties`` whose served top-10 lists reach ``target_coverage`` with the most listed
+    video in at most ``max_top_item_share`` of them (the target), among those whose
     selection ndcg@10 is at least ``(1 - max_selection_ndcg_loss)`` times the unpenalized one; when none within
     that budget reaches the target, the within-budget penalty with the highest coverage (``reached_target``
     False). Penalty 0 is always within budget. Without a selection slice only penalty 0 is allowed.
@@ -208,6 +211,7 @@ def choose_penalty(
     target_coverage : in [0, 1], share of all videos the lists should use (0: penalty 0).
     max_selection_ndcg_loss : in [0, 1], the largest relative selection ndcg@10 drop allowed.
     video_means : ``m(v)``; default :func:`video_mean_scores`.
+    max_top_item_share : in [0, 1], the largest share of users whose list may hold the most listed video.
     penalties : the grid, ascending, starting at 0.
     k : the length of the lists whose coverage counts.
 
@@ -223,7 +227,12 @@ def choose_penalty(
     grid = np.asarray(penalties, dtype=np.float64)
     if grid.size == 0 or grid[0] != 0 or np.any(np.diff(grid) <= 0):
         raise ValueError(f"penalties must ascend from 0, got {penalties}")
-    for label, value in (("target_coverage", target_coverage), ("max_selection_ndcg_loss", max_selection_ndcg_loss)):
+    bounds = {
+        "target_coverage": target_coverage,
+        "max_selection_ndcg_loss": max_selection_ndcg_loss,
+        "max_top_item_share": max_top_item_share,
+    }
+    for label, value in bounds.items():
         if not 0 <= value <= 1:
             raise ValueError(f"{label} must be in [0, 1], got {value}")
     means = video_mean_scores(model) if video_means is None else video_means
@@ -234,7 +243,7 @@ def choose_penalty(
     else:
         allowed = np.nan_to_num(ndcg, nan=-np.inf) >= (1 - max_selection_ndcg_loss) * ndcg[0] - 1e-12
     allowed[0] = True
-    reaching = allowed & (coverage >= target_coverage)
+    reaching = allowed & (coverage >= target_coverage) & (share <= max_top_item_share)
     if reaching.any():
         index, reached = int(np.flatnonzero(reaching)[0]), True
     else:
@@ -248,6 +257,7 @@ def coverage_rows(
     exclude: sp.csr_matrix | None,
     target_coverage: float,
     max_selection_ndcg_loss: float,
+    max_top_item_share: float = 1.0,
     k: int = COVERAGE_AT,
 ) -> tuple[pl.DataFrame, PenaltyChoice]:
     """The metrics-table rows of the served model's coverage re-ranking: the re-ranked model, named
@@ -261,7 +271,9 @@ def coverage_rows(
     (long frame with :data:`~kuairec_pipeline.evaluation.metrics.METRICS_SCHEMA`, the PenaltyChoice).
     """
     means = video_mean_scores(served)
-    choice = choose_penalty(served, data, exclude, target_coverage, max_selection_ndcg_loss, means, k=k)
+    choice = choose_penalty(
+        served, data, exclude, target_coverage, max_selection_ndcg_loss, means, max_top_item_share, k=k
+    )
     label = served.name + SUFFIX
     evaluated = evaluate(CoverageReranked(served, choice.penalty, means), data, include_selection=True, label=label)
     chosen = int(np.searchsorted(choice.penalties, choice.penalty))

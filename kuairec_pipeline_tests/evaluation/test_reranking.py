@@ -94,6 +94,12 @@ def test_the_smallest_penalty_that_reaches_the_target_within_the_selection_budge
     relaxed = choose_penalty(base, popular, None, 0.6, 1.0, penalties=grid, k=1)
     assert relaxed.penalty == 0.5 and relaxed.reached_target
     assert choose_penalty(base, popular, None, 0.0, 1.0, penalties=grid, k=1).penalty == 0.0  # target 0: off
+    # Coverage 0.2 is reached at 0 (every list is video 0); a top-item bound of 1/2 needs the penalty that splits them.
+    wide = choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, k=1)
+    bounded = choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, k=1, max_top_item_share=0.5)
+    assert (wide.penalty, bounded.penalty) == (0.0, 0.5) and bounded.reached_target
+    with pytest.raises(ValueError, match="max_top_item_share"):
+        choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, max_top_item_share=-0.1)
     with pytest.raises(ValueError, match="ascend from 0"):
         choose_penalty(base, popular, None, 0.5, 0.1, penalties=(0.5, 1.0))
     with pytest.raises(ValueError, match="target_coverage"):

@@ -61,6 +61,13 @@ class MetricsConfig(Config):
         description="Largest relative drop of the served model's selection ndcg@10 the re-ranking may cost. "
         "Allowed: 0..1.",
     )
+    max_top_item_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of users whose served top-10 list may hold the most listed video (1 = no limit). "
+        "Allowed: 0..1.",
+    )
 
 
 @asset(
@@ -96,13 +103,19 @@ def metrics(
     if served is not None:  # the served lists' coverage re-ranking, chosen without the test grid
         (served_model,) = (model for model in models if model.name == served)
         rows, choice = coverage_rows(
-            served_model, data, seen_matrix(data), config.target_coverage, config.max_selection_ndcg_loss
+            served_model,
+            data,
+            seen_matrix(data),
+            config.target_coverage,
+            config.max_selection_ndcg_loss,
+            config.max_top_item_share,
         )
         table = pl.concat([table, rows], how="vertical")
         coverage_note = (
             f"penalty {choice.penalty:g}: served top-10 coverage {choice.coverage[0]:.3f} -> "
             f"{choice.coverage[int(choice.penalties.searchsorted(choice.penalty))]:.3f} "
-            f"(target {config.target_coverage:g} {'reached' if choice.reached_target else 'not reached'})"
+            f"(target {config.target_coverage:g}, top-item share <= {config.max_top_item_share:g}: "
+            f"{'reached' if choice.reached_target else 'not reached'})"
         )
     report_path = write_run_report(context, kuairec.settings, table, data, models, bundles)
     test = table.filter(pl.col("split") == "test")
