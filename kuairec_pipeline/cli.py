@@ -201,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics = commands.add_parser("metrics", help="print the stored metrics table")
     metrics.add_argument(
         "--split",
-        choices=("test", "selection", "val"),
+        choices=("test", "selection", "val", "serving"),
         default="test",
-        help="which split's rows: test (reported), selection (model choice), val (tuning)",
+        help="which split's rows: test (reported), selection (model choice), val (tuning), serving (the served lists "
+        "over every video, with and without the coverage re-ranking)",
     )
     metrics.set_defaults(handler=_metrics)
 

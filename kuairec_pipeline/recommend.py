@@ -16,6 +16,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from kuairec_pipeline import provenance
+from kuairec_pipeline.evaluation.reranking import SPLIT_SERVING, SUFFIX
 from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.target import SPLIT_SELECTION, SPLIT_TRAIN, SPLIT_VAL, TargetScaler
 
@@ -32,6 +33,7 @@ DEFAULT_BATCH_USERS = 2048  # users per recommend() call: bounds the (users x k)
 RECOMMENDATIONS_FILE = "recommendations.parquet"
 VIDEO_FEATURES_FILE = "video_features.parquet"
 FILTERED_RATIOS_FILE = "filtered_ratios.parquet"
+METRICS_FILE = "metrics.parquet"
 SEEN_SPLITS = (SPLIT_TRAIN, SPLIT_VAL, SPLIT_SELECTION)  # big_matrix rows: what the recommendations asset excludes
 
 
@@ -204,6 +206,23 @@ def recommend_for_user(
     return format_recommendations(recs, user_id, k, videos, scaler)
 
 
+def _reranking_line(metrics_path: Path, model: str | None) -> str:
+    """A closing line when the stored lists were ranked with a coverage penalty (read from the metrics table),
+    since their scores (the model's predictions) then need not fall with the rank; empty otherwise."""
+    if model is None or not metrics_path.exists():
+        return ""
+    rows = pl.read_parquet(metrics_path).filter(
+        (pl.col("model") == model + SUFFIX) & (pl.col("split") == SPLIT_SERVING) & (pl.col("metric") == "penalty")
+    )
+    penalty = float(rows["value"][0]) if rows.height else 0.0  # no row: a table from before re-ranking existed
+    if penalty <= 0:
+        return ""
+    return (
+        f"Served lists: ranked with the coverage penalty {penalty:g} on each video's mean predicted appeal "
+        "(docs/DESIGN.md, 'Served lists'); score is the model's own prediction, so it need not fall with the rank.\n"
+    )
+
+
 def load_bundle_arrays(path: Path) -> dict[str, np.ndarray]:
     """A stored model bundle's arrays (never unpickled)."""
     with np.load(path, allow_pickle=False) as stored:
@@ -275,9 +294,11 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
     assets_dir = Path(assets_dir)
     recommendations = assets_dir / RECOMMENDATIONS_FILE
     stored_model = _stored_model_name(recommendations) if recommendations.exists() else None
+    note = ""
     if model_name is None or model_name == stored_model:
         if not recommendations.exists():
             raise FileNotFoundError(f"{recommendations} does not exist")
+        note = _reranking_line(assets_dir / METRICS_FILE, stored_model)
         warnings = provenance.check_against_tables(
             recommendations.name, provenance.file_trained_with(recommendations), assets_dir
         )
@@ -291,4 +312,4 @@ def recommend_from_artifacts(assets_dir: str | Path, user_id: int, k: int = 10, 
     videos = pl.scan_parquet(videos_path) if videos_path.exists() else None
     needs_scaler = "predicted_watch_ratio" not in recs.columns and ratios_path.exists()
     scaler = read_scaler(ratios_path) if needs_scaler else None
-    return format_recommendations(recs, user_id, k, videos, scaler)
+    return format_recommendations(recs, user_id, k, videos, scaler) + note

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from kuairec_pipeline.evaluation.reranking import SPLIT_SERVING, SUFFIX
 from kuairec_pipeline.settings import Settings
 
 HEADLINE = ("rmse", "ndcg@10")
@@ -24,6 +25,19 @@ def recommendations_depth(path: str | Path) -> int | None:
     """Largest rank stored in a recommendations table (the k it was built with), ``None`` if it is empty."""
     depth = pl.scan_parquet(path).select(pl.col("rank").max()).collect().item()
     return None if depth is None else int(depth)
+
+
+def _reranking_note(metrics: pl.DataFrame, model: str) -> str:
+    """', re-ranked for coverage: penalty P, top-10 coverage a -> b' from the metrics table's ``serving`` rows;
+    empty when the table has none for ``model`` (written before re-ranking) or the penalty is 0."""
+    serving = metrics.filter(pl.col("split") == SPLIT_SERVING)
+    values = {(m, k): v for m, k, v in serving.select("model", "metric", "value").iter_rows()}
+    penalty = values.get((model + SUFFIX, "penalty"), 0.0)
+    if not penalty:
+        return ""
+    before = values.get((model, "catalogue_coverage@10"), float("nan"))
+    after = values.get((model + SUFFIX, "catalogue_coverage@10"), float("nan"))
+    return f", re-ranked for coverage: penalty {penalty:g}, top-10 coverage of all videos {before:.3f} -> {after:.3f}"
 
 
 def closing_summary(settings: Settings) -> str:
@@ -58,7 +72,7 @@ def closing_summary(settings: Settings) -> str:
         model = first.item() if first.height else "?"
         lines.append(
             f"  recommendations  {recommendations} (top {recommendations_depth(recommendations)} per user, "
-            f"model {model})"
+            f"model {model}{_reranking_note(pl.read_parquet(metrics_path), model)})"
         )
     width = max([len(m) for m in models] + [5])
     lines.append("")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,33 @@ def test_summary_before_any_run_says_what_to_do(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KUAIREC_HOME", str(tmp_path))
     assert main(["summary"]) == 2
     assert "Materialize the pipeline first" in capsys.readouterr().err
+
+
+def test_summary_and_recommend_say_when_the_served_lists_are_reranked(home, tmp_path, monkeypatch, capsys):
+    reranked = tmp_path / "home"
+    shutil.copytree(home, reranked)
+    metrics = pl.read_parquet(reranked / "assets" / "metrics.parquet")
+    serving = pl.DataFrame(
+        {
+            "model": ["hybrid", "hybrid+coverage", "hybrid+coverage"],
+            "split": ["serving"] * 3,
+            "metric": ["catalogue_coverage@10", "catalogue_coverage@10", "penalty"],
+            "value": [0.05, 0.25, 0.7],
+        }
+    )
+    pl.concat([metrics, serving], how="diagonal").write_parquet(reranked / "assets" / "metrics.parquet")
+    monkeypatch.setenv("KUAIREC_HOME", str(reranked))
+    assert main(["summary"]) == 0
+    assert "model hybrid, re-ranked for coverage: penalty 0.7, top-10 coverage of all videos 0.050 -> 0.250" in (
+        capsys.readouterr().out
+    )
+    assert main(["recommend", "--user", "0", "-k", "3"]) == 0
+    assert "ranked with the coverage penalty 0.7" in capsys.readouterr().out
+    assert main(["recommend", "--user", "0", "-k", "3", "--model", "linear"]) == 0
+    assert "coverage penalty" not in capsys.readouterr().out  # scored on the fly: the model's own ranking
+    assert main(["metrics", "--split", "serving"]) == 0
+    assert "hybrid+coverage" in capsys.readouterr().out
+    # Before: no serving rows, no note.
+    monkeypatch.setenv("KUAIREC_HOME", str(home))
+    assert main(["summary"]) == 0
+    assert "re-ranked" not in capsys.readouterr().out

@@ -22,6 +22,7 @@ from kuairec_pipeline.evaluation import report_plots
 from kuairec_pipeline.evaluation.metrics import CHOICE_METRICS, COUNT_METRICS, LOWER_IS_BETTER
 from kuairec_pipeline.evaluation.report import REFERENCE_MODELS, metrics_bar_chart_png
 from kuairec_pipeline.evaluation.report_inputs import TrainingCurve, UserExample
+from kuairec_pipeline.evaluation.reranking import SUFFIX as RERANKED_SUFFIX
 from kuairec_pipeline.features.plots import HistogramCounts, watch_ratio_histogram_png
 
 REPORT_FILE = "report.html"
@@ -99,7 +100,15 @@ def _metric_sections(metrics: pl.DataFrame, trained: set[str]) -> str:
                 best[name] = min(contenders) if name in LOWER_IS_BETTER else max(contenders)
         rows, classes = [], []
         for model in models:
-            kind = "reference" if model in REFERENCE_MODELS else "trained" if model in trained else "baseline"
+            kind = (
+                "reference"
+                if model in REFERENCE_MODELS
+                else "trained"
+                if model in trained
+                else "re-ranked"
+                if model.endswith(RERANKED_SUFFIX)
+                else "baseline"
+            )
             cells = [html.escape(model), kind]
             for name in names:
                 value = values.get((model, name))

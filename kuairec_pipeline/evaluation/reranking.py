@@ -1,7 +1,7 @@
 """Coverage re-ranking of the served lists: trade a bounded share of ranking quality for aggregate diversity.
 
 Every model here ranks mostly by the video's own appeal (its bias), which is the same for everyone, so the top-10
-lists of most users share their videos (catalogue coverage of the served lists 5-7% on the twin). The served
+lists of most users share their videos (the served lists used 4-7% of the videos on the demo and full twins). The served
 lists therefore rank by a penalized score
 
     r(u, v) = s(u, v) - penalty * m(v),    m(v) = mean over all users of s(u, v)
@@ -77,6 +77,7 @@ class CoverageReranked(Recommender):
         self.penalty = float(penalty)
         self.n_users, self.n_videos = base.n_users, base.n_videos
         self.time_aware = base.time_aware
+        self.name = base.name + SUFFIX  # its rows in tables and reports: "<model>+coverage"
         means = video_mean_scores(base) if video_means is None else np.asarray(video_means, dtype=np.float64)
         if means.shape != (base.n_videos,):
             raise ValueError(f"video_means has shape {means.shape}, expected ({base.n_videos},)")
@@ -274,8 +275,9 @@ def coverage_rows(
     choice = choose_penalty(
         served, data, exclude, target_coverage, max_selection_ndcg_loss, means, max_top_item_share, k=k
     )
-    label = served.name + SUFFIX
-    evaluated = evaluate(CoverageReranked(served, choice.penalty, means), data, include_selection=True, label=label)
+    reranked = CoverageReranked(served, choice.penalty, means)
+    label = reranked.name
+    evaluated = evaluate(reranked, data, include_selection=True)
     chosen = int(np.searchsorted(choice.penalties, choice.penalty))
     at = f"@{k}"
     records = [

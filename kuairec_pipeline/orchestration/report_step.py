@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, AssetKey
 
 from kuairec_pipeline.evaluation import report_inputs
 from kuairec_pipeline.evaluation.html_report import RatioDistribution, write_html_report
+from kuairec_pipeline.evaluation.reranking import CoverageReranked, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.features.plots import histogram_counts
 from kuairec_pipeline.models.base import Recommender
@@ -56,7 +57,7 @@ def write_run_report(
 
     Reads the stored ``raw_interactions`` and ``interaction_days`` (exact counts before filtering), ``raw_videos``
     and the source manifest (captions and tag names) from the asset folder; examples use the trained model with the
-    best validation RMSE, the one the ``recommendations`` asset serves.
+    best selection ndcg@10 with its coverage penalty, as the ``recommendations`` asset serves it.
     """
     assets = settings.assets_dir
     raw = stored_interaction_files(assets)  # the archive and the appended days: what filtered_ratios read
@@ -76,13 +77,15 @@ def write_run_report(
     )
     chosen = select_served_model(metrics)
     model = next(m for m in models if m.name == chosen)
-    examples = report_inputs.user_examples(model, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
+    penalty = served_penalty(metrics, chosen)
+    served = CoverageReranked(model, penalty) if penalty > 0 else model  # the lists as the asset serves them
+    examples = report_inputs.user_examples(served, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
     path = write_html_report(
         settings.home / "reports",
         metrics,
         ratios=ratios,
         curves=curves,
-        coverage=report_inputs.catalogue_coverage(models, data, COVERAGE_K),
+        coverage=report_inputs.catalogue_coverage([*models, *([served] if penalty > 0 else [])], data, COVERAGE_K),
         coverage_k=COVERAGE_K,
         examples=examples,
         trained_models=list(bundles),

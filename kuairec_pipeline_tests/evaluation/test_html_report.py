@@ -117,3 +117,19 @@ def test_pipeline_report_opens_in_chromium_images_decode_and_numbers_match_metri
         browser.close()
     raw_rows = pl.scan_parquet(home / "assets" / "raw_interactions.parquet").select(pl.len()).collect().item()
     assert f'data-count="{raw_rows}"' in report.read_text()  # the true row count before filtering, not a sample
+
+
+def test_a_reranked_served_model_is_labelled_as_such_and_its_choices_are_never_best():
+    metrics = pl.DataFrame(
+        {
+            "model": ["als", "als+coverage", "als", "als+coverage", "als+coverage"],
+            "split": ["test", "test", "serving", "serving", "serving"],
+            "metric": ["ndcg@10", "ndcg@10", "catalogue_coverage@10", "catalogue_coverage@10", "penalty"],
+            "value": [0.3, 0.25, 0.05, 0.2, 0.7],
+            "count": [10, 10, 100, 100, 100],
+        }
+    )
+    page = render_html_report(metrics, trained_models=["als"])
+    assert "<td>als+coverage</td><td>re-ranked</td>" in page
+    assert 'data-metric="penalty" data-value="0.7"' in page and '"num best" data-model="als+coverage"' in page
+    assert 'class="num best" data-model="als+coverage" data-split="serving" data-metric="penalty"' not in page
