@@ -13,6 +13,28 @@ REAL_DATA_ENV = "KUAIREC_REAL_DATA_DIR"
 _REPO = Path(__file__).resolve().parent.parent
 
 
+def _pin_xdist_worker() -> None:
+    """Under pytest-xdist, give each worker its own share of the cores (the processes its tests start inherit it).
+
+    The models default to every available core for torch and OpenMP; with one worker per core each worker's pools
+    would otherwise spread over every core, and oversubscribed spinning pools make training several times slower.
+    With more workers than cores the scheduler is left alone."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if count > len(cores):
+        return
+    share = len(cores) // count
+    index = int(worker.removeprefix("gw"))
+    last = len(cores) if index == count - 1 else (index + 1) * share  # the last worker takes any remainder
+    os.sched_setaffinity(0, cores[index * share : last])
+
+
+_pin_xdist_worker()
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The folder of the real KuaiRec files (user_features.csv, item_categories.csv, kuairec_caption_category.csv):
