@@ -29,7 +29,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from kuairec_pipeline.evaluation.metrics import METRICS_SCHEMA, SELECTION_NDCG_AT, evaluate, selection_metrics
+from kuairec_pipeline.evaluation.metrics import (
+    METRICS_SCHEMA,
+    POSITIVE_WATCH_RATIO,
+    SELECTION_NDCG_AT,
+    distinct_pairs,
+    evaluate,
+    sparse_ndcg_at_k,
+)
 from kuairec_pipeline.models.base import SCORE_BATCH_CELLS, Recommender
 from kuairec_pipeline.models.data import PreparedData, TrainingData
 
@@ -118,11 +125,8 @@ class CoverageReranked(Recommender):
         """As :meth:`Recommender.recommend`, ranked by the penalized score; the scores returned are the base
         model's predicted scaled watch ratios (``-inf`` padding kept), so they need not be sorted."""
         ids, ranking = super().recommend(user_ids, k, exclude, video_ids)
-        users = np.repeat(np.asarray(user_ids, dtype=np.int64), ids.shape[1]).reshape(ids.shape)
-        listed = np.isfinite(ranking)
-        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
-        scores[listed] = self.base.predict(users[listed], ids[listed].astype(np.int64))
-        return ids, scores
+        # The prediction is the ranking score plus the offset it lost: no second scoring pass of the base model.
+        return ids, (ranking + self.offset[ids]).astype(np.float32)  # -inf padding stays -inf
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,8 @@ class PenaltyChoice:
 
     ``penalties``, ``coverage``, ``top_item_share``, ``selection_ndcg``: float64 (len(grid),), per penalty of the
     grid: the served top-k lists' catalogue coverage over every video and the share of users whose list holds the
-    most listed video, and the selection slice's ndcg@10 (NaN without a selection slice).
+    most listed video, and the selection slice's ndcg@10 (NaN without a selection slice). ``video_means``: float64
+    (n_videos,), the ``m(v)`` used (to rebuild the chosen :class:`CoverageReranked` without another scoring pass).
     """
 
     penalty: float
@@ -140,6 +145,7 @@ class PenaltyChoice:
     coverage: np.ndarray
     top_item_share: np.ndarray
     selection_ndcg: np.ndarray
+    video_means: np.ndarray
 
 
 def list_statistics(
@@ -177,13 +183,25 @@ def list_statistics(
 def selection_ndcg(
     model: Recommender, data: PreparedData, penalties: np.ndarray, video_means: np.ndarray
 ) -> np.ndarray:
-    """float64 (len(penalties),): selection-slice ndcg@10 of each penalized ranking, by the metrics table's own
-    :func:`~kuairec_pipeline.evaluation.metrics.selection_metrics`; NaN without a selection slice."""
+    """float64 (len(penalties),): selection-slice ndcg@10 of each penalized ranking, the ndcg of
+    :func:`~kuairec_pipeline.evaluation.metrics.selection_metrics` (each selection user ranks their own videos) from
+    one ``predict`` of the distinct pairs; NaN without a selection slice."""
     if len(data.selection) == 0:
         return np.full(len(penalties), np.nan)
-    key = f"ndcg@{SELECTION_NDCG_AT}"
+    pairs = distinct_pairs(data.selection, data.n_videos)
+    predicted = model.predict(pairs.user, pairs.video)
     return np.array(
-        [selection_metrics(CoverageReranked(model, p, video_means), data)[key][0] for p in penalties], dtype=np.float64
+        [
+            sparse_ndcg_at_k(
+                pairs,
+                CoverageReranked(model, penalty, video_means).ranking_scores(pairs.user, pairs.video, predicted),
+                SELECTION_NDCG_AT,
+                POSITIVE_WATCH_RATIO,
+                data.n_videos,
+            )[0]
+            for penalty in penalties
+        ],
+        dtype=np.float64,
     )
 
 
@@ -249,7 +267,7 @@ def choose_penalty(
         index, reached = int(np.flatnonzero(reaching)[0]), True
     else:
         index, reached = int(np.flatnonzero(allowed)[np.argmax(coverage[allowed])]), False
-    return PenaltyChoice(float(grid[index]), reached, grid, coverage, share, ndcg)
+    return PenaltyChoice(float(grid[index]), reached, grid, coverage, share, ndcg, np.asarray(means, np.float64))
 
 
 def coverage_rows(

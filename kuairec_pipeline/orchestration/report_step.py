@@ -11,7 +11,6 @@ from dagster import AssetExecutionContext, AssetKey
 
 from kuairec_pipeline.evaluation import report_inputs
 from kuairec_pipeline.evaluation.html_report import RatioDistribution, write_html_report
-from kuairec_pipeline.evaluation.reranking import CoverageReranked, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.features.plots import histogram_counts
 from kuairec_pipeline.models.base import Recommender
@@ -52,12 +51,15 @@ def write_run_report(
     data: PreparedData,
     models: Sequence[Recommender],
     bundles: Mapping[str, Mapping[str, np.ndarray]],
+    served: Recommender | None = None,
 ) -> Path:
     """Write ``$KUAIREC_HOME/reports/report.html`` for the metrics step; returns its path.
 
     Reads the stored ``raw_interactions`` and ``interaction_days`` (exact counts before filtering), ``raw_videos``
     and the source manifest (captions and tag names) from the asset folder; examples use the trained model with the
-    best selection ndcg@10 with its coverage penalty, as the ``recommendations`` asset serves it.
+    best selection ndcg@10 as the ``recommendations`` asset serves it: ``served``, which the metrics step passes (a
+    :class:`~kuairec_pipeline.evaluation.reranking.CoverageReranked` when its penalty is above 0); default: that
+    model's own ranking.
     """
     assets = settings.assets_dir
     raw = stored_interaction_files(assets)  # the archive and the appended days: what filtered_ratios read
@@ -75,17 +77,17 @@ def write_run_report(
         if videos.exists()
         else pl.DataFrame(schema=report_inputs.LABEL_SCHEMA)
     )
-    chosen = select_served_model(metrics)
-    model = next(m for m in models if m.name == chosen)
-    penalty = served_penalty(metrics, chosen)
-    served = CoverageReranked(model, penalty) if penalty > 0 else model  # the lists as the asset serves them
+    if served is None:  # the served model's own ranking (raises without a selection slice, as the choice does)
+        served = next(m for m in models if m.name == select_served_model(metrics))
     examples = report_inputs.user_examples(served, data, labels, report_inputs.example_users(data, EXAMPLE_USERS))
     path = write_html_report(
         settings.home / "reports",
         metrics,
         ratios=ratios,
         curves=curves,
-        coverage=report_inputs.catalogue_coverage([*models, *([served] if penalty > 0 else [])], data, COVERAGE_K),
+        coverage=report_inputs.catalogue_coverage(
+            [*models, *([served] if served not in models else [])], data, COVERAGE_K
+        ),
         coverage_k=COVERAGE_K,
         examples=examples,
         trained_models=list(bundles),

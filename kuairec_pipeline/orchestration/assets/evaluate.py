@@ -100,6 +100,7 @@ def metrics(
     has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
     served = select_served_model(table) if has_selection else None
     coverage_note = "none: no served model"
+    served_lists = None  # the model whose ranking the recommendations asset serves
     if served is not None:  # the served lists' coverage re-ranking, chosen without the test grid
         (served_model,) = (model for model in models if model.name == served)
         rows, choice = coverage_rows(
@@ -111,13 +112,16 @@ def metrics(
             config.max_top_item_share,
         )
         table = pl.concat([table, rows], how="vertical")
+        served_lists = (
+            CoverageReranked(served_model, choice.penalty, choice.video_means) if choice.penalty > 0 else served_model
+        )
         coverage_note = (
             f"penalty {choice.penalty:g}: served top-10 coverage {choice.coverage[0]:.3f} -> "
             f"{choice.coverage[int(choice.penalties.searchsorted(choice.penalty))]:.3f} "
             f"(target {config.target_coverage:g}, top-item share <= {config.max_top_item_share:g}: "
             f"{'reached' if choice.reached_target else 'not reached'})"
         )
-    report_path = write_run_report(context, kuairec.settings, table, data, models, bundles)
+    report_path = write_run_report(context, kuairec.settings, table, data, models, bundles, served_lists)
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
     context.add_output_metadata(
