@@ -1,8 +1,12 @@
-"""Two ``dagster asset materialize`` runs of the whole graph started at once on one KUAIREC_HOME and one Dagster
-instance, from nothing (so both also race to generate the synthetic twin). Every write is atomic (a temporary
-sibling renamed into place) and source preparation takes a file lock, so whichever run writes last, every file is
-whole. ``dagster.yaml``'s run queue limit does not apply here: the CLI executes in its own process, not through
-the queue."""
+"""Two ``dagster asset materialize`` runs started at once on one KUAIREC_HOME and one Dagster instance, from nothing
+(so both also race to generate the synthetic twin). Every write is atomic (a temporary sibling renamed into place)
+and source preparation takes a file lock, so whichever run writes last, every file is whole. ``dagster.yaml``'s run
+queue limit does not apply here: the CLI executes in its own process, not through the queue.
+
+The runs race on the graph up to the two solver-fitted models (ingest, features, training arrays, linear and ALS
+bundles), not the whole graph: every asset writes through the same atomic writers (Parquet tables and NumPy bundles,
+``orchestration/io_managers.py``), so the torch models add no new kind of write, only two imports of torch and
+Lightning and their training on one pinned core (43 s -> ~12 s for this test)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from dagster import DagsterInstance
 
 from kuairec_pipeline.settings import Settings
@@ -26,21 +29,18 @@ TABLES = [
     "raw_eval_interactions",
     "raw_users",
     "raw_videos",
-    "planted_truth",
     "filtered_ratios",
     "user_features",
     "video_features",
-    "metrics",
-    "recommendations",
 ]
-BUNDLES = ["linear_baseline", "als_factors", "two_tower_embeddings", "hybrid_model"]
+BUNDLES = ["training_arrays", "linear_baseline", "als_factors"]
+SELECTION = "*linear_baseline,*als_factors"
 # Pure functions of the twin's seed: equal to the baseline's unless two runs mixed their writes.
 DETERMINISTIC = [
     "raw_interactions",
     "raw_eval_interactions",
     "raw_users",
     "raw_videos",
-    "planted_truth",
     "filtered_ratios",
     "user_features",
     "video_features",
@@ -52,9 +52,7 @@ def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: P
     # An instance that exists already, as any installation's does after its first run: two *first-ever* runs on a
     # brand-new DAGSTER_HOME can collide in Dagster's own sqlite schema creation (one exits 1 before it starts).
     DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
-    results: list[subprocess.CompletedProcess[str]] = run_all(
-        [lambda: materialize_cli(env), lambda: materialize_cli(env)]
-    )
+    results: list[subprocess.CompletedProcess[str]] = run_all([lambda: materialize_cli(env, select=SELECTION)] * 2)
 
     # Both finish, or one fails cleanly (an error exit, not a crash by signal); never both.
     codes = [result.returncode for result in results]
@@ -65,7 +63,7 @@ def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: P
     assets = home / "assets"
     for key in TABLES:
         frame = pl.read_parquet(assets / f"{key}.parquet")
-        assert frame.height > 0 or key == "planted_truth", key
+        assert frame.height > 0, key
     for key in DETERMINISTIC:
         assert pl.read_parquet(assets / f"{key}.parquet").equals(
             pl.read_parquet(baseline.home / "assets" / f"{key}.parquet")
@@ -74,7 +72,6 @@ def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: P
         with np.load(assets / f"{key}.npz", allow_pickle=False) as bundle:
             arrays = [bundle[name] for name in bundle.files]  # reading every array checks its zip entry's CRC
         assert arrays and any(array.size > 0 for array in arrays), key
-    assert torch.load(home / "models" / "two_tower.pt", map_location="cpu", weights_only=True)
 
     # One twin, complete; no temporary file or folder anywhere.
     twin = Settings.from_env(env).synthetic_dir

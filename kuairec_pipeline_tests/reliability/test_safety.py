@@ -4,7 +4,6 @@ loaders fed files that would run code if unpickled), and the web UI listens on 1
 from __future__ import annotations
 
 import ast
-import os
 import pickle
 from pathlib import Path
 
@@ -18,13 +17,8 @@ from kuairec_pipeline.models.linear import LinearRecommender
 from kuairec_pipeline.models.two_tower import TwoTowerRecommender
 from kuairec_pipeline.orchestration.io_managers import NumpyIOManager
 from kuairec_pipeline_tests.builders import (
-    LOOPBACK_HEX,
     REPO,
     Baseline,
-    dagster_dev,
-    free_port,
-    instance_dir,
-    listening_addresses,
 )
 
 SCANNED = [REPO / "kuairec_pipeline", REPO / "benchmarks", REPO / "scripts"]
@@ -184,18 +178,6 @@ def test_two_tower_load_weights_refuses_pickled_objects(baseline: Baseline, tmp_
 
 
 @pytest.mark.slow
-def test_ui_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
-    """``dagster dev`` exactly as the README runs it but without ``-h``: the default must be loopback too.
-    (test_web_ui.py checks the README's own command, with ``-h 127.0.0.1``, on the project's code location.)"""
-    definitions = tmp_path / "defs.py"
-    definitions.write_text("from dagster import Definitions\n\ndefs = Definitions()\n")  # the bind is not the code's
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUAIREC_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(instance_dir(tmp_path))
-    port = free_port()
-    with dagster_dev(["-f", str(definitions)], env, tmp_path, port):
-        assert listening_addresses(port) == {LOOPBACK_HEX}
-
-
 def test_no_project_file_configures_a_public_bind() -> None:
     files = [
         REPO / "README.md",
