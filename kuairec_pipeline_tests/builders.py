@@ -64,13 +64,16 @@ def instance_dir(root: Path) -> Path:
     return home
 
 
-def pipeline_env(root: Path, **overrides: str) -> dict[str, str]:
+def pipeline_env(root: Path, write_instance: bool = True, **overrides: str) -> dict[str, str]:
+    """This process's environment without its KUAIREC_* and DAGSTER_* variables, pointed at ``root``: the tiny
+    twin, KUAIREC_HOME ``root/home``, an instance in ``root/dagster_home`` (written unless ``write_instance`` is
+    False: it exists and others may be reading it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUAIREC_", "DAGSTER_"))}
     env.update(
         {
             "KUAIREC_HOME": str(root / "home"),
             "KUAIREC_PROFILE": "tiny",
-            "DAGSTER_HOME": str(instance_dir(root)),
+            "DAGSTER_HOME": str(instance_dir(root) if write_instance else root / "dagster_home"),
             "OPENBLAS_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
         }
@@ -312,6 +315,15 @@ class Baseline:
     def twin(self) -> Path:
         """The synthetic twin the baseline read (KUAIREC_SOURCE=synthetic): ``<home>/source/synthetic-...``."""
         return Settings.from_env(self.env).synthetic_dir
+
+
+def copy_instance(env: Mapping[str, str], root: Path) -> dict[str, str]:
+    """``env`` with a private copy of its Dagster instance (run history, event logs, run logs) below ``root``, for a
+    process that writes to the instance (``dagster dev``'s daemon does) beside readers of the original."""
+    source = Path(env["DAGSTER_HOME"]).parent / "dagster_storage"  # where instance_dir put the storage
+    home = instance_dir(root)
+    shutil.copytree(source, root / "dagster_storage", symlinks=True)
+    return {**env, "DAGSTER_HOME": str(home)}
 
 
 def twin_data(twin: Path) -> Path:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from kuairec_pipeline_tests.builders import materialize, pipeline_env
 
@@ -13,21 +15,30 @@ REAL_DATA_ENV = "KUAIREC_REAL_DATA_DIR"
 _REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core. The slow tests spend much of their time waiting on processes they start
+    (CLI runs, ``dagster dev``, a browser, a Celery worker, DDP ranks) on their worker's core; a second worker per
+    core runs other tests meanwhile. More than two per core lost time on the 2-core machine: every worker also
+    imports and collects every test module."""
+    return 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1)
+
+
 def _pin_xdist_worker() -> None:
     """Under pytest-xdist, give each worker its own share of the cores (the processes its tests start inherit it).
 
-    The models default to every available core for torch and OpenMP; with one worker per core each worker's pools
-    would otherwise spread over every core, and oversubscribed spinning pools make training several times slower.
-    With more workers than cores the scheduler is left alone."""
+    The models default to every available core for torch and OpenMP; unpinned, each worker's pools would spread
+    over every core, and oversubscribed spinning pools make training several times slower. With more workers than
+    cores (the default, two per core) each worker gets one core, round robin."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
         return
     cores = sorted(os.sched_getaffinity(0))
-    if count > len(cores):
+    index = int(worker.removeprefix("gw"))
+    if count > len(cores):  # workers take turns on the cores: one core each, round robin
+        os.sched_setaffinity(0, [cores[index % len(cores)]])
         return
     share = len(cores) // count
-    index = int(worker.removeprefix("gw"))
     last = len(cores) if index == count - 1 else (index + 1) * share  # the last worker takes any remainder
     os.sched_setaffinity(0, cores[index * share : last])
 
@@ -54,11 +65,29 @@ def real_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def materialized_pipeline(tmp_path_factory) -> dict[str, str]:
+def materialized_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, str]:
     """The whole graph materialized once on the tiny twin (KUAIREC_SOURCE=synthetic, the default seed), in-process
     on a real instance (``builders.materialize``); its environment. Tests must not modify it: they copy its home
-    (``builders.copy_home``) to change anything."""
-    root = tmp_path_factory.mktemp("pipeline")
+    (``builders.copy_home``) or its instance (``builders.copy_instance``) to change anything.
+
+    Under pytest-xdist the workers share one: the first to ask builds it in the session's common temporary folder
+    under a file lock (the pattern pytest-xdist documents for session fixtures), the others wait for it, then read
+    it. One build instead of one per worker: ~12 CPU seconds each."""
+    if worker_id == "master":  # one process: nothing to share
+        return _build_pipeline(tmp_path_factory.mktemp("pipeline"))
+    shared = tmp_path_factory.getbasetemp().parent
+    recorded = shared / "pipeline.json"
+    with FileLock(str(shared / "pipeline.lock")):
+        if not recorded.is_file():
+            built = _build_pipeline(shared / "pipeline")
+            variables = {k: v for k, v in built.items() if k.startswith(("KUAIREC_", "DAGSTER_"))}
+            recorded.write_text(json.dumps(variables))
+    # This worker's own environment (another worker's PYTEST_XDIST_* must not leak into subprocesses) with the
+    # pipeline's variables.
+    return {**pipeline_env(shared / "pipeline", write_instance=False), **json.loads(recorded.read_text())}
+
+
+def _build_pipeline(root: Path) -> dict[str, str]:
     env = pipeline_env(root)
     result = materialize(env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]

@@ -17,6 +17,7 @@ from kuairec_pipeline_tests.builders import (
     REPO,
     SCREENSHOT_DIR,
     chromium,
+    copy_instance,
     dagster_dev,
     free_port,
     listening_addresses,
@@ -26,10 +27,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def web_ui(materialized_pipeline):
+def web_ui(materialized_pipeline, tmp_path_factory):
     port = free_port()
-    with dagster_dev([], materialized_pipeline, REPO, port) as url:
-        yield url, port, materialized_pipeline
+    env = copy_instance(materialized_pipeline, tmp_path_factory.mktemp("ui"))  # its daemon writes to the instance
+    with dagster_dev([], env, REPO, port) as url:
+        yield url, port, env
 
 
 def test_ui_binds_to_loopback_unless_told_otherwise(web_ui):
