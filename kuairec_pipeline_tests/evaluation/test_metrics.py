@@ -222,6 +222,17 @@ def test_oracle_and_models_beat_random_and_constant_on_planted_data() -> None:
     assert rmse["oracle"] < rmse["linear"] < rmse["global_mean"]
 
 
+def test_models_evaluated_together_get_the_rows_each_gets_alone() -> None:
+    # evaluate_models computes the training popularity behind novelty once for all models; each alone must agree.
+    planted = make_planted()
+    data = planted.data
+    models = [LinearRecommender(LinearConfig(l2=1.0)).fit(data), RandomRecommender().fit(data)]
+    together = evaluate_models(models, planted.prepared)
+    alone = pl.concat([evaluate(m, planted.prepared, include_val=True, include_selection=True) for m in models])
+    assert together.equals(alone)
+    assert together.filter(pl.col("metric") == "novelty@10")["value"].is_finite().all()
+
+
 # ---- the report ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def planted_metrics() -> pl.DataFrame:
