@@ -76,10 +76,16 @@ def materialized_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: s
     if worker_id == "master":  # one process: nothing to share
         return _build_pipeline(tmp_path_factory.mktemp("pipeline"))
     shared = tmp_path_factory.getbasetemp().parent
-    recorded = shared / "pipeline.json"
+    recorded, failed = shared / "pipeline.json", shared / "pipeline.failed"
     with FileLock(str(shared / "pipeline.lock")):
+        if failed.is_file():  # another worker's build failed: its error, not a second build into the same folder
+            pytest.fail(f"the session pipeline failed to build in another worker:\n{failed.read_text()}")
         if not recorded.is_file():
-            built = _build_pipeline(shared / "pipeline")
+            try:
+                built = _build_pipeline(shared / "pipeline")
+            except BaseException as error:
+                failed.write_text(f"{type(error).__name__}: {error}")
+                raise
             variables = {k: v for k, v in built.items() if k.startswith(("KUAIREC_", "DAGSTER_"))}
             recorded.write_text(json.dumps(variables))
     # This worker's own environment (another worker's PYTEST_XDIST_* must not leak into subprocesses) with the

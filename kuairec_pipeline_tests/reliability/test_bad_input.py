@@ -229,28 +229,23 @@ def _snapshot(root: Path) -> dict[str, str]:
     return digests(root, skip=lambda path: is_lock_file(path) or path.relative_to(root).parts[0].startswith("dagster"))
 
 
-@pytest.fixture(scope="module")
-def bad_runs(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseRun]:
-    runs = {}
-    for case in CASES:
-        root = tmp_path_factory.mktemp(f"bad-{case.name}")
-        source = root / "source"
-        shutil.copytree(baseline.twin, source)
-        setup = case.damage(root, source)
-        env = copy_home(baseline, root, source=source, KUAIREC_SOURCE=str(setup.source))
-        runs[case.name] = CaseRun(case, root, setup, env, _snapshot(root))
-    # One after another: in-process runs take turns on the environment lock anyway, and threads running Dagster
-    # in-process side by side once hung (every thread in a futex wait) in a clean-clone CI run.
-    results = [materialize(run.env, select=run.case.select, timeout=300) for run in runs.values()]
-    for run, result in zip(runs.values(), results, strict=True):
-        run.result = result
-    return runs
+def _run_case(case: BadInput, baseline: Baseline, root: Path) -> CaseRun:
+    """One case in its own folder: the twin copied and damaged, the baseline's home copied, then the run."""
+    source = root / "source"
+    shutil.copytree(baseline.twin, source)
+    setup = case.damage(root, source)
+    env = copy_home(baseline, root, source=source, KUAIREC_SOURCE=str(setup.source))
+    run = CaseRun(case, root, setup, env, _snapshot(root))
+    run.result = materialize(run.env, select=run.case.select, timeout=300)
+    return run
 
 
+# One test per case, each running only its own case: a module-scoped fixture running all of them was built again by
+# every pytest-xdist worker that took one of the module's tests.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [case.name for case in CASES])
-def test_bad_input_fails_clearly_and_changes_nothing(bad_runs: dict[str, CaseRun], name: str) -> None:
-    run = bad_runs[name]
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_fails_clearly_and_changes_nothing(baseline: Baseline, case: BadInput, tmp_path: Path) -> None:
+    run = _run_case(case, baseline, tmp_path)
     text = output(run.result)
     assert run.result.returncode != 0, text[-4000:]
     for expected in run.setup.expected:
@@ -260,16 +255,12 @@ def test_bad_input_fails_clearly_and_changes_nothing(bad_runs: dict[str, CaseRun
     # anywhere in the case folder (an escaping zip entry would land there too), and no temporary file is left.
     assert _snapshot(run.root) == run.before
     assert temporaries(run.root) == []
-
-
-@pytest.mark.slow
-def test_zip_slip_wrote_nothing_outside(bad_runs: dict[str, CaseRun]) -> None:
-    run = bad_runs["zip_slip"]
-    home = Path(run.env["KUAIREC_HOME"])
-    escaped = (home / "source" / "KuaiRec-unpacked" / ESCAPE).resolve()
-    assert escaped == run.root / "escaped.txt"
-    assert not escaped.exists()
-    assert not (home / "source" / "KuaiRec-unpacked").exists()  # all or nothing: the good entries were not kept
+    if case.name == "zip_slip":  # the entry that escapes would land beside the case's home: it must not exist
+        home = Path(run.env["KUAIREC_HOME"])
+        escaped = (home / "source" / "KuaiRec-unpacked" / ESCAPE).resolve()
+        assert escaped == run.root / "escaped.txt"
+        assert not escaped.exists()
+        assert not (home / "source" / "KuaiRec-unpacked").exists()  # all or nothing: the good entries were not kept
 
 
 def test_every_case_is_documented() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
 import socket
 import subprocess
 import threading
@@ -53,14 +54,14 @@ class Runs:
 
 
 def _zipped_twin(twin: Path) -> bytes:
-    path = twin.parent / "KuaiRec-served.zip"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+    """The twin's CSV files as the official archive's bytes, built in memory (the twin's folder is the session
+    pipeline's, shared by every worker: nothing is written there)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
         bundle.writestr("KuaiRec 2.0/", "")
         for csv in sorted(twin_data(twin).iterdir()):  # the official layout; no planted truth in a real archive
             bundle.write(csv, f"KuaiRec 2.0/data/{csv.name}")
-    data = path.read_bytes()
-    path.unlink()
-    return data
+    return buffer.getvalue()
 
 
 def _serve(state: FileServer) -> http.server.ThreadingHTTPServer:
