@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(r"^=+ (.*(passed|failed).*) =+$", re.MULTILINE)
+SUMMARY = re.compile(r"^=* ?(\d+ (?:passed|failed).* in [\d.]+s.*?) ?=*$", re.MULTILINE)  # with or without -q's rules
 
 
 def run_suite(folder: Path) -> tuple[float, float, str, int]:
@@ -46,7 +46,7 @@ def run_suite(folder: Path) -> tuple[float, float, str, int]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     found = SUMMARY.findall(result.stdout)
-    return wall, cpu, found[-1][0] if found else result.stdout[-300:], result.returncode
+    return wall, cpu, found[-1] if found else result.stdout[-300:], result.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
