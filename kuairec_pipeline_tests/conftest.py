@@ -19,7 +19,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers per core. The slow tests spend much of their time waiting on processes they start
     (CLI runs, ``dagster dev``, a browser, a Celery worker, DDP ranks) on their worker's core; a second worker per
     core runs other tests meanwhile. More than two per core lost time on the 2-core machine: every worker also
-    imports and collects every test module."""
+    imports and collects every test module. When that machine is slow, ``-n 2`` (one per core) is the steadier
+    choice (benchmarks/results/coverage_before_after.md)."""
     return 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1)
 
 
