@@ -55,11 +55,14 @@ REPO = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
+INSTANCE_HOME, INSTANCE_STORAGE = "dagster_home", "dagster_storage"  # below a test's root: instance_dir's layout
+
+
 def instance_dir(root: Path) -> Path:
     """A DAGSTER_HOME with the project's dagster.yaml, its storage redirected below ``root``."""
-    home = root / "dagster_home"
+    home = root / INSTANCE_HOME
     home.mkdir(parents=True, exist_ok=True)
-    text = (REPO / "dagster.yaml").read_text().replace("data/dagster", str(root / "dagster_storage"))
+    text = (REPO / "dagster.yaml").read_text().replace("data/dagster", str(root / INSTANCE_STORAGE))
     (home / "dagster.yaml").write_text(text)
     return home
 
@@ -73,7 +76,7 @@ def pipeline_env(root: Path, write_instance: bool = True, **overrides: str) -> d
         {
             "KUAIREC_HOME": str(root / "home"),
             "KUAIREC_PROFILE": "tiny",
-            "DAGSTER_HOME": str(instance_dir(root) if write_instance else root / "dagster_home"),
+            "DAGSTER_HOME": str(instance_dir(root) if write_instance else root / INSTANCE_HOME),
             "OPENBLAS_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
         }
@@ -320,9 +323,9 @@ class Baseline:
 def copy_instance(env: Mapping[str, str], root: Path) -> dict[str, str]:
     """``env`` with a private copy of its Dagster instance (run history, event logs, run logs) below ``root``, for a
     process that writes to the instance (``dagster dev``'s daemon does) beside readers of the original."""
-    source = Path(env["DAGSTER_HOME"]).parent / "dagster_storage"  # where instance_dir put the storage
+    source = Path(env["DAGSTER_HOME"]).parent / INSTANCE_STORAGE  # where instance_dir put the storage
     home = instance_dir(root)
-    shutil.copytree(source, root / "dagster_storage", symlinks=True)
+    shutil.copytree(source, root / INSTANCE_STORAGE, symlinks=True)
     return {**env, "DAGSTER_HOME": str(home)}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -73,25 +72,24 @@ def materialized_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: s
 
     Under pytest-xdist the workers share one: the first to ask builds it in the session's common temporary folder
     under a file lock (the pattern pytest-xdist documents for session fixtures), the others wait for it, then read
-    it. One build instead of one per worker: ~12 CPU seconds each."""
+    it. One build instead of one per worker."""
     if worker_id == "master":  # one process: nothing to share
         return _build_pipeline(tmp_path_factory.mktemp("pipeline"))
     shared = tmp_path_factory.getbasetemp().parent
-    recorded, failed = shared / "pipeline.json", shared / "pipeline.failed"
+    root, done, failed = shared / "pipeline", shared / "pipeline.done", shared / "pipeline.failed"
     with FileLock(str(shared / "pipeline.lock")):
         if failed.is_file():  # another worker's build failed: its error, not a second build into the same folder
             pytest.fail(f"the session pipeline failed to build in another worker:\n{failed.read_text()}")
-        if not recorded.is_file():
+        if not done.is_file():
             try:
-                built = _build_pipeline(shared / "pipeline")
+                _build_pipeline(root)
             except BaseException as error:
                 failed.write_text(f"{type(error).__name__}: {error}")
                 raise
-            variables = {k: v for k, v in built.items() if k.startswith(("KUAIREC_", "DAGSTER_"))}
-            recorded.write_text(json.dumps(variables))
-    # This worker's own environment (another worker's PYTEST_XDIST_* must not leak into subprocesses) with the
-    # pipeline's variables.
-    return {**pipeline_env(shared / "pipeline", write_instance=False), **json.loads(recorded.read_text())}
+            done.touch()
+    # This worker's own environment (another worker's PYTEST_XDIST_* must not leak into subprocesses), pointed at
+    # the same root: the same KUAIREC_* and DAGSTER_* values the builder used; its instance is left as written.
+    return pipeline_env(root, write_instance=False)
 
 
 def _build_pipeline(root: Path) -> dict[str, str]:

@@ -109,8 +109,8 @@ def evaluate(
     raw_clip : truth and prediction clip here for ``mae_raw5`` / ``rmse_raw5``
     label : the model's name in the frame (default ``model.name``), for two configs of one model class
     information : float64 (n_videos,), :func:`self_information` of ``data.training.train`` in bits; computed here
-        when None. The same for every model of one data, so :func:`evaluate_models` computes it once (a unique over
-        every training pair: ~2 s per model on the full profile).
+        when None. The same for every model of one data (a unique over every training pair), so
+        :func:`evaluate_models` computes it once.
 
     Returns
     -------

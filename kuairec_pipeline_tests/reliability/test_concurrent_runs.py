@@ -6,7 +6,7 @@ queue limit does not apply here: the CLI executes in its own process, not throug
 The runs race on the graph up to the two solver-fitted models (ingest, features, training arrays, linear and ALS
 bundles), not the whole graph: every asset writes through the same atomic writers (Parquet tables and NumPy bundles,
 ``orchestration/io_managers.py``), so the torch models add no new kind of write, only two imports of torch and
-Lightning and their training on one pinned core (43 s -> ~12 s for this test)."""
+Lightning and their training on one pinned core."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """benchmarks/run_full.py on the tiny twin: every selected asset step timed, memory peaks consistent, figures written.
 
 The run selects the graph up to the linear and ALS models (what they need and nothing else): the script's timing,
-sampling and reporting are the same for every step, and a whole graph here would add ~12 s of torch training to
-the suite for no new line of the script. ``--select '*'`` (the default) is what measurements use."""
+sampling and reporting are the same for every step, and a whole graph here would add torch's import and training
+to the suite for no new line of the script. ``--select '*'`` (the default) is what measurements use."""
 
 from __future__ import annotations
 
