@@ -96,6 +96,7 @@ def evaluate(
     label: str | None = None,
     batch_users: int | None = None,
     information: np.ndarray | None = None,
+    test_predictions: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """All metrics of ``model`` on ``data.test``; with ``include_selection`` the selection rows (model choice),
     with ``include_val`` the pointwise tuning-slice rows.
@@ -111,6 +112,9 @@ def evaluate(
     information : float64 (n_videos,), :func:`self_information` of ``data.training.train`` in bits; computed here
         when None. The same for every model of one data (a unique over every training pair), so
         :func:`evaluate_models` computes it once.
+    test_predictions : float32 (len(data.test),), :func:`time_aware_test_predictions` of ``model`` when already
+        computed (a coverage re-ranking reuses its base model's: the same predictions, and on the full profile the
+        costliest part of evaluating a sequential model); computed here when None.
 
     Returns
     -------
@@ -125,8 +129,12 @@ def evaluate(
 
     # Time-aware: from the training rows strictly before each test row (DESIGN.md, sequential models); a re-ranking's
     # score_all is not its prediction.
-    if model.time_aware or not model.scores_are_predictions:
-        predictions = model.predict_rows(test, data.training.train)
+    if test_predictions is not None:
+        if test_predictions.shape != (len(test),):
+            raise ValueError(f"test_predictions has shape {test_predictions.shape}, expected ({len(test)},)")
+        predictions = test_predictions
+    elif model.time_aware or not model.scores_are_predictions:
+        predictions = time_aware_test_predictions(model, data)
 
     records: list[tuple[str, str, float, int]] = []
     kept = test.passes_filter
@@ -180,25 +188,45 @@ def evaluate(
     )
 
 
+def time_aware_test_predictions(model: Recommender, data: PreparedData) -> np.ndarray:
+    """float32 (len(data.test),): each test row predicted from the training rows strictly before it (DESIGN.md,
+    sequential models), ``model.predict_rows(data.test, data.training.train)``: the pointwise predictions of a
+    time-aware model or of a re-ranking, whose ranking score is not its prediction."""
+    return model.predict_rows(data.test, data.training.train)
+
+
 def evaluate_models(
     models: Sequence[Recommender],
     data: PreparedData,
     *,
     include_val: bool = True,
     include_selection: bool = True,
+    time_aware_predictions: dict[str, np.ndarray] | None = None,
     **options,
 ) -> pl.DataFrame:
     """:func:`evaluate` for each model, stacked into one long frame (same options for all); with the selection
-    and tuning rows by default, since model choice reads the selection rows."""
+    and tuning rows by default, since model choice reads the selection rows.
+
+    ``time_aware_predictions``, when given, receives :func:`time_aware_test_predictions` of every time-aware model
+    by name (float32 (len(data.test),) each), so a later re-ranking of one of them need not predict again."""
     if options.get("information") is None:
         options["information"] = self_information(data.training.train, data.n_videos)  # once, not per model
-    return pl.concat(
-        [
-            evaluate(model, data, include_val=include_val, include_selection=include_selection, **options)
-            for model in models
-        ],
-        how="vertical",
-    )
+    frames = []
+    for model in models:
+        predictions = None
+        if time_aware_predictions is not None and model.time_aware:
+            predictions = time_aware_predictions[model.name] = time_aware_test_predictions(model, data)
+        frames.append(
+            evaluate(
+                model,
+                data,
+                include_val=include_val,
+                include_selection=include_selection,
+                test_predictions=predictions,
+                **options,
+            )
+        )
+    return pl.concat(frames, how="vertical")
 
 
 def validation_metrics(model: Recommender, data: TrainingData) -> dict[str, float]:

@@ -17,7 +17,8 @@ the model's own.
 The penalty is chosen without the test grid: the smallest one on a fixed grid whose top-10 lists over every
 video (seen videos excluded, as served) reach ``target_coverage`` with no video in more than
 ``max_top_item_share`` of them, among those that keep the selection slice's ndcg@10 (which no model fitted on)
-within ``max_selection_ndcg_loss`` of the unpenalized model's.
+within ``max_selection_ndcg_loss`` of the unpenalized model's; then the same rule on a few penalties between that
+one and the grid point before it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from kuairec_pipeline.models.base import SCORE_BATCH_CELLS, Recommender
 from kuairec_pipeline.models.data import PreparedData, TrainingData
 
 PENALTY_GRID = tuple(round(0.05 * step, 2) for step in range(21))  # 0, 0.05, ..., 1
+# Penalties tried between the grid's first reaching one and the one before it (0.01 apart on the default grid): the
+# ndcg a penalty costs grows fastest near the target, so stopping at the grid point overpays (one more pass).
+REFINE_STEPS = 4
 COVERAGE_AT = 10  # the served lists' length the coverage target is about (the metrics table's @10)
 SUFFIX = "+coverage"  # the re-ranked served model's name in the metrics table: "<model>+coverage"
 SPLIT_SERVING = "serving"  # metrics-table rows about the served lists over every video (not the test grid)
@@ -215,12 +219,17 @@ def choose_penalty(
     max_top_item_share: float = 1.0,
     penalties: tuple[float, ...] = PENALTY_GRID,
     k: int = COVERAGE_AT,
+    refine_steps: int = REFINE_STEPS,
 ) -> PenaltyChoice:
     """The smallest penalty of ``penalties`` whose served top-10 lists reach ``target_coverage`` with the most listed
     video in at most ``max_top_item_share`` of them (the target), among those whose
     selection ndcg@10 is at least ``(1 - max_selection_ndcg_loss)`` times the unpenalized one; when none within
     that budget reaches the target, the within-budget penalty with the highest coverage (``reached_target``
     False). Penalty 0 is always within budget. Without a selection slice only penalty 0 is allowed.
+
+    When a penalty ``p_i > 0`` of the grid reaches the target, ``refine_steps`` evenly spaced penalties strictly
+    between ``p_{i-1}`` and ``p_i`` are tried by the same rule (one more scoring pass) and the smallest reaching one
+    is chosen; the choice's arrays then hold every penalty tried, ascending.
 
     Parameters
     ----------
@@ -233,6 +242,7 @@ def choose_penalty(
     max_top_item_share : in [0, 1], the largest share of users whose list may hold the most listed video.
     penalties : the grid, ascending, starting at 0.
     k : the length of the lists whose coverage counts.
+    refine_steps : penalties tried between the grid's first reaching one and the one before it (>= 0).
 
     Returns
     -------
@@ -241,7 +251,7 @@ def choose_penalty(
     Raises
     ------
     ValueError
-        If the grid does not start at 0 or is not ascending, or a bound is outside [0, 1].
+        If the grid does not start at 0 or is not ascending, a bound is outside [0, 1] or ``refine_steps`` < 0.
     """
     grid = np.asarray(penalties, dtype=np.float64)
     if grid.size == 0 or grid[0] != 0 or np.any(np.diff(grid) <= 0):
@@ -254,20 +264,44 @@ def choose_penalty(
     for label, value in bounds.items():
         if not 0 <= value <= 1:
             raise ValueError(f"{label} must be in [0, 1], got {value}")
+    if refine_steps < 0:
+        raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
     means = video_mean_scores(model) if video_means is None else video_means
-    coverage, share = list_statistics(model, grid, means, exclude, k)
-    ndcg = selection_ndcg(model, data, grid, means)
-    if np.isnan(ndcg[0]):
-        allowed = grid == 0
-    else:
-        allowed = np.nan_to_num(ndcg, nan=-np.inf) >= (1 - max_selection_ndcg_loss) * ndcg[0] - 1e-12
-    allowed[0] = True
-    reaching = allowed & (coverage >= target_coverage) & (share <= max_top_item_share)
-    if reaching.any():
-        index, reached = int(np.flatnonzero(reaching)[0]), True
+
+    def measured(penalties: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (*list_statistics(model, penalties, means, exclude, k), selection_ndcg(model, data, penalties, means))
+
+    def reaching(grid: np.ndarray, coverage: np.ndarray, share: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        return allowed & (coverage >= target_coverage) & (share <= max_top_item_share)
+
+    coverage, share, ndcg = measured(grid)
+    allowed = _within_budget(grid, ndcg, max_selection_ndcg_loss)
+    first = np.flatnonzero(reaching(grid, coverage, share, allowed))
+    if first.size and first[0] > 0 and refine_steps:
+        between = np.linspace(grid[first[0] - 1], grid[first[0]], refine_steps + 2)[1:-1].round(6)
+        order = np.argsort(np.concatenate([grid, between]), kind="stable")
+        grid, coverage, share, ndcg = (
+            np.concatenate([old, new])[order]
+            for old, new in zip((grid, coverage, share, ndcg), (between, *measured(between)), strict=True)
+        )
+        allowed = _within_budget(grid, ndcg, max_selection_ndcg_loss)
+    hits = np.flatnonzero(reaching(grid, coverage, share, allowed))
+    if hits.size:
+        index, reached = int(hits[0]), True
     else:
         index, reached = int(np.flatnonzero(allowed)[np.argmax(coverage[allowed])]), False
     return PenaltyChoice(float(grid[index]), reached, grid, coverage, share, ndcg, np.asarray(means, np.float64))
+
+
+def _within_budget(grid: np.ndarray, ndcg: np.ndarray, max_loss: float) -> np.ndarray:
+    """bool (len(grid),): penalty 0 (always) and every penalty whose selection ndcg@10 is at least ``1 - max_loss``
+    times penalty 0's; only penalty 0 without a selection slice (NaN ndcg)."""
+    plain = float(ndcg[grid == 0][0])
+    if np.isnan(plain):
+        return grid == 0
+    allowed = np.nan_to_num(ndcg, nan=-np.inf) >= (1 - max_loss) * plain - 1e-12
+    allowed[grid == 0] = True
+    return allowed
 
 
 def coverage_rows(
@@ -278,12 +312,15 @@ def coverage_rows(
     max_selection_ndcg_loss: float,
     max_top_item_share: float = 1.0,
     k: int = COVERAGE_AT,
+    test_predictions: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, PenaltyChoice]:
     """The metrics-table rows of the served model's coverage re-ranking: the re-ranked model, named
     ``<served>+coverage``, through the same :func:`~kuairec_pipeline.evaluation.metrics.evaluate` as every model
     (test grid and selection rows), and ``serving`` rows: the served lists' ``catalogue_coverage@10`` and
     ``top_item_share@10`` over every video for ``<served>`` (penalty 0) and ``<served>+coverage``, and for the
-    latter its ``penalty`` and ``reached_target`` (1 or 0); ``@10`` is ``@k``. Arguments as :func:`choose_penalty`.
+    latter its ``penalty`` and ``reached_target`` (1 or 0); ``@10`` is ``@k``. Arguments as :func:`choose_penalty`;
+    ``test_predictions``: the served model's time-aware test predictions when already computed (see
+    :func:`~kuairec_pipeline.evaluation.metrics.evaluate`), which are also the re-ranking's.
 
     Returns
     -------
@@ -295,7 +332,7 @@ def coverage_rows(
     )
     reranked = CoverageReranked(served, choice.penalty, means)
     label = reranked.name
-    evaluated = evaluate(reranked, data, include_selection=True)
+    evaluated = evaluate(reranked, data, include_selection=True, test_predictions=test_predictions)
     chosen = int(np.searchsorted(choice.penalties, choice.penalty))
     at = f"@{k}"
     records = [

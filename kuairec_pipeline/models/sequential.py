@@ -52,6 +52,7 @@ from kuairec_pipeline.models.sequential_config import (  # noqa: F401  (re-expor
     config_from_dict,
 )
 from kuairec_pipeline.models.sequential_encoder import encode_last_states, encode_states  # noqa: F401 (re-exported)
+from kuairec_pipeline.models.threads import limited_blas_threads, resolve_thread_count
 from kuairec_pipeline.models.two_tower import _sigmoid_inplace
 
 WEIGHTS_PREFIX = "weights."
@@ -147,7 +148,17 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
     def _window_table(
         self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray
     ) -> np.ndarray:
-        """float32 (m, d): the encoder state of each window ``[end - length, end)`` at its last row."""
+        """float32 (m, d): the encoder state of each window ``[end - length, end)`` at its last row.
+
+        The encoder's matrix products run on ``config.num_threads`` BLAS threads: the pipeline loads OpenBLAS with
+        one thread (for implicit), which left a core idle while the metrics step encoded every test row's history.
+        """
+        with limited_blas_threads(resolve_thread_count(self.config.num_threads)):
+            return self._window_table_unthreaded(history, window_end, window_length)
+
+    def _window_table_unthreaded(
+        self, history: sequences.History, window_end: np.ndarray, window_length: np.ndarray
+    ) -> np.ndarray:
         if self.config.shuffle_positions:  # a shuffled window is no prefix of a longer one: one pass per window
             states = self._window_states(history, window_end, window_length)
         else:  # one causal pass per block of windows sharing a start, read at each window's last row

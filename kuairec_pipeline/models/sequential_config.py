@@ -69,7 +69,12 @@ class SequentialConfig:
     seed: int = param(
         0, "Seeds initialization, dropout, window order and the ablation's shuffle keys.", ge=0, le=2**32 - 1
     )
-    num_threads: int = param(0, "torch intra-op threads while training (0 = all cores).", ge=0, le=1024)
+    num_threads: int = param(
+        0,
+        "Threads for training (torch intra-op) and for encoding histories when scoring (BLAS); 0 = all cores.",
+        ge=0,
+        le=1024,
+    )
     accelerator: str = param(
         "auto", "Lightning accelerator: 'auto' takes a GPU when present, else the CPU.", choices=ACCELERATORS
     )

@@ -63,9 +63,10 @@ def set_thread_environment(blas_threads: int = 1, openmp_threads: int | None = N
 
 @contextlib.contextmanager
 def limited_blas_threads(threads: int = 1) -> Iterator[None]:
-    """Limit the BLAS pools already loaded (OpenBLAS, MKL, BLIS) for the duration of the block.
+    """Set the thread count of the BLAS pools already loaded (OpenBLAS, MKL, BLIS) for the duration of the block.
 
-    Works after import, unlike the environment variables; implicit checks exactly this and warns otherwise.
+    Works after import, unlike the environment variables; implicit checks exactly this and warns otherwise. It may
+    also raise the count above the one the environment set at load (OpenBLAS honours it up to its build's maximum).
     """
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
         yield

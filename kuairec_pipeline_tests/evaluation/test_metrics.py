@@ -233,6 +233,43 @@ def test_models_evaluated_together_get_the_rows_each_gets_alone() -> None:
     assert together.filter(pl.col("metric") == "novelty@10")["value"].is_finite().all()
 
 
+class CountingTimeAware(LinearRecommender):
+    """A linear model declared time-aware (its ``predict_rows`` is ``predict``) that counts its test-row predictions."""
+
+    time_aware = True
+    name = "counting_time_aware"
+
+    def __init__(self, config: LinearConfig, n_test_rows: int) -> None:
+        super().__init__(config)
+        self.n_test_rows, self.test_row_calls = n_test_rows, 0
+
+    def predict_rows(self, rows, history=None):  # noqa: D102
+        self.test_row_calls += len(rows) == self.n_test_rows
+        return super().predict_rows(rows, history)
+
+
+def test_a_reranking_reuses_its_base_models_time_aware_test_predictions() -> None:
+    from kuairec_pipeline.evaluation.reranking import coverage_rows
+
+    planted = make_planted()
+    model = CountingTimeAware(LinearConfig(l2=1.0), len(planted.prepared.test)).fit(planted.data)
+    kept: dict[str, np.ndarray] = {}
+    together = evaluate_models(
+        [model, RandomRecommender().fit(planted.data)], planted.prepared, time_aware_predictions=kept
+    )
+    assert list(kept) == [model.name] and model.test_row_calls == 1  # only time-aware models, each predicted once
+    assert together.filter(pl.col("model") == model.name).equals(
+        evaluate(model, planted.prepared, include_val=True, include_selection=True)
+    )
+    assert model.test_row_calls == 2
+    reused, _ = coverage_rows(model, planted.prepared, None, 0.5, 1.0, test_predictions=kept[model.name])
+    assert model.test_row_calls == 2  # the re-ranking's pointwise predictions are the base model's, not predicted again
+    again, _ = coverage_rows(model, planted.prepared, None, 0.5, 1.0)
+    assert model.test_row_calls == 3 and reused.equals(again)
+    with pytest.raises(ValueError, match="test_predictions has shape"):
+        evaluate(model, planted.prepared, test_predictions=kept[model.name][:-1])
+
+
 # ---- the report ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def planted_metrics() -> pl.DataFrame:

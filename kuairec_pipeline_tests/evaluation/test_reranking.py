@@ -83,25 +83,33 @@ def test_the_smallest_penalty_that_reaches_the_target_within_the_selection_budge
     grid = (0.0, 0.2, 0.5, 1.0)  # the favourites overtake video 0 at 0.4 (0.8 - 0.8 p = 0.7 - 0.55 p)
     # Selection positives are each user's favourite: penalizing helps the selection ndcg, any target is allowed.
     liked = data_with_selection([1, 2, 3, 4])
-    choice = choose_penalty(base, liked, None, 0.6, 0.0, penalties=grid, k=1)
+    choice = choose_penalty(base, liked, None, 0.6, 0.0, penalties=grid, k=1, refine_steps=0)
     assert choice.reached_target and choice.penalty == 0.5
     np.testing.assert_allclose(choice.coverage, [0.2, 0.2, 0.8, 0.8])
     assert choice.selection_ndcg[2] > choice.selection_ndcg[0]
+    # Refined between 0.2 and 0.5 (the grid's first reaching penalty and the one before): 0.44 is the first past 0.4.
+    refined = choose_penalty(base, liked, None, 0.6, 0.0, penalties=grid, k=1)
+    assert refined.reached_target and refined.penalty == pytest.approx(0.44)
+    np.testing.assert_allclose(refined.penalties, [0.0, 0.2, 0.26, 0.32, 0.38, 0.44, 0.5, 1.0])
+    np.testing.assert_allclose(refined.coverage, [0.2] * 5 + [0.8] * 3)
+    assert choose_penalty(base, liked, None, 0.6, 0.0, penalties=(0.0, 0.5), k=1, refine_steps=1).penalty == 0.5
     # Selection positives are video 0: penalizing costs selection ndcg, so a 0 budget keeps the plain ranking.
     popular = data_with_selection([0, 0, 0, 0])
-    kept = choose_penalty(base, popular, None, 0.6, 0.0, penalties=grid, k=1)
+    kept = choose_penalty(base, popular, None, 0.6, 0.0, penalties=grid, k=1)  # never reaches: nothing to refine
     assert kept.penalty == 0.0 and not kept.reached_target
-    relaxed = choose_penalty(base, popular, None, 0.6, 1.0, penalties=grid, k=1)
+    relaxed = choose_penalty(base, popular, None, 0.6, 1.0, penalties=grid, k=1, refine_steps=0)
     assert relaxed.penalty == 0.5 and relaxed.reached_target
     assert choose_penalty(base, popular, None, 0.0, 1.0, penalties=grid, k=1).penalty == 0.0  # target 0: off
     # Coverage 0.2 is reached at 0 (every list is video 0); a top-item bound of 1/2 needs the penalty that splits them.
     wide = choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, k=1)
-    bounded = choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, k=1, max_top_item_share=0.5)
+    bounded = choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, k=1, max_top_item_share=0.5, refine_steps=0)
     assert (wide.penalty, bounded.penalty) == (0.0, 0.5) and bounded.reached_target
     with pytest.raises(ValueError, match="max_top_item_share"):
         choose_penalty(base, liked, None, 0.2, 1.0, penalties=grid, max_top_item_share=-0.1)
     with pytest.raises(ValueError, match="ascend from 0"):
         choose_penalty(base, popular, None, 0.5, 0.1, penalties=(0.5, 1.0))
+    with pytest.raises(ValueError, match="refine_steps"):
+        choose_penalty(base, popular, None, 0.5, 0.1, penalties=grid, refine_steps=-1)
     with pytest.raises(ValueError, match="target_coverage"):
         choose_penalty(base, popular, None, 1.5, 0.1, penalties=grid)
 

@@ -96,7 +96,8 @@ def metrics(
     bundles = _by_model(model_bundles)
     data = prepared_from_arrays(training_arrays, evaluation_arrays)
     models = [*baselines.fit_baselines(data.training, planted_truth), *_trained(bundles)]
-    table = evaluate_models(models, data)
+    time_aware_predictions: dict[str, np.ndarray] = {}  # the served model's are its re-ranking's too
+    table = evaluate_models(models, data, time_aware_predictions=time_aware_predictions)
     has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
     served = select_served_model(table) if has_selection else None
     coverage_note = "none: no served model"
@@ -110,6 +111,7 @@ def metrics(
             config.target_coverage,
             config.max_selection_ndcg_loss,
             config.max_top_item_share,
+            test_predictions=time_aware_predictions.get(served),
         )
         table = pl.concat([table, rows], how="vertical")
         served_lists = (
