@@ -320,7 +320,9 @@ def coverage_rows(
     ``top_item_share@10`` over every video for ``<served>`` (penalty 0) and ``<served>+coverage``, and for the
     latter its ``penalty`` and ``reached_target`` (1 or 0); ``@10`` is ``@k``. Arguments as :func:`choose_penalty`;
     ``test_predictions``: the served model's time-aware test predictions when already computed (see
-    :func:`~kuairec_pipeline.evaluation.metrics.evaluate`), which are also the re-ranking's.
+    :func:`~kuairec_pipeline.evaluation.metrics.evaluate`), which are also the re-ranking's. With penalty 0 (the
+    target off, or no penalty within the budget raises coverage) the re-ranked model's test and selection rows are
+    left out: they would repeat the served model's.
 
     Returns
     -------
@@ -332,7 +334,11 @@ def coverage_rows(
     )
     reranked = CoverageReranked(served, choice.penalty, means)
     label = reranked.name
-    evaluated = evaluate(reranked, data, include_selection=True, test_predictions=test_predictions)
+    evaluated = (
+        evaluate(reranked, data, include_selection=True, test_predictions=test_predictions)
+        if choice.penalty > 0
+        else pl.DataFrame(schema=METRICS_SCHEMA)
+    )
     chosen = int(np.searchsorted(choice.penalties, choice.penalty))
     at = f"@{k}"
     records = [

@@ -140,3 +140,8 @@ def test_the_metrics_rows_evaluate_the_reranked_lists_and_keep_pointwise_errors(
     assert served_penalty(rows, "linear") == 0.45
     with pytest.raises(ValueError, match="re-materialize metrics"):
         served_penalty(plain, "linear")
+    # Re-ranking off (target 0): the serving rows say penalty 0, and no "+coverage" rows repeat the served model's.
+    off, _ = coverage_rows(base, data, None, 0.0, 1.0, k=1)
+    assert served_penalty(off, "linear") == 0.0
+    assert off.filter(pl.col("split") != SPLIT_SERVING).is_empty()
+    assert value(off, "linear+coverage", SPLIT_SERVING, "catalogue_coverage@1") == 0.2
