@@ -15,12 +15,11 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: two workers per core. The slow tests spend much of their time waiting on processes they start
-    (CLI runs, ``dagster dev``, a browser, a Celery worker, DDP ranks) on their worker's core; a second worker per
-    core runs other tests meanwhile. More than two per core lost time on the 2-core machine: every worker also
-    imports and collects every test module. When that machine is slow, ``-n 2`` (one per core) is the steadier
-    choice (benchmarks/results/coverage_before_after.md)."""
-    return 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1)
+    """``-n auto``: one worker per core. Two per core overlap the slow tests' waits on the processes they start, but
+    every worker also imports and collects every test module and four busy workers on two cores cost more CPU per
+    test: since the session pipeline is shared, one per core was faster in both back-to-back comparisons
+    (benchmarks/results/coverage_before_after.md: 159 vs 192 s and 170 vs 198 s)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _pin_xdist_worker() -> None:
@@ -28,7 +27,7 @@ def _pin_xdist_worker() -> None:
 
     The models default to every available core for torch and OpenMP; unpinned, each worker's pools would spread
     over every core, and oversubscribed spinning pools make training several times slower. With more workers than
-    cores (the default, two per core) each worker gets one core, round robin."""
+    cores (e.g. ``-n 4`` on two) each worker gets one core, round robin."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
