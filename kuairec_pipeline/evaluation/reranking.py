@@ -271,12 +271,12 @@ def choose_penalty(
     def measured(penalties: np.ndarray) -> tuple[np.ndarray, ...]:
         return (*list_statistics(model, penalties, means, exclude, k), selection_ndcg(model, data, penalties, means))
 
-    def reaching(grid: np.ndarray, coverage: np.ndarray, share: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    def reaching(coverage: np.ndarray, share: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         return allowed & (coverage >= target_coverage) & (share <= max_top_item_share)
 
     coverage, share, ndcg = measured(grid)
     allowed = _within_budget(grid, ndcg, max_selection_ndcg_loss)
-    first = np.flatnonzero(reaching(grid, coverage, share, allowed))
+    first = np.flatnonzero(reaching(coverage, share, allowed))
     if first.size and first[0] > 0 and refine_steps:
         between = np.linspace(grid[first[0] - 1], grid[first[0]], refine_steps + 2)[1:-1].round(6)
         order = np.argsort(np.concatenate([grid, between]), kind="stable")
@@ -285,7 +285,7 @@ def choose_penalty(
             for old, new in zip((grid, coverage, share, ndcg), (between, *measured(between)), strict=True)
         )
         allowed = _within_budget(grid, ndcg, max_selection_ndcg_loss)
-    hits = np.flatnonzero(reaching(grid, coverage, share, allowed))
+    hits = np.flatnonzero(reaching(coverage, share, allowed))
     if hits.size:
         index, reached = int(hits[0]), True
     else:
