@@ -4,11 +4,8 @@ with the same weights, which come back to the calling process."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-from pathlib import Path
 
-import lightning.pytorch as lightning
 import numpy as np
 import pytest
 import torch
@@ -16,41 +13,7 @@ import torch
 from kuairec_pipeline.models.data_parallel import RankShardedBatches, fit_data_parallel
 from kuairec_pipeline_tests.builders import SMALL_TWO_TOWER as SMALL
 from kuairec_pipeline_tests.models.contract import make_planted_training_data
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, value in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-class RankFootprint(lightning.Callback):
-    """Writes, per rank, what it trained on and the weights it ended with (picklable: spawned into each rank)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.rows: list[int] = []
-        self.initial = ""
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.initial = weights_digest(pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.rows.append(int(batch[2].shape[0]))
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        record = {
-            "rank": trainer.global_rank,
-            "world": trainer.world_size,
-            "rows": sum(self.rows),
-            "steps": len(self.rows),
-            "initial": self.initial,
-            "digest": weights_digest(pl_module),
-            "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
-        }
-        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+from kuairec_pipeline_tests.scale.rank_footprint import RankFootprint, weights_digest
 
 
 def test_rank_shards_partition_each_epoch():
