@@ -90,16 +90,20 @@ class GridSetup:
         return GridScores(matrix)
 
     def truth_additive(self) -> np.ndarray:
-        """float64 (n_cells,): the best additive fit ``g + a_u + b_v`` to the oracle's own scores on the grid (least
-        squares, by alternating means, which converge on a complete-ish grid); ``truth`` minus it is the personal
+        """float64 (n_cells,): :meth:`additive_fit` of the oracle's own scores; ``truth`` minus it is the personal
         taste no bias model can express."""
+        return self.additive_fit(self.truth)
+
+    def additive_fit(self, values: np.ndarray, sweeps: int = 50) -> np.ndarray:
+        """float64 (n_cells,): the best additive fit ``g + a_u + b_v`` to ``values`` (n_cells,) on the grid (least
+        squares, by ``sweeps`` rounds of alternating means, which converge on a complete-ish grid)."""
         user_index = np.unique(self.cell_users, return_inverse=True)[1]
         video_index = np.unique(self.cell_videos, return_inverse=True)[1]
-        truth, mean = self.truth, self.truth.mean()
+        mean = values.mean()
         user_part, video_part = np.zeros(user_index.max() + 1), np.zeros(video_index.max() + 1)
-        for _ in range(50):
-            user_part = np.bincount(user_index, truth - mean - video_part[video_index]) / np.bincount(user_index)
-            video_part = np.bincount(video_index, truth - mean - user_part[user_index]) / np.bincount(video_index)
+        for _ in range(sweeps):
+            user_part = np.bincount(user_index, values - mean - video_part[video_index]) / np.bincount(user_index)
+            video_part = np.bincount(video_index, values - mean - user_part[user_index]) / np.bincount(video_index)
         return mean + user_part[user_index] + video_part[video_index]
 
     def test_metrics(self, model: Recommender) -> tuple[float, float]:

@@ -32,21 +32,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from _taste import GridSetup, load_test_grid  # noqa: E402
+from _taste import load_test_grid  # noqa: E402
 
 COEFFICIENTS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08)  # scaled-target units per standard deviation of the score
-
-
-def without_additive_part(setup: GridSetup, score: np.ndarray, sweeps: int = 30) -> np.ndarray:
-    """float64 (n_cells,): ``score`` minus its least-squares ``g + a_u + b_v`` on the test grid (alternating means)."""
-    users = np.unique(setup.cell_users, return_inverse=True)[1]
-    videos = np.unique(setup.cell_videos, return_inverse=True)[1]
-    centred = score - score.mean()
-    user_part, video_part = np.zeros(users.max() + 1), np.zeros(videos.max() + 1)
-    for _ in range(sweeps):
-        user_part = np.bincount(users, centred - video_part[videos]) / np.bincount(users)
-        video_part = np.bincount(videos, centred - user_part[users]) / np.bincount(videos)
-    return centred - user_part[users] - video_part[videos]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|")
 
     def report(label: str, score: np.ndarray) -> None:
-        residual = without_additive_part(setup, score.astype(np.float64))
+        score = score.astype(np.float64)
+        residual = score - setup.additive_fit(score, sweeps=30)  # its own per-user and per-video means out
         z = residual / residual.std()
         ndcg, coefficient = max(
             (setup.test_metrics(setup.on_grid(setup.bias_cells + c * z))[0], c) for c in COEFFICIENTS
