@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
 import polars as pl
 
+from kuairec_pipeline.charts import agg_figure, memoized_chart, png_bytes
 from kuairec_pipeline.evaluation.metrics import COUNT_METRICS, LOWER_IS_BETTER, higher_is_better
 from kuairec_pipeline.target import SPLIT_TEST
 
@@ -92,6 +92,7 @@ def metrics_markdown(frame: pl.DataFrame, reference_models: Sequence[str] = REFE
     return "\n".join(lines) + "\n"
 
 
+@memoized_chart
 def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse", "ndcg@10"), dpi: int = 100) -> bytes:
     """PNG bytes: one horizontal bar panel per test metric, one bar per model (first-seen order).
 
@@ -105,14 +106,9 @@ def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse",
     -------
     bytes of a PNG image.
     """
-    # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     test = frame.filter(pl.col("split") == SPLIT_TEST)
     models = test["model"].unique(maintain_order=True).to_list()
-    figure = Figure(figsize=(4.5 * len(metrics), 0.45 * len(models) + 1.6), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = agg_figure(4.5 * len(metrics), 0.45 * len(models) + 1.6, dpi)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     for axis, metric in zip(axes, metrics, strict=False):
         chosen = dict(test.filter(pl.col("metric") == metric).select("model", "value").iter_rows())
@@ -133,6 +129,4 @@ def metrics_bar_chart_png(frame: pl.DataFrame, metrics: Sequence[str] = ("rmse",
                 fontsize=8,
             )
         axis.margins(x=0.2)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(figure)

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from kuairec_pipeline.evaluation.metrics import seen_matrix
+from kuairec_pipeline.evaluation.report_plots import history_frame
 from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.models.two_tower import HISTORY_COLUMNS
@@ -53,15 +54,11 @@ def training_curve(model: str, bundle: dict[str, np.ndarray]) -> TrainingCurve |
     history = bundle.get(HISTORY_KEY)
     if history is None or np.asarray(history).size == 0:
         return None
-    history = np.asarray(history, dtype=np.float64)
     names = [str(n) for n in bundle[HISTORY_COLUMNS_KEY]] if HISTORY_COLUMNS_KEY in bundle else list(HISTORY_COLUMNS)
-    if history.ndim != 2 or history.shape[1] != len(names):
-        raise ValueError(
-            f"{model}: training_history has shape {history.shape}, expected (epochs, {len(names)}) for columns {names}"
-        )
-    frame = pl.DataFrame({name: history[:, i] for i, name in enumerate(names)})
-    if "epoch" in frame.columns:
-        frame = frame.with_columns(pl.col("epoch").cast(pl.Int32))
+    try:
+        frame = history_frame(history, names)
+    except ValueError as error:
+        raise ValueError(f"{model}: {error}") from error
     best = bundle.get("best_epoch")
     return TrainingCurve(model, frame, int(best) if best is not None else None)
 

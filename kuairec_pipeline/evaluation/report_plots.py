@@ -2,34 +2,45 @@
 
 from __future__ import annotations
 
-import io
 import math
 
+import numpy as np
 import polars as pl
+
+from kuairec_pipeline.charts import agg_figure, memoized_chart, png_bytes
 
 LOSS_COLUMNS = ("train_loss",)  # plotted on the left panel; every other non-epoch column is a validation metric
 
 
-def _figure(width: float, height: float, dpi: int, margins: dict[str, float] | None = None):
-    # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread. Fixed ``margins``
-    # (figure fractions, as subplots_adjust takes them) where the labels' extent is known: the constrained layout
-    # engine draws the figure several times to place them, about half of a chart's rendering time.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def history_frame(history: np.ndarray, columns: list[str]) -> pl.DataFrame:
+    """A training history as the curves take it: one float64 column per name, ``epoch`` (when present) as Int32.
 
-    figure = Figure(figsize=(width, height), dpi=dpi, layout=None if margins else "constrained")
-    if margins:
-        figure.subplots_adjust(**margins)
-    FigureCanvasAgg(figure)
-    return figure
+    Parameters
+    ----------
+    history : numpy.ndarray, shape (epochs, len(columns))
+        One row per epoch, as a model's ``training_history()`` returns it and its bundle stores it.
+    columns : list of str
+        The column names, in order.
+
+    Returns
+    -------
+    polars.DataFrame
+        The same frame for the asset page's chart and the report's, so the report reuses the drawn chart
+        (:func:`kuairec_pipeline.charts.memoized_chart`).
+
+    Raises
+    ------
+    ValueError
+        When ``history`` is not (epochs, len(columns)).
+    """
+    history = np.asarray(history, dtype=np.float64)
+    if history.ndim != 2 or history.shape[1] != len(columns):
+        raise ValueError(f"training_history has shape {history.shape}, expected (epochs, {len(columns)}) for {columns}")
+    frame = pl.DataFrame({name: history[:, i] for i, name in enumerate(columns)})
+    return frame.with_columns(pl.col("epoch").cast(pl.Int32)) if "epoch" in frame.columns else frame
 
 
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
+@memoized_chart
 def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | None = None, dpi: int = 80) -> bytes:
     """Per-epoch training loss (left) and validation metrics (right) of one trained model.
 
@@ -49,7 +60,8 @@ def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | Non
         A PNG.
     """
     # Short tick labels (losses and metrics below 10, epoch numbers): fixed margins fit them.
-    figure = _figure(8.0, 3.0, dpi, margins={"left": 0.08, "right": 0.98, "bottom": 0.16, "top": 0.9, "wspace": 0.22})
+    margins = {"left": 0.08, "right": 0.98, "bottom": 0.16, "top": 0.9, "wspace": 0.22}
+    figure = agg_figure(8.0, 3.0, dpi, margins=margins)
     loss_axis, val_axis = figure.subplots(1, 2)
     epochs = (history["epoch"] + 1).to_list() if "epoch" in history.columns else list(range(1, history.height + 1))
     metrics = [c for c in history.columns if c != "epoch"]
@@ -66,9 +78,10 @@ def training_curves_png(history: pl.DataFrame, title: str, best_epoch: int | Non
         axis.set_title(f"{title}: {label}", fontsize=10)
         if names:
             axis.legend(fontsize=8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
+@memoized_chart
 def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes:
     """Horizontal bars: share of the catalogue appearing in at least one top-``k`` list, per model.
 
@@ -83,7 +96,7 @@ def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes
     bytes of a PNG image.
     """
     models = list(coverage)
-    figure = _figure(6.0, 0.4 * len(models) + 1.2, dpi)
+    figure = agg_figure(6.0, 0.4 * len(models) + 1.2, dpi)
     axis = figure.subplots()
     positions = list(range(len(models)))
     axis.barh(positions, [coverage[m] for m in models], color="#55A868")
@@ -100,4 +113,4 @@ def coverage_bar_png(coverage: dict[str, float], k: int, dpi: int = 80) -> bytes
             va="center",
             fontsize=8,
         )
-    return _png(figure)
+    return png_bytes(figure)

@@ -6,11 +6,12 @@ big_matrix are never held as a NumPy array), so the titles and bars show true co
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from kuairec_pipeline.charts import agg_figure, memoized_chart, png_bytes
 
 PLOT_RANGE = (0.0, 5.0)  # watch ratios above this are counted in a note, not drawn: the tail reaches ~570
 BINS = 100
@@ -80,6 +81,7 @@ def histogram_counts(
     return HistogramCounts(np.linspace(low, high, BINS + 1), counts, int(total), int(overflow or 0), int(missing or 0))
 
 
+@memoized_chart
 def watch_ratio_histogram_png(
     before: HistogramCounts,
     after: HistogramCounts,
@@ -102,12 +104,7 @@ def watch_ratio_histogram_png(
     bytes
         A PNG, a few tens of KB.
     """
-    # The object API with an explicit Agg canvas: no pyplot global state, safe in a worker thread.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.8), dpi=80, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = agg_figure(6.4, 4.8, 80)
     axes = figure.subplots(2, 1, sharex=True)
     for axis, title, counts in zip(axes, labels, (before, after), strict=False):
         axis.stairs(counts.counts, counts.edges, fill=True, color="tab:blue", alpha=0.8)
@@ -129,6 +126,4 @@ def watch_ratio_histogram_png(
         )
     axes[-1].set_xlabel("watch ratio")
     axes[-1].set_xlim(*PLOT_RANGE)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(figure)

@@ -64,9 +64,9 @@ def training_summary(
     ``history`` is (epochs, len(columns)) with an ``epoch`` column; ``best_epoch`` is 0-based (-1: none, or the
     fixed start kept: then no ``best_val_mse``); ``kept_epoch`` is 1-based (0: the start).
     """
-    from kuairec_pipeline.evaluation.report_plots import training_curves_png
+    from kuairec_pipeline.evaluation.report_plots import history_frame, training_curves_png
 
-    frame = pl.DataFrame({name: np.asarray(history, dtype=np.float64)[:, i] for i, name in enumerate(columns)})
+    frame = history_frame(history, list(columns))  # as the report builds it: the report reuses this chart
     metadata: dict[str, MetadataValue] = {
         "epochs_trained": MetadataValue.int(frame.height),
         "kept_epoch": MetadataValue.int(best_epoch + 1),

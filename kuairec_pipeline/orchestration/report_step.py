@@ -17,6 +17,7 @@ from kuairec_pipeline.models.base import Recommender
 from kuairec_pipeline.models.data import PreparedData
 from kuairec_pipeline.orchestration.storage_layout import stored_interaction_files
 from kuairec_pipeline.settings import Settings
+from kuairec_pipeline.target import SPLIT_TRAIN
 
 COVERAGE_K = 10
 EXAMPLE_USERS = 3
@@ -64,10 +65,13 @@ def write_run_report(
     assets = settings.assets_dir
     raw = stored_interaction_files(assets)  # the archive and the appended days: what filtered_ratios read
     ratios = None
-    if raw:
+    filtered = assets / "filtered_ratios.parquet"
+    if raw and filtered.exists():
         ratios = RatioDistribution(
             histogram_counts(pl.scan_parquet(raw, hive_partitioning=False)),
-            histogram_counts(data.training.train.watch_ratio),
+            # The table's float64 ratios, which filtered_ratios' own chart counted (so this one is reused): the
+            # training arrays' float32 copies move values that sit on a bin edge into the next bin.
+            histogram_counts(pl.scan_parquet(filtered).filter(pl.col("split") == SPLIT_TRAIN)),
             _max_watch_ratio(context),
         )
     curves = [c for name, bundle in bundles.items() if (c := report_inputs.training_curve(name, dict(bundle)))]

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from dagster import AssetKey, DagsterInstance
 
 from kuairec_pipeline.evaluation.html_report import RatioDistribution, render_html_report, write_html_report
 from kuairec_pipeline.evaluation.report_inputs import TrainingCurve, UserExample, training_curve
 from kuairec_pipeline.features.plots import histogram_counts
+from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline_tests.builders import CHROMIUM_FLAGS, SCREENSHOT_DIR, chromium
 
 
@@ -117,6 +119,26 @@ def test_pipeline_report_opens_in_chromium_images_decode_and_numbers_match_metri
         browser.close()
     raw_rows = pl.scan_parquet(home / "assets" / "raw_interactions.parquet").select(pl.len()).collect().item()
     assert f'data-count="{raw_rows}"' in report.read_text()  # the true row count before filtering, not a sample
+
+
+def test_the_pipeline_reports_charts_are_the_asset_pages_charts(materialized_pipeline):
+    """The report draws its histogram, metrics chart and training curves from the same numbers as the asset pages
+    (the in-process chart memo reuses them), so a figure never disagrees between the two."""
+    page = (Path(materialized_pipeline["KUAIREC_HOME"]) / "reports" / "report.html").read_text()
+    in_report = set(re.findall(r'src="data:image/png;base64,([^"]+)"', page))
+    on_pages = {}
+    with DagsterInstance.from_config(materialized_pipeline["DAGSTER_HOME"]) as instance:
+        for key in ("filtered_ratios", "metrics", *(entry.asset_key for entry in TRAINED_MODELS.values())):
+            event = instance.get_latest_materialization_event(AssetKey(key))
+            for name, value in event.asset_materialization.metadata.items():
+                if name in ("watch_ratio_histogram", "metrics_chart", "training_curve"):
+                    on_pages[f"{key}.{name}"] = re.search(r"base64,([^)]+)\)", value.value).group(1)
+    assert {
+        "filtered_ratios.watch_ratio_histogram",
+        "metrics.metrics_chart",
+        "two_tower_embeddings.training_curve",
+    } <= set(on_pages)
+    assert not [name for name, png in on_pages.items() if png not in in_report]
 
 
 def test_a_reranked_served_model_is_labelled_as_such_and_its_choices_are_never_best():
