@@ -35,9 +35,13 @@ def _latest_metadata(context: AssetExecutionContext, table: str) -> Mapping[str,
 def latest_fingerprints(context: AssetExecutionContext, tables: tuple[str, ...]) -> dict[str, str]:
     """Table name -> the fingerprint its latest materialization in the instance recorded (tables the instance has
     no record of are left out: nothing to compare)."""
+    # One query for every table (each query opens its own connection to the event log).
+    events = context.instance.get_latest_materialization_events([AssetKey(table) for table in tables])
     found = {}
     for table in tables:
-        fingerprint = _metadata_text(_latest_metadata(context, table).get(provenance.FINGERPRINT))
+        event = events.get(AssetKey(table))
+        materialization = event.asset_materialization if event is not None else None
+        fingerprint = _metadata_text(materialization.metadata.get(provenance.FINGERPRINT)) if materialization else None
         if fingerprint is not None:
             found[table] = fingerprint
     return found
