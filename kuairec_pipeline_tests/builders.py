@@ -706,6 +706,22 @@ class FileServer:
         return Handler
 
 
+@contextlib.contextmanager
+def serving(state: FileServer) -> Iterator[FileServer]:
+    """``state`` served over HTTP on a free loopback port, from a thread of this process, until the block ends;
+    yields it with its ``url`` set."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/KuaiRec.zip"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
 # Few factors, firm regularization: 60 users x 80 videos would be memorized by 64 free factors.
 SMALL_ALS = ALSConfig(factors=8, iterations=10, regularization=30.0, alpha=10.0, seed=3, num_threads=1)
 

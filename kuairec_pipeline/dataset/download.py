@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from kuairec_pipeline.dataset.archive import ARCHIVE_NAME, exclusive_lock
 from kuairec_pipeline.errors import KuaiRecSourceError
+from kuairec_pipeline.params import check, param
 
 OFFICIAL_URL = "https://zenodo.org/records/18164998/files/KuaiRec.zip"
 OFFICIAL_MD5 = "261550d472c48eff4990fb13c0e5bcf7"
@@ -39,11 +40,21 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    timeout_s: float = 60.0  # seconds a connection or a single read may stall before the attempt counts as failed
-    attempts: int = 4  # tries in all; each resumes where the previous one stopped
-    retry_wait_s: float = 1.0  # pause before the first retry; doubles after each failed try
-    chunk_bytes: int = 1 << 20  # bytes read and written per step
-    user_agent: str = "kuairec-pipeline"  # sent as User-Agent (some servers refuse requests without one)
+    """How ``KUAIREC_SOURCE=download`` fetches the archive (the ``source_files`` asset's run config); ranges are
+    enforced on construction (``params.check``)."""
+
+    timeout_s: float = param(
+        60.0, "Seconds a connection or a single read may stall before the attempt counts as failed.", gt=0.0, le=3600.0
+    )
+    attempts: int = param(4, "Tries in all; each resumes where the previous one stopped.", ge=1, le=100)
+    retry_wait_s: float = param(
+        1.0, "Seconds to wait before the first retry; the wait doubles after each failed try.", ge=0.0, le=600.0
+    )
+    chunk_bytes: int = param(1 << 20, "Bytes read and written per step.", ge=1024, le=1 << 30)
+    user_agent: str = param("kuairec-pipeline", "Sent as User-Agent (some servers refuse requests without one).")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 class _Interrupted(Exception):

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from kuairec_pipeline.dataset.archive import exclusive_lock, extract_archive
-from kuairec_pipeline.dataset.download import download_archive
+from kuairec_pipeline.dataset.download import DownloadConfig, download_archive
 from kuairec_pipeline.dataset.loader import KuaiRecFiles, find_kuairec_files
 from kuairec_pipeline.dataset.schema import BIG_MATRIX
 from kuairec_pipeline.errors import KuaiRecSourceError
@@ -21,20 +21,21 @@ TRUTH_COMPLETE_FILE = "params.json"
 DOWNLOADED_UNPACK_FOLDER = "KuaiRec"  # below Settings.source_dir
 
 
-def resolve_source(settings: Settings) -> KuaiRecFiles:
+def resolve_source(settings: Settings, download: DownloadConfig | None = None) -> KuaiRecFiles:
     """The KuaiRec files that ``settings.source`` names, prepared on first use.
 
     - ``synthetic``: the twin for ``settings.profile`` and ``settings.seed`` in ``settings.synthetic_dir``,
       generated unless ``_truth/params.json`` is already there;
     - a folder: the official files found by name anywhere below it;
     - a ``.zip``: unpacked safely below ``settings.source_dir`` (once), then searched;
-    - ``download``: the official archive fetched into ``settings.downloads_dir`` (md5-checked), then unpacked.
+    - ``download``: the official archive fetched into ``settings.downloads_dir`` (md5-checked) as ``download``
+      says (default ``DownloadConfig()``: timeouts, tries, waits), then unpacked.
     """
     source = settings.source.strip()
     if source == SYNTHETIC:
         return _synthetic_twin(settings)
     if source == DOWNLOAD:
-        archive = download_archive(settings.downloads_dir)
+        archive = download_archive(settings.downloads_dir, config=download or DownloadConfig())
         return find_kuairec_files(extract_archive(archive, settings.source_dir / DOWNLOADED_UNPACK_FOLDER))
     path = Path(source).expanduser()
     if path.is_dir():

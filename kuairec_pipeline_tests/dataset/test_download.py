@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 from kuairec_pipeline.dataset import download
 from kuairec_pipeline.dataset.download import DownloadConfig, download_archive
 from kuairec_pipeline.errors import KuaiRecSourceError
-from kuairec_pipeline_tests.builders import PAYLOAD, PAYLOAD_MD5, FileServer
+from kuairec_pipeline_tests.builders import PAYLOAD, PAYLOAD_MD5, FileServer, serving
 
 FAST = DownloadConfig(timeout_s=10, attempts=3, retry_wait_s=0, chunk_bytes=64 * 1024)
 
@@ -31,17 +29,8 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def server() -> Iterator[FileServer]:
-    state = FileServer()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/KuaiRec.zip"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
+    with serving(FileServer()) as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def files_in(folder: Path) -> list[str]:

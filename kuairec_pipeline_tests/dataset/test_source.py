@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import types
 import zipfile
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kuairec_pipeline.dataset import loader, schema, source
+from kuairec_pipeline.dataset import download, loader, schema, source
+from kuairec_pipeline.dataset.download import DownloadConfig
 from kuairec_pipeline.errors import KuaiRecSourceError
 from kuairec_pipeline.settings import Settings
+from kuairec_pipeline_tests.builders import FileServer, serving
 
 
 def write_official_files(root: Path, names: list[str] | None = None) -> Path:
@@ -81,18 +84,19 @@ def test_zip_source_is_unpacked_below_source_dir_once(tmp_path: Path) -> None:
     assert source.resolve_source(settings).require("big_matrix.csv").stat().st_mtime_ns == mtime
 
 
-def test_download_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_source_fetches_with_the_config_it_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a local HTTP server (download.py's own behaviour is tested in test_download.py)."""
+    archive = make_zip(tmp_path / "served.zip").read_bytes()
     settings = Settings(home=tmp_path / "home", source="download")
-    fetched: list[Path] = []
-
-    def fake_download(dest_dir: Path) -> Path:  # the real one is tested against a local server
-        fetched.append(Path(dest_dir))
-        Path(dest_dir).mkdir(parents=True, exist_ok=True)
-        return make_zip(Path(dest_dir) / "KuaiRec.zip")
-
-    monkeypatch.setattr(source, "download_archive", fake_download)
-    files = source.resolve_source(settings)
-    assert fetched == [settings.downloads_dir]
+    with serving(FileServer(payload=archive, drop_after=[100])) as server:
+        monkeypatch.setenv(download.URL_ENV, server.url)
+        monkeypatch.setenv(download.MD5_ENV, hashlib.md5(archive).hexdigest())
+        once = DownloadConfig(attempts=1, retry_wait_s=0.0)  # the server hangs up after 100 bytes: one try fails
+        with pytest.raises(KuaiRecSourceError, match="after 1 tries"):
+            source.resolve_source(settings, once)
+        files = source.resolve_source(settings, DownloadConfig(attempts=2, retry_wait_s=0.0))  # resumes, unpacks
+    assert server.requests == [None, "bytes=100-"]
+    assert (settings.downloads_dir / "KuaiRec.zip").read_bytes() == archive
     assert files.require("user_features.csv").is_relative_to(settings.source_dir)
 
 

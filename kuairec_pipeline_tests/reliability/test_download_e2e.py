@@ -6,11 +6,10 @@ from it; a wrong md5 is refused and the file set aside; no network says how to p
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
+import json
 import socket
 import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from kuairec_pipeline_tests.builders import (
     output,
     pipeline_env,
     run_all,
+    serving,
     temporaries,
     twin_data,
 )
@@ -39,6 +39,9 @@ INGEST = "source_files,raw_interactions,raw_eval_interactions,raw_users,raw_vide
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 ALREADY_DOWNLOADED = 100_000  # bytes of a previous, interrupted run's KuaiRec.zip.part
 DROPPED_AFTER = 300_000  # bytes this run receives before the server hangs up (it resumes again from there)
+# The run config a user on a flaky line would give source_files; the default first wait (1 s, doubling) would make the
+# offline run sleep 7 s of its 4 tries here.
+QUICK_RETRIES = ("--config-json", json.dumps({"ops": {"source_files": {"config": {"retry_wait_s": 0.05}}}}))
 
 
 @dataclass
@@ -62,13 +65,6 @@ def _zipped_twin(twin: Path) -> bytes:
         for csv in sorted(twin_data(twin).iterdir()):  # the official layout; no planted truth in a real archive
             bundle.write(csv, f"KuaiRec 2.0/data/{csv.name}")
     return buffer.getvalue()
-
-
-def _serve(state: FileServer) -> http.server.ThreadingHTTPServer:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/KuaiRec.zip"
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    return httpd
 
 
 def _closed_port() -> int:
@@ -95,27 +91,26 @@ def runs(baseline: Baseline, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "resumed": FileServer(payload=archive, drop_after=[DROPPED_AFTER]),
         "bad_md5": FileServer(payload=archive),
     }
-    httpds = [_serve(state) for state in servers.values()]
-    envs = {
-        "resumed": _env(tmp_path_factory.mktemp("download-resumed"), servers["resumed"].url, md5),
-        "bad_md5": _env(tmp_path_factory.mktemp("download-bad-md5"), servers["bad_md5"].url, "0" * 32, baseline),
-        "offline": _env(
-            tmp_path_factory.mktemp("download-offline"), f"http://127.0.0.1:{_closed_port()}/KuaiRec.zip", md5, baseline
-        ),
-    }
-    before = {name: _asset_files(Path(env["KUAIREC_HOME"])) for name, env in envs.items()}
-    downloads = Path(envs["resumed"]["KUAIREC_HOME"]) / "downloads"
-    downloads.mkdir(parents=True)
-    (downloads / f"KuaiRec.zip{download.PART_SUFFIX}").write_bytes(archive[:ALREADY_DOWNLOADED])  # a killed run's
-    try:
+    with serving(servers["resumed"]), serving(servers["bad_md5"]):
+        envs = {
+            "resumed": _env(tmp_path_factory.mktemp("download-resumed"), servers["resumed"].url, md5),
+            "bad_md5": _env(tmp_path_factory.mktemp("download-bad-md5"), servers["bad_md5"].url, "0" * 32, baseline),
+            "offline": _env(
+                tmp_path_factory.mktemp("download-offline"),
+                f"http://127.0.0.1:{_closed_port()}/KuaiRec.zip",
+                md5,
+                baseline,
+            ),
+        }
+        before = {name: _asset_files(Path(env["KUAIREC_HOME"])) for name, env in envs.items()}
+        downloads = Path(envs["resumed"]["KUAIREC_HOME"]) / "downloads"
+        downloads.mkdir(parents=True)
+        (downloads / f"KuaiRec.zip{download.PART_SUFFIX}").write_bytes(archive[:ALREADY_DOWNLOADED])  # a killed run's
         results = run_all(
-            [lambda name=name: materialize(envs[name], select=INGEST, timeout=300) for name in envs], workers=len(envs)
+            [lambda name=name: materialize(envs[name], select=INGEST, extra=QUICK_RETRIES) for name in envs],
+            workers=len(envs),
         )
         yield Runs(archive, servers, envs, dict(zip(envs, results, strict=True)), before)
-    finally:
-        for httpd in httpds:
-            httpd.shutdown()
-            httpd.server_close()
 
 
 def test_interrupted_download_resumes_and_the_pipeline_materializes(runs: Runs, baseline: Baseline) -> None:

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.dataset import loader, schema, source
+from kuairec_pipeline.dataset.download import DownloadConfig
+from kuairec_pipeline.orchestration.config_gen import dagster_config, to_source
 from kuairec_pipeline.orchestration.io_managers import ParquetFileWriter
 from kuairec_pipeline.orchestration.metadata import versioned_output
 from kuairec_pipeline.orchestration.resources import KuaiRecResource
@@ -16,6 +18,7 @@ from kuairec_pipeline.orchestration.versions import code_version
 
 GROUP = "ingest"
 TRUTH_FILE = "expected_small.parquet"
+SourceFilesConfig = dagster_config(DownloadConfig, "SourceFilesConfig")  # used by KUAIREC_SOURCE=download only
 
 
 class IngestConfig(Config):
@@ -38,11 +41,14 @@ def _require(source_files: pl.DataFrame, file_name: str) -> Path:
 
 
 @asset(group_name=GROUP, code_version=code_version("source_files"), kinds={"polars", "parquet"})
-def source_files(context: AssetExecutionContext, kuairec: KuaiRecResource) -> Output[pl.DataFrame]:
+def source_files(
+    context: AssetExecutionContext, config: SourceFilesConfig, kuairec: KuaiRecResource
+) -> Output[pl.DataFrame]:
     """The KuaiRec files this run reads: the synthetic twin (generated once per profile and seed), an unpacked
-    folder, ``KuaiRec.zip`` (unpacked safely), or the official archive (downloaded, md5-checked)."""
+    folder, ``KuaiRec.zip`` (unpacked safely), or the official archive (downloaded as ``config`` says,
+    md5-checked)."""
     settings = kuairec.settings
-    files = source.resolve_source(settings)
+    files = source.resolve_source(settings, to_source(config, DownloadConfig))
     rows = [
         {"file_name": name, "path": str(path), "size_bytes": path.stat().st_size, "role": "official"}
         for name, path in files.items()
