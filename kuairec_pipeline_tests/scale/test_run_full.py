@@ -1,4 +1,6 @@
 """benchmarks/run_full.py on the tiny twin: every selected asset step timed, memory peaks consistent, figures written.
+The script's ``main`` runs in the test's process (``builders.run_script``): its run is in-process anyway, so a new
+interpreter would only add seconds of imports; its resident-memory figures are then this process's.
 
 The run selects the graph up to the linear and ALS models (what they need and nothing else): the script's timing,
 sampling and reporting are the same for every step, and a whole graph here would add torch's import and training
@@ -7,16 +9,15 @@ to the suite for no new line of the script. ``--select '*'`` (the default) is wh
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from dagster import AssetSelection
 
 from kuairec_pipeline.definitions import build_definitions
-from kuairec_pipeline_tests.builders import REPO, pipeline_env
+from kuairec_pipeline_tests.builders import REPO, pipeline_env, run_script
 
 SELECTION = "*linear_baseline,*als_factors"
+SCRIPT = REPO / "benchmarks" / "run_full.py"
 
 
 @pytest.mark.slow
@@ -26,26 +27,11 @@ def test_run_full_times_every_selected_step_on_tiny(tmp_path):
     quick = tmp_path / "quick.json"  # a short ALS fit; also proves --config reaches the run
     quick.write_text(json.dumps({"ops": {"als_factors": {"config": {"iterations": 2}}}}))
     env = pipeline_env(tmp_path)  # only for a clean environment: the script sets its own KUAIREC_HOME
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/run_full.py",
-            "--profile",
-            "tiny",
-            "--workdir",
-            str(tmp_path / "run"),
-            "--json",
-            str(out),
-            "--config",
-            str(quick),
-            "--select",
-            SELECTION,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = run_script(
+        SCRIPT,
+        env,
+        *("--profile", "tiny", "--workdir", str(tmp_path / "run"), "--json", str(out)),
+        *("--config", str(quick), "--select", SELECTION),
     )
     assert result.returncode == 0, result.stderr[-6000:]
     figures = json.loads(out.read_text())
@@ -62,12 +48,5 @@ def test_run_full_times_every_selected_step_on_tiny(tmp_path):
     assert "total" in result.stdout and "als_factors" in result.stdout and f"selection: {SELECTION}" in result.stdout
     assert figures["ops_config"]["als_factors"] == {"config": {"iterations": 2}} and figures["select"] == SELECTION
     assert "iterations" in result.stdout  # the run config is printed with the figures
-    rerun = subprocess.run(
-        [sys.executable, "benchmarks/run_full.py", "--workdir", str(tmp_path / "run")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    rerun = run_script(SCRIPT, env, "--workdir", str(tmp_path / "run"))
     assert rerun.returncode == 2 and "is not empty" in rerun.stderr  # never measures on leftovers
