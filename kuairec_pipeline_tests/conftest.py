@@ -45,6 +45,66 @@ def _pin_xdist_worker() -> None:
 _pin_xdist_worker()
 
 
+# Test modules whose tests start processes or run asset graphs, with their tests' wall seconds in one suite run
+# (per-test timing under `-n 2` on this 2-core machine, 2026-12-01; only the proportions matter). Under
+# pytest-xdist they are spread over the workers before the rest (pytest_collection_modifyitems): in collection order
+# the longest ones came last, and one worker idled 20 s while the other finished them.
+HEAVY_MODULES = {
+    "orchestration/test_web_ui.py": 29,
+    "scale/test_executors.py": 27,
+    "scale/test_object_storage.py": 26,
+    "reliability/test_interrupted_runs.py": 14,
+    "scale/test_data_parallel.py": 14,
+    "reliability/test_bad_input.py": 14,
+    "orchestration/test_incremental_ingest.py": 14,
+    "reliability/test_mixed_state.py": 13,
+    "evaluation/test_html_report.py": 12,
+    "reliability/test_concurrent_runs.py": 12,
+    "orchestration/test_pipeline.py": 11,
+    "reliability/test_download_e2e.py": 4,
+    "scale/test_run_full.py": 3,
+}
+PIPELINE_FIXTURE = "materialized_pipeline"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist worksteal``), lay the tests out so each worker's first share holds about the
+    same heavy-module seconds, heavy modules first, then ordinary tests. The scheduler deals the collection out in
+    contiguous shares (``len // workers``) and later steals from the *end* of a busy worker's share, so: the long
+    tests start early, a steal takes ordinary tests, and a module's tests (and its module-scoped fixture: a dagster
+    dev server, an S3 run) stay on one worker. The first share starts with tests that need the session pipeline
+    (its worker builds it) and the others with tests that do not (so they do not wait for the build)."""
+    missing = [module for module in HEAVY_MODULES if not (Path(__file__).parent / module).is_file()]
+    if missing:  # a renamed module would silently lose its place
+        raise pytest.UsageError(f"conftest.HEAVY_MODULES names test modules that do not exist: {missing}")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    heavy: dict[str, list[pytest.Item]] = {}
+    light: list[pytest.Item] = []
+    for item in items:
+        module = item.nodeid.split("::")[0].removeprefix("kuairec_pipeline_tests/")
+        (heavy.setdefault(module, []) if module in HEAVY_MODULES else light).append(item)
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for module in sorted(heavy, key=lambda name: -HEAVY_MODULES[name]):  # longest first, to the least loaded share
+        least = loads.index(min(loads))
+        shares[least].append(module)
+        loads[least] += HEAVY_MODULES[module]
+    left, ordered, rest = len(items), [], iter(light)
+    for index, modules in enumerate(shares):
+        size = left // (workers - index)  # as the scheduler deals them: what is left over the workers left
+        left -= size
+
+        def needs_pipeline(module: str, first: bool = index == 0) -> bool:
+            return any(PIPELINE_FIXTURE in item.fixturenames for item in heavy[module]) != first
+
+        share = [item for module in sorted(modules, key=needs_pipeline) for item in heavy[module]]
+        share += [item for _, item in zip(range(size - len(share)), rest, strict=False)]
+        ordered += share
+    items[:] = ordered + list(rest)
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """The folder of the real KuaiRec files (user_features.csv, item_categories.csv, kuairec_caption_category.csv):
