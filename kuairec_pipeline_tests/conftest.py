@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from kuairec_pipeline_tests.builders import materialize, pipeline_env
+# builders (dagster, the package, polars) is imported inside the fixtures: the xdist controller loads this file too,
+# runs no test, and would spend seconds importing them while the workers start.
 
 REAL_DATA_ENV = "KUAIREC_REAL_DATA_DIR"
 _REPO = Path(__file__).resolve().parent.parent
@@ -148,10 +149,14 @@ def materialized_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: s
             done.touch()
     # This worker's own environment (another worker's PYTEST_XDIST_* must not leak into subprocesses), pointed at
     # the same root: the same KUAIREC_* and DAGSTER_* values the builder used; its instance is left as written.
+    from kuairec_pipeline_tests.builders import pipeline_env
+
     return pipeline_env(root, write_instance=False)
 
 
 def _build_pipeline(root: Path) -> dict[str, str]:
+    from kuairec_pipeline_tests.builders import materialize, pipeline_env
+
     env = pipeline_env(root)
     result = materialize(env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
