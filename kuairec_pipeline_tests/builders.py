@@ -237,11 +237,23 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(env)
+        _forget_filesystems()
         try:
             yield
         finally:
             os.environ.clear()
             os.environ.update(saved)
+            _forget_filesystems()
+
+
+def _forget_filesystems() -> None:
+    """Drop fsspec's cached filesystem objects. fsspec keeps one per class and constructor arguments; one built from
+    the environment (s3fs reads AWS_ENDPOINT_URL and the keys there) would keep talking to an earlier block's server,
+    long stopped, as a process with a fixed environment never needs to notice."""
+    import fsspec
+
+    for implementation in set(fsspec.registry.values()):
+        implementation.clear_instance_cache()
 
 
 def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -567,16 +579,21 @@ def _wait_for_worker(
 
 @contextlib.contextmanager
 def s3_server() -> Iterator[str]:
-    """moto's S3-compatible server on a free loopback port, in this process (a thread); yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
+    """moto's S3-compatible server (``moto_server``) on a free loopback port, in a process of its own; yields its
+    endpoint URL. Its own process, not a thread of this one: a pipeline run in this process then reaches it (with
+    the server in a thread, an in-process run's requests were refused)."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # own group: _stop ends it and anything it started
+    )
     try:
+        _wait_for_port(port, process, "moto_server")
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        _stop(process)
 
 
 # ---- hand-made tables, files and small configs ------------------------------------------------------------

@@ -20,7 +20,7 @@ from kuairec_pipeline.asset_storage import is_remote, mirror_assets, readable_as
 from kuairec_pipeline.definitions import build_definitions
 from kuairec_pipeline.orchestration.metadata import array_summary
 from kuairec_pipeline.settings import Settings
-from kuairec_pipeline_tests.builders import REPO, assets_dir, materialize_cli, pipeline_env, s3_server
+from kuairec_pipeline_tests.builders import REPO, RunResult, assets_dir, materialize, pipeline_env, s3_server
 
 BUCKET = "kuairec-assets"
 PREFIX = "runs/tiny"
@@ -92,21 +92,20 @@ def test_mirror_downloads_only_what_changed(tmp_path):
 class S3Run:
     env: dict[str, str]
     fs: object  # s3fs.S3FileSystem
-    result: subprocess.CompletedProcess[str]
+    result: RunResult
     home: Path
 
 
 @pytest.fixture(scope="module")
 def s3_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Run]:
-    """The tiny graph (the session baseline's profile and seed) materialized into a local S3-compatible server, in
-    a process of its own, as a run on another machine would be (an in-process run refused connections to the moto
-    server that runs in a thread of this process). The server lives as long as the module's tests."""
+    """The tiny graph (the session baseline's profile and seed) materialized in this process into a local
+    S3-compatible server (a process of its own), which lives as long as the module's tests."""
     home = tmp_path_factory.mktemp("s3")
     with s3_server() as endpoint:
         s3 = _s3_env(endpoint)
         env = pipeline_env(home, KUAIREC_ASSET_STORAGE=f"s3://{BUCKET}/{PREFIX}", **s3)
         fs = _filesystem(s3)
-        yield S3Run(env, fs, materialize_cli(env), home)
+        yield S3Run(env, fs, materialize(env), home)
 
 
 @pytest.mark.slow
@@ -166,8 +165,8 @@ def test_tiny_graph_on_s3_reads_back_and_recommends(s3_run: S3Run) -> None:
 def test_a_second_whole_graph_run_in_another_process_gives_the_same_metrics(
     s3_run: S3Run, materialized_pipeline: dict[str, str]
 ) -> None:
-    """Determinism end to end: the same seed and data give the same metrics (to 1e-6) in the session's in-process
-    run on local files and in this run, in another process, writing to object storage."""
+    """Determinism end to end: the same seed and data give the same metrics (to 1e-6) in the session's run on local
+    files and in this one, a second whole graph (usually in another xdist worker) writing to object storage."""
     assert s3_run.result.returncode == 0, s3_run.result.stderr[-6000:]
     key = ["model", "split", "metric"]
     first = pl.read_parquet(assets_dir(materialized_pipeline) / "metrics.parquet").sort(key)
