@@ -47,23 +47,24 @@ _pin_xdist_worker()
 
 
 # Test modules whose tests start processes or run asset graphs, with their tests' wall seconds in one suite run
-# (per-test timing under `-n 2` on this 2-core machine, 2026-12-01; only the proportions matter). Under
-# pytest-xdist they are spread over the workers before the rest (pytest_collection_modifyitems): in collection order
-# the longest ones came last, and one worker idled 20 s while the other finished them.
+# (per-test timing under `-n 2` on this 2-core machine, 16:10 UTC 2026-12-01; only the proportions matter; the
+# session pipeline's build counts in the first module that needs it). Under pytest-xdist they are spread over the
+# workers before the rest (pytest_collection_modifyitems): in collection order the longest ones came last, and one
+# worker idled 20 s while the other finished them.
 HEAVY_MODULES = {
-    "orchestration/test_web_ui.py": 29,
-    "scale/test_executors.py": 27,
-    "scale/test_object_storage.py": 26,
-    "reliability/test_interrupted_runs.py": 14,
-    "scale/test_data_parallel.py": 14,
-    "reliability/test_bad_input.py": 14,
-    "orchestration/test_incremental_ingest.py": 14,
-    "reliability/test_mixed_state.py": 13,
-    "evaluation/test_html_report.py": 12,
-    "reliability/test_concurrent_runs.py": 12,
-    "orchestration/test_pipeline.py": 11,
-    "reliability/test_download_e2e.py": 4,
+    "orchestration/test_web_ui.py": 45,
+    "scale/test_executors.py": 28,
+    "scale/test_object_storage.py": 16,
+    "reliability/test_interrupted_runs.py": 16,
+    "orchestration/test_incremental_ingest.py": 15,
+    "reliability/test_concurrent_runs.py": 14,
+    "scale/test_data_parallel.py": 12,
+    "reliability/test_bad_input.py": 11,
+    "reliability/test_mixed_state.py": 11,
+    "orchestration/test_pipeline.py": 9,
+    "evaluation/test_html_report.py": 4,
     "scale/test_run_full.py": 3,
+    "reliability/test_download_e2e.py": 2,
 }
 PIPELINE_FIXTURE = "materialized_pipeline"
 
