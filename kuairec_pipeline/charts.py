@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, ParamSpec
 import numpy as np
 import polars as pl
 
-MAX_CHARTS = 32  # PNGs kept; a whole run draws about 10 distinct charts
+MAX_CHARTS = 32  # PNGs kept; a whole tiny-profile run draws 7 distinct charts
 
 P = ParamSpec("P")
 
@@ -83,6 +83,8 @@ def _feed(digest: Any, value: object) -> None:
         digest.update(b"bytes:%d;" % len(value) + value)
     elif isinstance(value, np.ndarray | np.generic):
         array = np.ascontiguousarray(value)
+        if array.dtype.hasobject:  # its bytes are pointers, not the values
+            raise TypeError(f"cannot key a chart on an array of dtype {array.dtype}")
         digest.update(f"ndarray:{array.dtype.str}:{array.shape};".encode())
         digest.update(array.tobytes())
     elif isinstance(value, pl.Series):

@@ -70,6 +70,8 @@ def test_the_memo_keeps_only_the_latest_charts():
 def test_an_argument_it_cannot_read_is_an_error_not_a_guess():
     with pytest.raises(TypeError, match="cannot key a chart on a object argument"):
         chart(frame(0.1), object())
+    with pytest.raises(TypeError, match="cannot key a chart on an array of dtype object"):
+        chart(frame(0.1), "t", Counts(np.array([1.0, "a"], dtype=object), 5))
     assert draws == []
 
 
