@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -94,15 +95,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         shares[least].append(module)
         loads[least] += HEAVY_MODULES[module]
     left, ordered, rest = len(items), [], iter(light)
+    uses_pipeline = {
+        module for module, tests in heavy.items() if any(PIPELINE_FIXTURE in t.fixturenames for t in tests)
+    }
     for index, modules in enumerate(shares):
         size = left // (workers - index)  # as the scheduler deals them: what is left over the workers left
         left -= size
-
-        def needs_pipeline(module: str, first: bool = index == 0) -> bool:
-            return any(PIPELINE_FIXTURE in item.fixturenames for item in heavy[module]) != first
-
-        share = [item for module in sorted(modules, key=needs_pipeline) for item in heavy[module]]
-        share += [item for _, item in zip(range(size - len(share)), rest, strict=False)]
+        first = index == 0  # sorted puts False first: the first share's pipeline modules, the others' other ones
+        modules = sorted(modules, key=lambda module: (module in uses_pipeline) != first)
+        share = [item for module in modules for item in heavy[module]]
+        share += itertools.islice(rest, max(size - len(share), 0))
         ordered += share
     items[:] = ordered + list(rest)
 

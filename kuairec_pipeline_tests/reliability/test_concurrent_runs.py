@@ -48,10 +48,10 @@ DETERMINISTIC = [
 
 
 def test_two_runs_at_once_leave_every_file_whole(baseline: Baseline, tmp_path: Path) -> None:
-    env = pipeline_env(tmp_path)  # KUAIREC_SOURCE=synthetic, the baseline's profile and seed, an empty home
-    # An instance that exists already, as any installation's does after its first run: two *first-ever* runs on a
-    # brand-new DAGSTER_HOME can collide in Dagster's own sqlite schema creation (one exits 1 before it starts).
-    DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
+    # KUAIREC_SOURCE=synthetic, the baseline's profile and seed, an empty home; an instance that exists already (a
+    # copy of an empty one, builders.instance_dir), as any installation's does after its first run: two *first-ever*
+    # runs on a brand-new DAGSTER_HOME can collide in Dagster's own sqlite schema creation.
+    env = pipeline_env(tmp_path)
     results: list[subprocess.CompletedProcess[str]] = run_all([lambda: materialize_cli(env, select=SELECTION)] * 2)
 
     # Both finish, or one fails cleanly (an error exit, not a crash by signal); never both.
