@@ -413,13 +413,17 @@ class RecommenderContract:
         assert fitted is model, "fit must return self"
         return fitted
 
+    # Class-scoped fixtures are classmethods: pytest runs them once per class, on no test's instance (an instance
+    # method here is deprecated, and pytest 10 refuses it). ``cls()`` is a throwaway instance for make_model.
     @pytest.fixture(scope="class")
-    def planted(self) -> PlantedData:
-        return make_planted(**self.planted_kwargs)
+    @classmethod
+    def planted(cls) -> PlantedData:
+        return make_planted(**cls.planted_kwargs)
 
     @pytest.fixture(scope="class")
-    def fitted(self, planted: PlantedData) -> Recommender:
-        return self.fit_model(planted.data)
+    @classmethod
+    def fitted(cls, planted: PlantedData) -> Recommender:
+        return cls().fit_model(planted.data)
 
     # ---- fit and score ------------------------------------------------------------------------------------------
     def test_has_a_name_and_sizes(self, fitted: Recommender, planted: PlantedData) -> None:
