@@ -56,24 +56,24 @@ def cpu_group() -> Iterator[Path | None]:
         group.rmdir()  # fails while a process is in it: run_suite kills what the suite left first
 
 
-def run_suite(folder: Path) -> tuple[float, float, str, str, int]:
-    """(wall s, CPU s, what the CPU covers, pytest's summary line, exit code) of the suite in ``folder``."""
-    env = {**os.environ, "PYTHONPATH": str(folder)}  # the folder's own package and tests, not the editable install
-    real = REPO.parent / "shared" / "data" / "kuairec_real"  # a worktree elsewhere has no ../shared beside it
-    if real.is_dir() and "KUAIREC_REAL_DATA_DIR" not in env:
-        env["KUAIREC_REAL_DATA_DIR"] = str(real)
-    with cpu_group() as group:
+def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str, int, str]:
+    """Run ``command``: (wall s, CPU s, what the CPU covers: "all" or "waited", exit code, its stdout and stderr).
+    The output goes to a file, not a pipe: a process left running that holds the pipe would keep a reader waiting
+    for its end."""
+    with cpu_group() as group, tempfile.TemporaryFile("w+") as output:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
-            cwd=folder,
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
             env=env,
-            capture_output=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
             text=True,
             # the child joins the group before exec, so everything it starts is in it from the first instruction
             preexec_fn=None if group is None else lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
         )
+        code = process.wait()
         wall = time.perf_counter() - started
         if group is None:
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -87,8 +87,21 @@ def run_suite(folder: Path) -> tuple[float, float, str, str, int]:
                 time.sleep(0.05)
             cpu = int((group / "cpuacct.usage").read_text()) / 1e9
             covers = "all" if not left else f"all; {len(left)} left running, killed"
-    found = SUMMARY.findall(result.stdout)
-    return wall, cpu, covers, found[-1] if found else result.stdout[-300:], result.returncode
+        output.seek(0)
+        return wall, cpu, covers, code, output.read()
+
+
+def run_suite(folder: Path) -> tuple[float, float, str, str, int]:
+    """(wall s, CPU s, what the CPU covers, pytest's summary line, exit code) of the suite in ``folder``."""
+    env = {**os.environ, "PYTHONPATH": str(folder)}  # the folder's own package and tests, not the editable install
+    real = REPO.parent / "shared" / "data" / "kuairec_real"  # a worktree elsewhere has no ../shared beside it
+    if real.is_dir() and "KUAIREC_REAL_DATA_DIR" not in env:
+        env["KUAIREC_REAL_DATA_DIR"] = str(real)
+    wall, cpu, covers, code, output = measure(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], folder, env
+    )
+    found = SUMMARY.findall(output)
+    return wall, cpu, covers, found[-1] if found else output[-300:], code
 
 
 def main(argv: list[str] | None = None) -> int:
