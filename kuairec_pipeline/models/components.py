@@ -7,7 +7,9 @@ component models. A component is stored inside the hybrid's bundle as its own bu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -179,3 +181,49 @@ def restore_components(arrays: dict[str, np.ndarray], names: tuple[str, ...], wh
         own = {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
         restored[name] = COMPONENT_CLASSES[name].from_bundle(own, where=f"{where} ({name})")
     return restored
+
+
+def same_model(left: Recommender, right: Recommender) -> bool:
+    """True when ``left`` and ``right`` are one class and their bundles hold equal arrays (same keys, dtypes and
+    values; a NaN never equals): either answers every query as the other would."""
+    if type(left) is not type(right):
+        return False
+    ours, theirs = left.bundle(), right.bundle()
+    return ours.keys() == theirs.keys() and all(
+        ours[key].dtype == theirs[key].dtype and np.array_equal(ours[key], theirs[key]) for key in ours
+    )
+
+
+@contextlib.contextmanager
+def sharing_components(models: Sequence[Recommender]) -> Iterator[int]:
+    """For the block: a hybrid's component that is :func:`same_model` as the model of its name in ``models`` *is*
+    that model, and every model that can remember its time-aware row predictions
+    (:meth:`.SequentialRecommender.remembering_rows`) does. The metrics step so predicts the sequential model's
+    test, selection and tuning rows once, not once more inside each hybrid that blends it (the pipeline fits its
+    hybrids from the very models it stores, so their components are equal).
+
+    Parameters
+    ----------
+    models : the fitted models of one evaluation; a hybrid is one with a ``components`` dict (name -> model; late
+        fusion's).
+
+    Yields
+    ------
+    int, how many components were shared. At the end each hybrid gets its own components back.
+    """
+    by_name = {model.name: model for model in models}
+    hybrids = [model.components for model in models if isinstance(getattr(model, "components", None), dict)]
+    shared = 0
+    with contextlib.ExitStack() as stack:
+        for parts in hybrids:
+            for name, part in list(parts.items()):
+                standalone = by_name.get(name)
+                if standalone is not None and standalone is not part and same_model(standalone, part):
+                    parts[name] = standalone
+                    stack.callback(parts.__setitem__, name, part)  # put back on the way out, error or not
+                    shared += 1
+        every = {id(model): model for model in [*models, *(part for parts in hybrids for part in parts.values())]}
+        for model in every.values():
+            if isinstance(model, SequentialRecommender):
+                stack.enter_context(model.remembering_rows())
+        yield shared

@@ -31,8 +31,9 @@ no gradient). Short histories need no fallback: windows of 1..max_len rows are a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ClassVar, Self
 
 import numpy as np
@@ -86,6 +87,8 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         self.start_video: np.ndarray | None = None  # float32 (n_videos, k)
         self.history = np.zeros((0, 4), dtype=np.float64)  # epoch, train_loss, val_mse, val_mae
         self.best_epoch = -1
+        # (rows, history, predictions) of predict_rows inside remembering_rows(); None outside it
+        self._remembered: list[tuple[Interactions, Interactions, np.ndarray]] | None = None
 
     # ---- training ------------------------------------------------------------------------------------------
     def _fit(
@@ -234,6 +237,19 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         scores = np.hstack([users[user_ids], self.start_user[user_ids]]) @ videos.T
         return np.clip(scores, 0.0, 1.0, out=scores)
 
+    @contextlib.contextmanager
+    def remembering_rows(self) -> Iterator[Self]:
+        """Within the block, :meth:`predict_rows` of the same ``rows`` and ``history`` objects (by identity, the
+        way one evaluation passes its splits to every model) is computed once and returned as a copy after that:
+        the metrics step evaluates this model and, through a shared instance
+        (:func:`.components.sharing_components`), each hybrid that blends it. Forgotten at the end of the block;
+        the objects must not change inside it."""
+        self._remembered = []
+        try:
+            yield self
+        finally:
+            self._remembered = None
+
     def predict_rows(self, rows: Interactions, history: Interactions | None = None) -> np.ndarray:
         """Time-aware pointwise prediction, float32 (len(rows),) in [0, 1].
 
@@ -241,10 +257,21 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         of them up to ``max_len``, else the window :func:`.sequences.window_lengths` picks); a row without a
         timestamp reads the user's whole history; a user with none of its rows before that time reads the empty
         state. ``history`` is normally the training split; ``None``
-        falls back to the stored whole-history states (``predict``).
+        falls back to the stored whole-history states (``predict``). Inside :meth:`remembering_rows` a repeated
+        call is answered from memory.
         """
         if history is None:
             return self.predict(rows.user, rows.video)
+        if self._remembered is None:
+            return self._predict_rows(rows, history)
+        for seen_rows, seen_history, predictions in self._remembered:
+            if seen_rows is rows and seen_history is history:
+                return predictions.copy()  # a caller may write into its result
+        predictions = self._predict_rows(rows, history)
+        self._remembered.append((rows, history, predictions.copy()))
+        return predictions
+
+    def _predict_rows(self, rows: Interactions, history: Interactions) -> np.ndarray:
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user, rows.video)

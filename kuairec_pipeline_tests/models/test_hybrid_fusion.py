@@ -135,3 +135,32 @@ def test_missing_component_and_bad_config_are_refused(components: dict[str, Reco
         HybridFusionConfig(components=("als", "als"))
     with pytest.raises(ValueError, match="l2"):
         HybridFusionConfig(l2=-1.0)
+
+
+def test_sharing_components_predicts_the_sequential_rows_once_and_changes_no_prediction(
+    components: dict[str, Recommender], prepared: PreparedData
+) -> None:
+    from kuairec_pipeline.models.components import sharing_components
+    from kuairec_pipeline.models.sequential import SequentialRecommender
+
+    data = prepared.training
+    stored = HybridFusionRecommender(SMALL).fit_from_components(components, data).bundle()
+    fusion = HybridFusionRecommender.from_bundle(stored)  # as the metrics step loads it: components of its own
+    own = dict(fusion.components)
+    sequential = SequentialRecommender.from_bundle(components["sequential"].bundle())
+    other = SequentialRecommender(dataclasses.replace(SMALL_SEQUENTIAL, seed=1)).fit(data)
+    expected = fusion.predict_rows(prepared.test, data.train)
+    computed = []
+    predict = sequential._predict_rows
+    sequential._predict_rows = lambda rows, history: computed.append(rows) or predict(rows, history)
+
+    with sharing_components([sequential, fusion]) as shared:
+        assert shared == 1 and fusion.components["sequential"] is sequential
+        assert all(fusion.components[name] is own[name] for name in ("linear", "als", "two_tower"))  # no twin given
+        sequential.predict_rows(prepared.test, data.train)
+        np.testing.assert_array_equal(fusion.predict_rows(prepared.test, data.train), expected)
+        assert len(computed) == 1  # the fusion's sequential rows came from the standalone model's
+    assert fusion.components == own and all(fusion.components[n] is own[n] for n in own)  # given back
+
+    with sharing_components([other, fusion]) as shared:  # another fit is not the fusion's component
+        assert shared == 0 and fusion.components["sequential"] is own["sequential"]

@@ -305,6 +305,28 @@ def test_evaluation_takes_pointwise_metrics_from_the_history_before_each_row(
     )
 
 
+def test_remembered_rows_are_predicted_once_per_pair_of_objects_and_only_inside_the_block(
+    data: TrainingData, timed_test: Interactions
+) -> None:
+    model = SequentialRecommender.from_bundle(SequentialRecommender(PLAIN).fit(data).bundle())  # its own instance
+    computed = []
+    predict = model._predict_rows
+    model._predict_rows = lambda rows, history: computed.append(rows) or predict(rows, history)  # counts the work
+    expected = predict(timed_test, data.train)
+    with model.remembering_rows():
+        first = model.predict_rows(timed_test, data.train)
+        first[:] = -1.0  # a caller's write must not reach what is remembered
+        again = model.predict_rows(timed_test, data.train)
+        np.testing.assert_array_equal(again, expected)
+        assert len(computed) == 1
+        # other objects, even with equal contents, are other queries
+        model.predict_rows(dataclasses.replace(timed_test), data.train)
+        model.predict_rows(data.val, data.train)
+        assert len(computed) == 3
+    np.testing.assert_array_equal(model.predict_rows(timed_test, data.train), expected)
+    assert len(computed) == 4  # forgotten after the block
+
+
 @pytest.mark.parametrize("name", ["sequential", "sequential_shuffled"])
 def test_the_cli_serves_both_from_their_asset_files(data: TrainingData, name: str, tmp_path) -> None:
     from kuairec_pipeline.models.registry import TRAINED_MODELS

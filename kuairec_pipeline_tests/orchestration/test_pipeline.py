@@ -164,6 +164,9 @@ def test_factory_built_hybrids_record_their_training_and_hybrid_model_names_the_
             return {name: value.value for name, value in event.asset_materialization.metadata.items()}
 
         fusion, concat, served = metadata("hybrid_fusion"), metadata("hybrid_concat"), metadata("hybrid_model")
+        # the fusion was fitted from the stored models: the metrics step finds each of its four components equal
+        # to the standalone model and predicts their rows once (models/components.sharing_components)
+        assert metadata("metrics")["shared_components"] == 4
     weights = [fusion[f"weight_{name}"] for name in ("linear", "als", "two_tower", "sequential")]
     assert all(weight >= 0 for weight in weights) and "blend_intercept" in fusion  # non_negative by default
     assert concat["stop_reason"] in {"early_stopping", "max_epochs"} and concat["epochs_trained"] >= 1

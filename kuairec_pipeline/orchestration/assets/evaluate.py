@@ -10,6 +10,7 @@ from kuairec_pipeline.evaluation import baselines, report
 from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
 from kuairec_pipeline.evaluation.reranking import CoverageReranked, coverage_rows, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
+from kuairec_pipeline.models.components import sharing_components
 from kuairec_pipeline.models.data_store import prepared_from_arrays
 from kuairec_pipeline.models.registry import TRAINED_MODELS
 from kuairec_pipeline.orchestration.lineage import require_current
@@ -96,34 +97,38 @@ def metrics(
     bundles = _by_model(model_bundles)
     data = prepared_from_arrays(training_arrays, evaluation_arrays)
     models = [*baselines.fit_baselines(data.training, planted_truth), *_trained(bundles)]
-    time_aware_predictions: dict[str, np.ndarray] = {}  # the served model's are its re-ranking's too
-    table = evaluate_models(models, data, time_aware_predictions=time_aware_predictions)
-    has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
-    served = select_served_model(table) if has_selection else None
-    coverage_note = "none: no served model"
-    served_lists = None  # the model whose ranking the recommendations asset serves
-    if served is not None:  # the served lists' coverage re-ranking, chosen without the test grid
-        (served_model,) = (model for model in models if model.name == served)
-        rows, choice = coverage_rows(
-            served_model,
-            data,
-            seen_matrix(data),
-            config.target_coverage,
-            config.max_selection_ndcg_loss,
-            config.max_top_item_share,
-            test_predictions=time_aware_predictions.get(served),
-        )
-        table = pl.concat([table, rows], how="vertical")
-        served_lists = (
-            CoverageReranked(served_model, choice.penalty, choice.video_means) if choice.penalty > 0 else served_model
-        )
-        coverage_note = (
-            f"penalty {choice.penalty:g}: served top-10 coverage {choice.coverage[0]:.3f} -> "
-            f"{choice.coverage[int(choice.penalties.searchsorted(choice.penalty))]:.3f} "
-            f"(target {config.target_coverage:g}, top-item share <= {config.max_top_item_share:g}: "
-            f"{'reached' if choice.reached_target else 'not reached'})"
-        )
-    report_path = write_run_report(context, kuairec.settings, table, data, models, bundles, served_lists)
+    # a hybrid blends the very sequential model evaluated beside it: its rows are predicted once
+    with sharing_components(models) as shared:
+        time_aware_predictions: dict[str, np.ndarray] = {}  # the served model's are its re-ranking's too
+        table = evaluate_models(models, data, time_aware_predictions=time_aware_predictions)
+        has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
+        served = select_served_model(table) if has_selection else None
+        coverage_note = "none: no served model"
+        served_lists = None  # the model whose ranking the recommendations asset serves
+        if served is not None:  # the served lists' coverage re-ranking, chosen without the test grid
+            (served_model,) = (model for model in models if model.name == served)
+            rows, choice = coverage_rows(
+                served_model,
+                data,
+                seen_matrix(data),
+                config.target_coverage,
+                config.max_selection_ndcg_loss,
+                config.max_top_item_share,
+                test_predictions=time_aware_predictions.get(served),
+            )
+            table = pl.concat([table, rows], how="vertical")
+            served_lists = (
+                CoverageReranked(served_model, choice.penalty, choice.video_means)
+                if choice.penalty > 0
+                else served_model
+            )
+            coverage_note = (
+                f"penalty {choice.penalty:g}: served top-10 coverage {choice.coverage[0]:.3f} -> "
+                f"{choice.coverage[int(choice.penalties.searchsorted(choice.penalty))]:.3f} "
+                f"(target {config.target_coverage:g}, top-item share <= {config.max_top_item_share:g}: "
+                f"{'reached' if choice.reached_target else 'not reached'})"
+            )
+        report_path = write_run_report(context, kuairec.settings, table, data, models, bundles, served_lists)
     test = table.filter(pl.col("split") == "test")
     shown = table.filter(pl.col("split").is_in(["test", SPLIT_SELECTION]))
     context.add_output_metadata(
@@ -133,6 +138,7 @@ def metrics(
             "coverage_reranking": MetadataValue.text(coverage_note),
             "metrics_chart": png_markdown(report.metrics_bar_chart_png(test), "metrics per model"),
             "models": MetadataValue.text(", ".join(m.name for m in models)),
+            "shared_components": MetadataValue.int(shared),
             "report": MetadataValue.path(str(report_path)),
             **headline_metrics(test),  # plain numbers: on the asset page and its Plots tab without a dialog
         }
