@@ -49,10 +49,10 @@ _pin_xdist_worker()
 
 
 # Test modules whose tests start processes or run asset graphs, with their tests' wall seconds in one suite run
-# (per-test timing under `-n 2` on this 2-core machine, 17:50 UTC 2026-12-01; only the proportions matter; the
-# session pipeline's build counts in the first module that needs it). Under pytest-xdist they are spread over the
-# workers before the rest (pytest_collection_modifyitems): in collection order the longest ones came last, and one
-# worker idled 20 s while the other finished them.
+# (per-test wall time under `-n 2` on this 2-core machine, 17:50 UTC 2026-12-01, as `pytest --durations=0` lists
+# it; only the proportions matter; the session pipeline's build counts in the first module that needs it). Under
+# pytest-xdist they are spread over the workers before the rest (pytest_collection_modifyitems): in collection
+# order the longest ones came last, and one worker idled 20 s while the other finished them.
 HEAVY_MODULES = {
     "orchestration/test_web_ui.py": 36,
     "scale/test_executors.py": 25,
@@ -111,15 +111,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Move what collection imported (torch, Lightning, Dagster, sympy: ~0.7 M objects) to the permanent generation
-    (``gc.freeze``, CPython's own tool for long-lived objects). Each full collection then skips them instead of
-    traversing them again: ~14 of them in a worker's run took 3.3-3.5 s of its CPU (gc.callbacks, 2026-12-01)."""
+    """Move what collection imported (torch, Lightning, Dagster, sympy: hundreds of thousands of objects that live
+    as long as the worker) to the permanent generation (``gc.freeze``, CPython's own tool for long-lived objects):
+    each full collection during the tests then skips them instead of traversing them all again."""
     gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Again at the end: the interpreter's shutdown collection then skips everything the tests left alive (1.5 s of
-    a worker's exit with these imports, 0.2 s frozen), which the xdist controller waits for."""
+    """Again at the end: the interpreter's shutdown collection then skips everything the tests left alive, and the
+    xdist controller, which waits for each worker to exit, is let go sooner."""
     gc.freeze()
 
 
