@@ -41,19 +41,47 @@ SUMMARY = re.compile(r"^=* ?(\d+ (?:passed|failed).* in [\d.]+s.*?) ?=*$", re.MU
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1's CPU accounting controller
 
 
+def _own_cpuacct() -> Path:
+    """This process's own cpuacct cgroup folder: a group made below it counts in its usage too (cpuacct is
+    hierarchical), so a run measured inside another measured run still counts in the outer one."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            return CPUACCT / path.lstrip("/")
+    return CPUACCT
+
+
+def _empty(group: Path, deadline_s: float = 30.0) -> int:
+    """SIGKILL every process in ``group`` until none is left (one forked meanwhile is killed on the next pass);
+    how many distinct processes were killed. RuntimeError if the group is not empty after ``deadline_s``."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + deadline_s
+    while pids := {int(pid) for pid in (group / "cgroup.procs").read_text().split()}:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{group}: processes {sorted(pids)} still running {deadline_s:g} s after SIGKILL")
+        for pid in pids - killed:
+            with contextlib.suppress(ProcessLookupError):  # it may have exited since the read
+                os.kill(pid, signal.SIGKILL)
+        killed |= pids
+        time.sleep(0.05)
+    return len(killed)
+
+
 @contextlib.contextmanager
 def cpu_group() -> Iterator[Path | None]:
-    """A new cpuacct cgroup for one run (every process started inside stays in it, waited for or not), removed
-    afterwards; None where this process may not create one (not root, no cgroup v1 cpuacct mounted)."""
+    """A new cpuacct cgroup for one run (every process started inside stays in it, waited for or not), below this
+    process's own; None where this process may not create one (not root, no cgroup v1 cpuacct mounted). At the
+    end, on any way out (an interrupt too), what is still in it is killed and the group removed."""
     try:
-        group = Path(tempfile.mkdtemp(prefix="kuairec-suite-", dir=CPUACCT))
+        group = Path(tempfile.mkdtemp(prefix="kuairec-suite-", dir=_own_cpuacct()))
     except OSError:
         yield None
         return
     try:
         yield group
     finally:
-        group.rmdir()  # fails while a process is in it: run_suite kills what the suite left first
+        _empty(group)
+        group.rmdir()
 
 
 def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str, int, str]:
@@ -79,14 +107,9 @@ def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu, covers = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), "waited"
         else:
-            left = (group / "cgroup.procs").read_text().split()
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):  # it may have exited since the read
-                    os.kill(int(pid), signal.SIGKILL)
-            while (group / "cgroup.procs").read_text().strip():
-                time.sleep(0.05)
+            left = _empty(group)
             cpu = int((group / "cpuacct.usage").read_text()) / 1e9
-            covers = "all" if not left else f"all; {len(left)} left running, killed"
+            covers = "all" if not left else f"all; {left} left running, killed"
         output.seek(0)
         return wall, cpu, covers, code, output.read()
 
