@@ -4,12 +4,13 @@
 
 Reads a materialized asset folder (the prepared arrays, the planted truth and every trained model's bundle; e.g.
 what ``benchmarks/run_full.py --workdir DIR`` leaves in ``DIR/home/assets``), loads the models as the metrics step
-does, and times ``evaluate_models`` over all of them (baselines included), alternately:
+does, and times ``evaluate_models`` over all of them (baselines included), each round in this order:
 
 - baseline: each hybrid with the components of its own bundle (before ``models/components.sharing_components``);
 - shared: inside ``sharing_components``, as the metrics step runs now.
 
-Per round it prints both wall times, their ratio, and how many times the sequential models predicted rows (the
+The order is fixed, so a warm-up of the first favours the second; rounds show the noise. Per round it prints
+both wall times, their ratio, and how many times the sequential models predicted rows (the
 work sharing removes); then the median ratio. The coverage re-ranking and the HTML report are not timed.
 """
 

@@ -77,10 +77,11 @@ def _empty_instance_storage() -> Path:
     (sqlite commits), once per test otherwise.
 
     Kept in the system's temporary folder under a key of what decides its content (the Dagster version, the
-    project's dagster.yaml, the user), so it is made once and reused by every worker and run; a per-run copy would
-    be left behind by any worker killed before its exit handlers. Built in a sibling folder and renamed into place,
-    so a reader never sees half of one; of two processes building at once, the second rename loses and its copy
-    is dropped."""
+    project's dagster.yaml, the user), so it is made once and reused by every worker and run (a per-run copy was
+    left behind by any worker killed before its exit handlers; one killed while building this leaves its sibling
+    folder). Built in a sibling folder and renamed into place, so a reader never sees half of one; of two processes
+    building at once, the second rename loses and its copy is dropped. Only the folder's existence is checked:
+    delete it if something outside removed files from it."""
     config = (REPO / "dagster.yaml").read_text()
     key = hashlib.sha256(f"{dagster_version}\n{config}".encode()).hexdigest()[:16]
     final = Path(tempfile.gettempdir()) / f"kuairec-empty-instance-{os.getuid()}-{key}"

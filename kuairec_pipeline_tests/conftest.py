@@ -113,13 +113,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Move what collection imported (torch, Lightning, Dagster, sympy: hundreds of thousands of objects that live
     as long as the worker) to the permanent generation (``gc.freeze``, CPython's own tool for long-lived objects):
-    each full collection during the tests then skips them instead of traversing them all again."""
+    each full collection during the tests then skips them instead of traversing them all again. The price: a
+    reference cycle among them is never collected, which for import-time objects is no loss."""
     gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Again at the end: the interpreter's shutdown collection then skips everything the tests left alive, and the
-    xdist controller, which waits for each worker to exit, is let go sooner."""
+    xdist controller, which waits for each worker to exit, is let go sooner (the finalizers of objects in cycles
+    then do not run at exit; nothing of the suite's relies on them)."""
     gc.freeze()
 
 

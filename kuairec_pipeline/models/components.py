@@ -199,8 +199,9 @@ def sharing_components(models: Sequence[Recommender]) -> Iterator[int]:
     """For the block: a hybrid's component that is :func:`same_model` as the model of its name in ``models`` *is*
     that model, and every model that can remember its time-aware row predictions
     (:meth:`.SequentialRecommender.remembering_rows`) does. The metrics step so predicts the sequential model's
-    test, selection and tuning rows once, not once more inside each hybrid that blends it (the pipeline fits its
-    hybrids from the very models it stores, so their components are equal).
+    time-aware test and tuning rows once, not once more inside each hybrid that blends it (the pipeline fits its
+    hybrids from the very models it stores, so their components are equal). The selection rows are scored through
+    ``predict``, which remembers nothing.
 
     Parameters
     ----------

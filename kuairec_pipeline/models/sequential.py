@@ -242,8 +242,11 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         """Within the block, :meth:`predict_rows` of the same ``rows`` and ``history`` objects (by identity, the
         way one evaluation passes its splits to every model) is computed once and returned as a copy after that:
         the metrics step evaluates this model and, through a shared instance
-        (:func:`.components.sharing_components`), each hybrid that blends it. Forgotten at the end of the block;
-        the objects must not change inside it."""
+        (:func:`.components.sharing_components`), each hybrid that blends it. Forgotten at the end of the
+        outermost block (a nested one keeps the outer memory); the objects must not change inside it."""
+        if self._remembered is not None:  # already inside a block: that one owns the memory
+            yield self
+            return
         self._remembered = []
         try:
             yield self

@@ -323,6 +323,10 @@ def test_remembered_rows_are_predicted_once_per_pair_of_objects_and_only_inside_
         model.predict_rows(dataclasses.replace(timed_test), data.train)
         model.predict_rows(data.val, data.train)
         assert len(computed) == 3
+        with model.remembering_rows():  # a nested block (sharing_components inside another) keeps the memory
+            model.predict_rows(timed_test, data.train)
+        model.predict_rows(data.val, data.train)
+        assert len(computed) == 3
     np.testing.assert_array_equal(model.predict_rows(timed_test, data.train), expected)
     assert len(computed) == 4  # forgotten after the block
 
