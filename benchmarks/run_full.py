@@ -176,7 +176,7 @@ def run(
         "profile": profile,
         "seed": seed,
         "commit": revision,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),  # when the run began
         "machine": machine(),
         "executor": "in_process",
         "select": select,

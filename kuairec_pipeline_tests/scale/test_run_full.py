@@ -8,6 +8,7 @@ to the suite for no new line of the script. ``--select '*'`` (the default) is wh
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -27,6 +28,7 @@ def test_run_full_times_every_selected_step_on_tiny(tmp_path):
     quick = tmp_path / "quick.json"  # a short ALS fit; also proves --config reaches the run
     quick.write_text(json.dumps({"ops": {"als_factors": {"config": {"iterations": 2}}}}))
     env = pipeline_env(tmp_path)  # only for a clean environment: the script sets its own KUAIREC_HOME
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     result = run_script(
         SCRIPT,
         env,
@@ -35,6 +37,9 @@ def test_run_full_times_every_selected_step_on_tiny(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-6000:]
     figures = json.loads(out.read_text())
+    # the run's start: within a second of the call, well before its end (a stamp taken at the end fails this)
+    began = dt.datetime.fromisoformat(figures["date"])
+    assert before <= began <= before + dt.timedelta(seconds=1) + (dt.datetime.now(dt.UTC) - before) / 2
     steps = {step["step"]: step for step in figures["steps"]}
     graph = build_definitions(environ={}).resolve_asset_graph()
     selected = {key.to_user_string() for key in AssetSelection.from_coercible(SELECTION.split(",")).resolve(graph)}
