@@ -73,8 +73,8 @@ def _write_instance_yaml(root: Path) -> Path:
 @functools.cache
 def _empty_instance_storage() -> Path:
     """The storage of an instance Dagster has just created (its sqlite run, event-log and schedule databases, no
-    run): each test's instance starts as a copy. Creating the schema costs about 0.3 CPU s and 0.8 s of wall time
-    (sqlite commits), once per test otherwise.
+    run): each test's instance starts as a copy, instead of creating the schema (sqlite tables and their commits)
+    once per test.
 
     Kept in the system's temporary folder under a key of what decides its content (the Dagster version, the
     project's dagster.yaml, the user), so it is made once and reused by every worker and run (a per-run copy was

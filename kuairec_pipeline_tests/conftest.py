@@ -48,11 +48,11 @@ def _pin_xdist_worker() -> None:
 _pin_xdist_worker()
 
 
-# Test modules whose tests start processes or run asset graphs, with their tests' wall seconds in one suite run
-# (per-test wall time under `-n 2` on this 2-core machine, 17:50 UTC 2026-12-01, as `pytest --durations=0` lists
-# it; only the proportions matter; the session pipeline's build counts in the first module that needs it). Under
-# pytest-xdist they are spread over the workers before the rest (pytest_collection_modifyitems): in collection
-# order the longest ones came last, and one worker idled 20 s while the other finished them.
+# Test modules whose tests start processes or run asset graphs, with their tests' wall seconds summed over one suite
+# run under `-n 2` on this 2-core machine (2026-12-01; re-measure per test with `pytest --durations=0`; only the
+# proportions matter; the session pipeline's build counts in the first module that needs it). Under pytest-xdist
+# they are spread over the workers before the rest (pytest_collection_modifyitems): in collection order the
+# longest ones came last, and one worker idled while the other finished them.
 HEAVY_MODULES = {
     "orchestration/test_web_ui.py": 36,
     "scale/test_executors.py": 25,
