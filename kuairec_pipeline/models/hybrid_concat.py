@@ -277,11 +277,9 @@ class HybridConcatRecommender(EpochTrainedHooks, Recommender):
         sequential, a = self._fitted()
         self._check_ids(rows.user, rows.video)
         out = np.empty(len(rows), dtype=np.float32)
-        for first in range(0, len(rows), ROW_BATCH):
-            part = slice(first, first + ROW_BATCH)
-            chunk = Interactions(*(getattr(rows, f.name)[part] for f in dataclasses.fields(Interactions)))
-            states = sequential.row_states(chunk, history)
-            user, video = chunk.user.astype(np.int64), chunk.video.astype(np.int64)
+        # One grouping of the history and one encoding of each window for all rows; chunks bound the temporaries.
+        for part, states in sequential.row_state_chunks(rows, history, ROW_BATCH):
+            user, video = rows.user[part].astype(np.int64), rows.video[part].astype(np.int64)
             scores = np.einsum("ij,ij->i", a["user_wide"][user], a["video_wide"][video])
             scores += np.einsum("ij,ij->i", states * a["seq_wide"], sequential.video_vectors[video])
             scores += a["global_bias"]

@@ -278,19 +278,29 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user, rows.video)
-        built, plan = self._plan(rows, history)
-        window_states = self._window_table(built, plan.window_end, plan.window_length)
-        user, video = rows.user.astype(np.int64), rows.video.astype(np.int64)
+        video = rows.video.astype(np.int64)
         logits = np.empty(len(rows), dtype=np.float32)
-        for first in range(0, len(rows), QUERY_CHUNK_ROWS):  # bounded (rows, d) temporaries
-            part = slice(first, first + QUERY_CHUNK_ROWS)
-            states = self._query_states(window_states, user[part], plan.query_window[part])
+        for part, states in self._state_chunks(rows, history, QUERY_CHUNK_ROWS):
             candidates = self.video_vectors[video[part]]
             logits[part] = np.einsum("nd,nd->n", states, candidates[:, :-1]) + candidates[:, -1]
         if self.start_user is None or self.start_video is None:
             return _sigmoid_inplace(logits)
-        logits += pair_dot(self.start_user, self.start_video, user, video)
+        logits += pair_dot(self.start_user, self.start_video, rows.user.astype(np.int64), video)
         return np.clip(logits, 0.0, 1.0, out=logits)
+
+    def _state_chunks(
+        self, rows: Interactions, history: Interactions, chunk_rows: int
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """(slice of ``rows``, float32 (chunk, d) state + user vector) per chunk of ``chunk_rows`` rows. The
+        history is grouped and every distinct window encoded once for all rows (grouping is a sort of every history
+        row; a caller that grouped per chunk of test rows sorted the training split once per chunk); only the
+        (rows, d) temporaries are chunked."""
+        built, plan = self._plan(rows, history)
+        window_states = self._window_table(built, plan.window_end, plan.window_length)
+        user = rows.user.astype(np.int64)
+        for first in range(0, len(rows), chunk_rows):
+            part = slice(first, first + chunk_rows)
+            yield part, self._query_states(window_states, user[part], plan.query_window[part])
 
     def _plan(self, rows: Interactions, history: Interactions) -> tuple[sequences.History, sequences.QueryPlan]:
         built = sequences.build_history(history, self.n_users, self.config.seed, self.config.shuffle_positions)
@@ -320,13 +330,38 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         UnknownIdError
             If a row's user id is outside the model's range.
         """
+        out = np.empty((len(rows), self.config.hidden_dim + 1), dtype=np.float32)
+        for part, states in self.row_state_chunks(rows, history, max(len(rows), 1)):
+            out[part] = states
+        return out
+
+    def row_state_chunks(
+        self, rows: Interactions, history: Interactions, chunk_rows: int
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """:meth:`row_states` in chunks of ``chunk_rows`` rows, for callers that bound their (rows, d)
+        temporaries: the history is grouped and each distinct window encoded once for all ``rows``.
+
+        Parameters
+        ----------
+        rows, history : as :meth:`row_states`.
+        chunk_rows : rows per chunk (>= 1).
+
+        Yields
+        ------
+        (slice of ``rows``, float32 (rows in the slice, hidden_dim + 1)), in row order.
+
+        Raises
+        ------
+        NotFittedError, UnknownIdError
+            As :meth:`row_states`; ValueError if ``chunk_rows`` < 1.
+        """
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user)
-        built, plan = self._plan(rows, history)
-        window_states = self._window_table(built, plan.window_end, plan.window_length)
-        states = self._query_states(window_states, rows.user.astype(np.int64), plan.query_window)
-        return np.hstack([states, np.ones((states.shape[0], 1), np.float32)])
+        for part, states in self._state_chunks(rows, history, chunk_rows):
+            yield part, np.hstack([states, np.ones((states.shape[0], 1), np.float32)])
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -127,6 +127,33 @@ def test_pointwise_predictions_never_read_the_row_itself_or_anything_later(fitte
     np.testing.assert_array_equal(fitted.predict_rows(rows, late), baseline)
 
 
+def test_row_chunks_change_nothing_and_the_history_is_grouped_once(fitted, prepared, monkeypatch) -> None:
+    from kuairec_pipeline.models import hybrid_concat, sequences
+
+    data = prepared.training
+    together = fitted.predict_rows(data.val, data.train)
+    groupings = []
+    build = sequences.build_history
+
+    def counted(*args, **kwargs):
+        groupings.append(1)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(sequences, "build_history", counted)
+    monkeypatch.setattr(hybrid_concat, "ROW_BATCH", 7)  # many chunks
+    assert len(data.val) > 7 * 3
+    np.testing.assert_allclose(fitted.predict_rows(data.val, data.train), together, atol=1e-6, rtol=0)
+    # One grouping of the training split for all chunks (once per chunk was most of its full-profile evaluation).
+    assert len(groupings) == 1
+    chunks = list(fitted.sequential.row_state_chunks(data.val, data.train, 7))
+    assert [part.start for part, _ in chunks] == list(range(0, len(data.val), 7))
+    np.testing.assert_array_equal(
+        np.vstack([states for _, states in chunks]), fitted.sequential.row_states(data.val, data.train)
+    )
+    with pytest.raises(ValueError, match="chunk_rows"):
+        next(fitted.sequential.row_state_chunks(data.val, data.train, 0))
+
+
 def test_users_without_history_get_finite_scores(fitted, prepared) -> None:
     data = prepared.training
     empty = take_rows(data.train, np.zeros(0, dtype=np.int64))
