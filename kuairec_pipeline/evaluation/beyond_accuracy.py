@@ -57,9 +57,13 @@ def self_information(train: Interactions, n_videos: int) -> np.ndarray:
     relevance in novelty and diversity metrics for recommender systems", RecSys 2011. Add-one smoothing,
     p(i) = (k_i + 1) / (U + 1), keeps a video no training user watched finite (it gets the largest value).
     """
-    pairs = np.unique(train.user.astype(np.int64) * n_videos + train.video.astype(np.int64))
-    watchers = np.bincount(pairs % n_videos, minlength=n_videos).astype(np.float64)
-    n_train_users = np.unique(train.user).size
+    user = train.user.astype(np.int64)
+    # A users x videos boolean map (KuaiRec: 7,176 x 10,728 bytes = 77 MB) in one pass, instead of sorting every
+    # training pair (a unique over 11 M rows on the full profile).
+    watched = np.zeros((int(user.max()) + 1 if user.size else 0, n_videos), dtype=bool)
+    watched[user, train.video.astype(np.int64)] = True
+    watchers = watched.sum(axis=0, dtype=np.int64).astype(np.float64)
+    n_train_users = int(np.count_nonzero(watched.any(axis=1)))
     return -np.log2((watchers + 1.0) / (n_train_users + 1.0))
 
 

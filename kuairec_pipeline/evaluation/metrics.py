@@ -97,6 +97,7 @@ def evaluate(
     batch_users: int | None = None,
     information: np.ndarray | None = None,
     test_predictions: np.ndarray | None = None,
+    grid: EvaluationGrid | None = None,
 ) -> pl.DataFrame:
     """All metrics of ``model`` on ``data.test``; with ``include_selection`` the selection rows (model choice),
     with ``include_val`` the pointwise tuning-slice rows.
@@ -115,6 +116,8 @@ def evaluate(
     test_predictions : float32 (len(data.test),), :func:`time_aware_test_predictions` of ``model`` when already
         computed (a coverage re-ranking reuses its base model's: the same predictions, and on the full profile the
         costliest part of evaluating a sequential model); computed here when None.
+    grid : ``EvaluationGrid.from_interactions(data.test, positive_watch_ratio)`` when already built (the same for
+        every model of one evaluation, so :func:`evaluate_models` builds it once); built here when None.
 
     Returns
     -------
@@ -122,7 +125,10 @@ def evaluate(
     """
     name = label or model.name
     test = data.test
-    grid = EvaluationGrid.from_interactions(test, positive_watch_ratio)
+    if grid is None:
+        grid = EvaluationGrid.from_interactions(test, positive_watch_ratio)
+    elif grid.row_user.size != len(test):
+        raise ValueError(f"grid holds {grid.row_user.size} rows, the test split {len(test)}: built from other rows")
     max_k = max([*ndcg_at, *recall_at, *precision_at, *beyond_accuracy_at, 1])
     ranking = rank_grid(model, grid, len(test), max_k, name, batch_users)
     predictions, hits, n_relevant = ranking.predictions, ranking.hits, ranking.n_relevant
@@ -211,6 +217,10 @@ def evaluate_models(
     by name (float32 (len(data.test),) each), so a later re-ranking of one of them need not predict again."""
     if options.get("information") is None:
         options["information"] = self_information(data.training.train, data.n_videos)  # once, not per model
+    if options.get("grid") is None:  # once, not per model
+        options["grid"] = EvaluationGrid.from_interactions(
+            data.test, options.get("positive_watch_ratio", POSITIVE_WATCH_RATIO)
+        )
     frames = []
     for model in models:
         predictions = None

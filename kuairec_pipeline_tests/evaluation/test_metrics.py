@@ -231,6 +231,10 @@ def test_models_evaluated_together_get_the_rows_each_gets_alone() -> None:
     alone = pl.concat([evaluate(m, planted.prepared, include_val=True, include_selection=True) for m in models])
     assert together.equals(alone)
     assert together.filter(pl.col("metric") == "novelty@10")["value"].is_finite().all()
+    # ... and the grid it builds once for all models: one built from other rows is refused, not silently used
+    other = EvaluationGrid.from_interactions(planted.prepared.training.val)
+    with pytest.raises(ValueError, match="grid holds"):
+        evaluate(models[0], planted.prepared, grid=other)
 
 
 class CountingTimeAware(LinearRecommender):
