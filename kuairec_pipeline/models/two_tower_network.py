@@ -35,6 +35,7 @@ class Tower(nn.Module):
         coefficient_width: int = 0,
         explicit_features: bool = False,
         free_dim: int | None = None,
+        zero_vectors: bool = True,
     ) -> None:
         super().__init__()
         # Explicit interaction terms: the video tower appends its own side features (tag weights, numeric
@@ -83,10 +84,13 @@ class Tower(nn.Module):
         self.embedding_dim = config.embedding_dim if free_dim is None else free_dim
         layers.append(nn.Linear(width, self.embedding_dim + 1 + coefficient_width))
         if config.fixed_biases or config.linear_start:
-            # Start exactly at the fixed start (zero vectors, zero extra bias): every step away from it is one the
-            # training rows asked for.
-            nn.init.zeros_(layers[-1].weight)
+            # Start exactly at the fixed start (zero extra bias and coefficients; the video tower's vectors zero):
+            # every step away from it is one the training rows asked for. The user tower's vectors keep their
+            # random start: were both zero, each tower's gradient (the other's vector) would be zero and the dot
+            # product would never leave that saddle point.
             nn.init.zeros_(layers[-1].bias)
+            with torch.no_grad():
+                layers[-1].weight[0 if zero_vectors else self.embedding_dim :].zero_()
         self.mlp = nn.Sequential(*layers)
 
     def set_features(self, categorical: np.ndarray, numeric: np.ndarray, tags: np.ndarray | None) -> None:
@@ -163,6 +167,7 @@ class TwoTowerNetwork(ValidationErrorSums, lightning.LightningModule):
             config=config,
             coefficient_width=explicit_width,
             free_dim=free_dim,
+            zero_vectors=False,  # the video tower's are zero: the start is exact and the product has a gradient
         )
         self.video_tower = Tower(
             architecture.n_videos,

@@ -132,21 +132,17 @@ def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: T
 
 
 def test_it_starts_from_the_exact_biases_plus_each_users_ridge_taste(data: TrainingData) -> None:
-    # With validation targets nothing can learn, no epoch beats the start: the fit keeps the fixed start, which is
-    # global + b_user + b_video (exact ridge) + each user's ridge taste on [1, tags scaled to sum 1, numeric]
-    # (the tower's own tag weights: built from the padded tag ids, which may hold fewer tags than the multi-hot).
-    # Validation = every training pair with noise targets: many rows, so no epoch beats the start by chance
-    # (the tuning slice alone is small once the selection slice is held out).
-    noise = np.random.default_rng(0).random(len(data.train)).astype(np.float32)
-    unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.train, target=noise))
+    # The fixed start is global + b_user + b_video (exact ridge) + each user's ridge taste on [1, tags scaled to sum
+    # 1, numeric] (the tower's own tag weights: built from the padded tag ids, which may hold fewer tags than the
+    # multi-hot). Validation = every training pair with that start as its target: the start's error is zero, so
+    # no epoch can beat it and the fit keeps it (any other start would lose to a trained epoch or score otherwise).
     config = dataclasses.replace(SMALL, embedding_dim=48, max_epochs=10, early_stopping_patience=1, linear_start=False)
-    model = TwoTowerRecommender(config).fit(unlearnable)
-    assert model.best_epoch == -1 and model.stopped_early
     global_bias, user_bias, video_bias = fit_biases(
         aggregate_pairs(data.train, data.n_users, data.n_videos), data.n_videos, config.bias_l2
     )
     pairs = aggregate_pairs(data.train, data.n_users, data.n_videos)
-    tower = model.network.video_tower
+    probe = TwoTowerRecommender(dataclasses.replace(config, max_epochs=1)).fit(data)  # the tower's own tag weights
+    tower = probe.network.video_tower
     tags = tower.tag_weights.numpy()
     np.testing.assert_allclose(tags.sum(axis=1)[tags.sum(axis=1) > 0], 1.0, atol=1e-6)
     design = np.hstack([np.ones((data.n_videos, 1)), video_taste_features(tags, tower.numeric.numpy())])
@@ -157,8 +153,12 @@ def test_it_starts_from_the_exact_biases_plus_each_users_ridge_taste(data: Train
         design,
         config.taste_l2,
     )
-    expected = global_bias + user_bias[:, None] + video_bias[None, :] + taste @ design.T
-    np.testing.assert_allclose(model.score_all(np.arange(data.n_users)), np.clip(expected, 0, 1), atol=1e-4)
+    expected = np.clip(global_bias + user_bias[:, None] + video_bias[None, :] + taste @ design.T, 0, 1)
+    target = expected[data.train.user, data.train.video].astype(np.float32)
+    unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.train, target=target))
+    model = TwoTowerRecommender(config).fit(unlearnable)
+    assert model.best_epoch == -1 and model.stopped_early
+    np.testing.assert_allclose(model.score_all(np.arange(data.n_users)), expected, atol=1e-4)
 
 
 def test_identity_link_needs_no_sigmoid_and_fixed_biases_need_it() -> None:
@@ -227,3 +227,30 @@ def test_explicit_tag_and_numeric_slots_score_like_the_torch_forward(data: Train
     np.testing.assert_array_equal(again.score_all(users[:5]), model.score_all(users[:5]))
     off = TwoTowerRecommender(dataclasses.replace(config, explicit_features=False)).fit(data)
     assert not np.allclose(off.score_all(users[:5]), model.score_all(users[:5]))
+
+
+def test_the_dot_product_learns_from_an_exact_start(data: TrainingData) -> None:
+    # The untrained network predicts the fixed start exactly, yet both towers' free vectors move in training: with
+    # both towers' vectors at zero each one's gradient (the other's vector) is zero, a saddle the dot product never
+    # left (the former init: only the bias unit and the coefficients trained).
+    from kuairec_pipeline.models.linear import LinearRecommender
+    from kuairec_pipeline.models.two_tower_network import Architecture, TwoTowerNetwork
+
+    start = LinearRecommender().fit(data).augmented_factors()
+    untrained = TwoTowerNetwork(Architecture.from_data(data, start_width=start[0].shape[1]), SMALL)
+    untrained.set_start(*start)
+    users, videos = (
+        torch.from_numpy(data.train.user[:500].astype(np.int64)),
+        torch.from_numpy(data.train.video[:500].astype(np.int64)),
+    )
+    with torch.no_grad():
+        logits = untrained(users, videos)
+        start_logits = (untrained.start_user[users] * untrained.start_video[videos]).sum(1) + untrained.global_bias
+    np.testing.assert_allclose(logits.numpy(), start_logits.numpy(), atol=1e-6)
+
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=2)).fit(_without_val(data))
+    weights = {k: v for k, v in model.to_arrays().items() if k.endswith(".weight") and ".mlp." in k}
+    free = model.network.user_tower.embedding_dim  # the free rows of each tower's last layer
+    for tower in ("user_tower", "video_tower"):
+        last = max((k for k in weights if k.startswith(f"weights.{tower}.")), key=lambda k: int(k.split(".")[-2]))
+        assert np.abs(weights[last][:free]).max() > 1e-3, f"{tower}'s vectors did not train"
