@@ -91,10 +91,13 @@ class KeepBestWeights(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
         self.initial_score = math.nan  # validation MSE of the fixed starting point, when counted
         self.history: list[tuple[float, float, float, float]] = []
+        self.early_stopping: EarlyStopping | None = None  # seeded with the start's score by start_from
 
     def start_from(self, network: lightning.LightningModule, val_mse: float) -> None:
         """Count the untrained network as a candidate (epoch -1): when no epoch beats the fixed starting point on
-        validation, that starting point is what the fit keeps.
+        validation, that starting point is what the fit keeps, and early stopping's patience counts from it (the
+        best score so far is the start's, as Keras' ``EarlyStopping(baseline=...)``): epochs that do not beat the
+        weights the fit would keep are the ones patience allows, whether or not they beat each other.
 
         Parameters
         ----------
@@ -105,6 +108,9 @@ class KeepBestWeights(Callback):
         self.initial_score = val_mse
         self.best_epoch = -1
         self.best_state = {name: value.detach().cpu().clone() for name, value in network.state_dict().items()}
+        if self.early_stopping is not None:
+            state = self.early_stopping.state_dict()
+            self.early_stopping.load_state_dict({**state, "best_score": torch.tensor(float(val_mse))})
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         """Lightning hook: append (epoch, train_loss, val_mse, val_mae) to :attr:`history`.
@@ -215,14 +221,13 @@ def fit_callbacks(
     progress = EpochProgress(model_name, log=log)
     callbacks: list[Callback] = [keep_best, progress]
     if has_val:
-        callbacks.append(
-            EarlyStopping(
-                monitor="val_mse",
-                mode="min",
-                patience=config.early_stopping_patience,
-                min_delta=config.early_stopping_min_delta,
-            )
+        keep_best.early_stopping = EarlyStopping(
+            monitor="val_mse",
+            mode="min",
+            patience=config.early_stopping_patience,
+            min_delta=config.early_stopping_min_delta,
         )
+        callbacks.append(keep_best.early_stopping)
     return keep_best, progress, callbacks
 
 

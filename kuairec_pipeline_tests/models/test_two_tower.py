@@ -64,9 +64,11 @@ def test_the_linear_start_is_kept_when_no_epoch_beats_it(data: TrainingData) -> 
     linear = LinearRecommender(LinearConfig(residual_rank=0)).fit(data)
     start = linear.predict(data.val.user, data.val.video).astype(np.float32)
     perfect = dataclasses.replace(data, val=dataclasses.replace(data.val, target=start))
-    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=2))
+    model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=10, early_stopping_patience=2))
     model.fit_from_components({"linear": linear}, perfect)
     assert model.best_epoch == -1
+    # Patience counts from the start: two epochs that do not beat it end the fit, even when one beats the other.
+    assert model.epochs_trained == 2 and model.stopped_early
     users = np.arange(data.n_users)
     np.testing.assert_allclose(model.score_all(users), linear.score_all(users), atol=1e-5)
     with pytest.raises(KeyError, match="'linear'"):
