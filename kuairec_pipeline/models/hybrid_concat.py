@@ -63,7 +63,10 @@ class HybridConcatConfig:
     batch_size: int = param(2048, "Training rows per step.", ge=1, le=1_048_576)
     max_epochs: int = param(20, "Upper bound on passes over the sampled training rows.", ge=1, le=1000)
     early_stopping_patience: int = param(
-        2, "Epochs without a validation MSE improvement before stopping.", ge=1, le=1000
+        2,
+        "Epochs without a validation MSE improvement on the best so far (the fixed start included) before stopping.",
+        ge=1,
+        le=1000,
     )
     early_stopping_min_delta: float = param(
         1e-6, "Smallest validation MSE decrease that counts as improvement.", ge=0.0

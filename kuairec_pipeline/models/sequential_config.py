@@ -63,7 +63,10 @@ class SequentialConfig:
         600_000, "History positions drawn per epoch, a fresh random subset each epoch (0 = every window).", ge=0
     )
     early_stopping_patience: int = param(
-        2, "Epochs without a validation MSE improvement before stopping.", ge=1, le=1000
+        2,
+        "Epochs without a validation MSE improvement on the best so far (the fixed start included) before stopping.",
+        ge=1,
+        le=1000,
     )
     early_stopping_min_delta: float = param(1e-6, "Smallest validation MSE decrease that counts.", ge=0.0)
     seed: int = param(
