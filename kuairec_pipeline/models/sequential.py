@@ -291,10 +291,8 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
     def _state_chunks(
         self, rows: Interactions, history: Interactions, chunk_rows: int
     ) -> Iterator[tuple[slice, np.ndarray]]:
-        """(slice of ``rows``, float32 (chunk, d) state + user vector) per chunk of ``chunk_rows`` rows. The
-        history is grouped and every distinct window encoded once for all rows (grouping is a sort of every history
-        row; a caller that grouped per chunk of test rows sorted the training split once per chunk); only the
-        (rows, d) temporaries are chunked."""
+        """(slice of ``rows``, float32 (chunk, d) state + user vector) per chunk of ``chunk_rows`` rows; the history
+        is grouped (a sort of every history row) and each distinct window encoded once for all rows."""
         built, plan = self._plan(rows, history)
         window_states = self._window_table(built, plan.window_end, plan.window_length)
         user = rows.user.astype(np.int64)
@@ -310,26 +308,7 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         return built, plan
 
     def row_states(self, rows: Interactions, history: Interactions) -> np.ndarray:
-        """Each row's user state from the user's ``history`` rows strictly before the row's timestamp (the last
-        ``max_len`` of them; the whole history for a row without a timestamp; the empty state when none), in the
-        augmented form of :attr:`user_states`.
-
-        Parameters
-        ----------
-        rows : the interactions whose states are wanted (``user``, ``timestamp``).
-        history : the interactions the states may read (normally the training split).
-
-        Returns
-        -------
-        float32 (len(rows), hidden_dim + 1): ``[state + user vector, 1]``.
-
-        Raises
-        ------
-        NotFittedError
-            Before ``fit`` / ``from_arrays``.
-        UnknownIdError
-            If a row's user id is outside the model's range.
-        """
+        """float32 (len(rows), hidden_dim + 1): every row's state at once, as :meth:`row_state_chunks` yields it."""
         out = np.empty((len(rows), self.config.hidden_dim + 1), dtype=np.float32)
         for part, states in self.row_state_chunks(rows, history, max(len(rows), 1)):
             out[part] = states
@@ -338,22 +317,29 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
     def row_state_chunks(
         self, rows: Interactions, history: Interactions, chunk_rows: int
     ) -> Iterator[tuple[slice, np.ndarray]]:
-        """:meth:`row_states` in chunks of ``chunk_rows`` rows, for callers that bound their (rows, d)
-        temporaries: the history is grouped and each distinct window encoded once for all ``rows``.
+        """Each row's user state from the user's ``history`` rows strictly before the row's timestamp (the last
+        ``max_len`` of them; the whole history for a row without a timestamp; the empty state when none), in the
+        augmented form of :attr:`user_states`, in chunks that bound a caller's (rows, d) temporaries: the history
+        is grouped and each distinct window encoded once for all ``rows``.
 
         Parameters
         ----------
-        rows, history : as :meth:`row_states`.
+        rows : the interactions whose states are wanted (``user``, ``timestamp``).
+        history : the interactions the states may read (normally the training split).
         chunk_rows : rows per chunk (>= 1).
 
         Yields
         ------
-        (slice of ``rows``, float32 (rows in the slice, hidden_dim + 1)), in row order.
+        (slice of ``rows``, float32 (rows in the slice, hidden_dim + 1): ``[state + user vector, 1]``), in row order.
 
         Raises
         ------
-        NotFittedError, UnknownIdError
-            As :meth:`row_states`; ValueError if ``chunk_rows`` < 1.
+        NotFittedError
+            Before ``fit`` / ``from_arrays``.
+        UnknownIdError
+            If a row's user id is outside the model's range.
+        ValueError
+            If ``chunk_rows`` < 1.
         """
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
