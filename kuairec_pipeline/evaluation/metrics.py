@@ -127,8 +127,13 @@ def evaluate(
     test = data.test
     if grid is None:
         grid = EvaluationGrid.from_interactions(test, positive_watch_ratio)
-    elif grid.row_user.size != len(test):
-        raise ValueError(f"grid holds {grid.row_user.size} rows, the test split {len(test)}: built from other rows")
+    elif not (
+        grid.row_user.size == len(test)
+        and np.array_equal(grid.users[grid.row_user], test.user)
+        and np.array_equal(grid.videos[grid.row_video], test.video)
+        and grid.relevant.nnz == int(np.count_nonzero(test.watch_ratio > positive_watch_ratio))
+    ):
+        raise ValueError("grid was not built from data.test at this positive_watch_ratio: other rows or threshold")
     max_k = max([*ndcg_at, *recall_at, *precision_at, *beyond_accuracy_at, 1])
     ranking = rank_grid(model, grid, len(test), max_k, name, batch_users)
     predictions, hits, n_relevant = ranking.predictions, ranking.hits, ranking.n_relevant

@@ -85,7 +85,8 @@ class ValidationErrorSums:
 class KeepBestWeights(Callback):
     """Keeps a CPU copy of the weights with the lowest ``val_mse`` and a per-epoch metrics history."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_delta: float = 0.0) -> None:
+        self.min_delta = min_delta  # as early stopping's: a smaller gain neither keeps an epoch nor resets patience
         self.best_score = math.inf
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -96,8 +97,9 @@ class KeepBestWeights(Callback):
     def start_from(self, network: lightning.LightningModule, val_mse: float) -> None:
         """Count the untrained network as a candidate (epoch -1): when no epoch beats the fixed starting point on
         validation, that starting point is what the fit keeps, and early stopping's patience counts from it (the
-        best score so far is the start's, as Keras' ``EarlyStopping(baseline=...)``): epochs that do not beat the
-        weights the fit would keep are the ones patience allows, whether or not they beat each other.
+        best score so far is the start's, as Keras' ``EarlyStopping(baseline=...)``): patience counts the epochs
+        that do not beat the weights the fit would keep (by more than ``min_delta``, for both), whether or not
+        they beat each other.
 
         Parameters
         ----------
@@ -142,7 +144,7 @@ class KeepBestWeights(Callback):
         if trainer.sanity_checking:
             return
         val_mse = trainer.callback_metrics.get("val_mse")
-        if val_mse is not None and float(val_mse) < self.best_score:
+        if val_mse is not None and float(val_mse) < self.best_score - self.min_delta:
             self.best_score = float(val_mse)
             self.best_epoch = trainer.current_epoch
             self.best_state = {name: value.detach().cpu().clone() for name, value in pl_module.state_dict().items()}
@@ -217,7 +219,7 @@ def fit_callbacks(
     -------
     (the keeper, the progress callback, the list to hand to the trainer).
     """
-    keep_best = KeepBestWeights()
+    keep_best = KeepBestWeights(config.early_stopping_min_delta)
     progress = EpochProgress(model_name, log=log)
     callbacks: list[Callback] = [keep_best, progress]
     if has_val:

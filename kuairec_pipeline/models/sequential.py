@@ -341,13 +341,13 @@ class SequentialRecommender(EpochTrainedHooks, LinearStartHooks, Recommender):
         ValueError
             If ``chunk_rows`` < 1.
         """
-        if chunk_rows < 1:
+        if chunk_rows < 1:  # checked at the call; the work runs as the chunks are taken
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         if self.user_states is None:
             raise not_fitted(self)
         self._check_ids(rows.user)
-        for part, states in self._state_chunks(rows, history, chunk_rows):
-            yield part, np.hstack([states, np.ones((states.shape[0], 1), np.float32)])
+        chunks = self._state_chunks(rows, history, chunk_rows)
+        return ((part, np.hstack([states, np.ones((len(states), 1), np.float32)])) for part, states in chunks)
 
     # ---- persistence ---------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -232,9 +233,15 @@ def test_models_evaluated_together_get_the_rows_each_gets_alone() -> None:
     assert together.equals(alone)
     assert together.filter(pl.col("metric") == "novelty@10")["value"].is_finite().all()
     # ... and the grid it builds once for all models: one built from other rows is refused, not silently used
-    other = EvaluationGrid.from_interactions(planted.prepared.training.val)
-    with pytest.raises(ValueError, match="grid holds"):
-        evaluate(models[0], planted.prepared, grid=other)
+    test = planted.prepared.test
+    reversed_rows = dataclasses.replace(test, user=test.user[::-1].copy(), video=test.video[::-1].copy())
+    for other in (
+        EvaluationGrid.from_interactions(planted.prepared.training.val),  # other rows
+        EvaluationGrid.from_interactions(reversed_rows),  # the same pairs, as many, in another order
+        EvaluationGrid.from_interactions(test, positive_watch_ratio=0.5),  # another threshold
+    ):
+        with pytest.raises(ValueError, match="not built from data.test"):
+            evaluate(models[0], planted.prepared, grid=other)
 
 
 class CountingTimeAware(LinearRecommender):

@@ -250,9 +250,29 @@ def test_the_dot_product_learns_from_an_exact_start(data: TrainingData) -> None:
         start_logits = (untrained.start_user[users] * untrained.start_video[videos]).sum(1) + untrained.global_bias
     np.testing.assert_allclose(logits.numpy(), start_logits.numpy(), atol=1e-6)
 
+    free = untrained.user_tower.embedding_dim  # the free rows of each tower's last layer
+    assert untrained.user_tower.mlp[-1].weight[:free].abs().max() > 0  # one tower starts random ...
+    assert untrained.video_tower.mlp[-1].weight.abs().max() == 0  # ... the other at zero: the start is exact
     model = TwoTowerRecommender(dataclasses.replace(SMALL, max_epochs=2)).fit(_without_val(data))
-    weights = {k: v for k, v in model.to_arrays().items() if k.endswith(".weight") and ".mlp." in k}
-    free = model.network.user_tower.embedding_dim  # the free rows of each tower's last layer
-    for tower in ("user_tower", "video_tower"):
-        last = max((k for k in weights if k.startswith(f"weights.{tower}.")), key=lambda k: int(k.split(".")[-2]))
-        assert np.abs(weights[last][:free]).max() > 1e-3, f"{tower}'s vectors did not train"
+    video = model.network.video_tower.mlp[-1].weight.detach().numpy()
+    # The video tower's vectors leave zero only through a gradient that is the user tower's vector: both at zero
+    # (the former init) left them at exactly zero.
+    assert np.abs(video[:free]).max() > 1e-3, "the video tower's vectors did not train"
+
+
+def test_a_gain_below_min_delta_neither_keeps_an_epoch_nor_resets_patience(data: TrainingData) -> None:
+    # A random start (not a candidate): the first epoch is kept; later ones improve val, but by less than a
+    # min_delta no validation MSE can clear, so the kept weights and early stopping agree that none did.
+    config = dataclasses.replace(
+        SMALL,
+        max_epochs=10,
+        early_stopping_patience=2,
+        early_stopping_min_delta=1.0,
+        fixed_biases=False,
+        linear_start=False,
+        taste_l2=None,
+        link="sigmoid",
+    )
+    model = TwoTowerRecommender(config).fit(data)
+    assert int(np.argmin(model.history[:, 2])) > 0  # a later epoch had the lowest val MSE ...
+    assert model.best_epoch == 0 and model.epochs_trained == 3  # ... but not by min_delta: epoch 0 is kept
