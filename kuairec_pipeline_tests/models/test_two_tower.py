@@ -107,20 +107,17 @@ def _without_val(data: TrainingData) -> TrainingData:
     )
 
 
+def _random_start(**changes) -> TwoTowerConfig:
+    """SMALL with free biases and a random start (the former default): the start is no candidate to keep."""
+    return dataclasses.replace(SMALL, fixed_biases=False, linear_start=False, link="sigmoid", **changes)
+
+
 def test_early_stopping_keeps_the_best_epoch_and_stops_before_max_epochs(data: TrainingData) -> None:
     # Validation targets unrelated to anything learnable: validation MSE stops improving within a few epochs.
     # Free biases and a random start (the former default): every kept state is a trained epoch.
     noise = np.random.default_rng(0).random(len(data.val)).astype(np.float32)
     unlearnable = dataclasses.replace(data, val=dataclasses.replace(data.val, target=noise))
-    config = dataclasses.replace(
-        SMALL,
-        max_epochs=60,
-        early_stopping_patience=2,
-        learning_rate=0.05,
-        fixed_biases=False,
-        linear_start=False,
-        link="sigmoid",
-    )
+    config = _random_start(max_epochs=60, early_stopping_patience=2, learning_rate=0.05)
     model = TwoTowerRecommender(config).fit(unlearnable)
     epochs_run = model.history.shape[0]
     assert epochs_run < config.max_epochs
@@ -263,16 +260,7 @@ def test_the_dot_product_learns_from_an_exact_start(data: TrainingData) -> None:
 def test_a_gain_below_min_delta_neither_keeps_an_epoch_nor_resets_patience(data: TrainingData) -> None:
     # A random start (not a candidate): the first epoch is kept; later ones improve val, but by less than a
     # min_delta no validation MSE can clear, so the kept weights and early stopping agree that none did.
-    config = dataclasses.replace(
-        SMALL,
-        max_epochs=10,
-        early_stopping_patience=2,
-        early_stopping_min_delta=1.0,
-        fixed_biases=False,
-        linear_start=False,
-        taste_l2=None,
-        link="sigmoid",
-    )
+    config = _random_start(max_epochs=10, early_stopping_patience=2, early_stopping_min_delta=1.0)
     model = TwoTowerRecommender(config).fit(data)
     assert int(np.argmin(model.history[:, 2])) > 0  # a later epoch had the lowest val MSE ...
     assert model.best_epoch == 0 and model.epochs_trained == 3  # ... but not by min_delta: epoch 0 is kept
