@@ -29,6 +29,7 @@ value averages over).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -206,6 +207,21 @@ def time_aware_test_predictions(model: Recommender, data: PreparedData) -> np.nd
     return model.predict_rows(data.test, data.training.train)
 
 
+def shared_inputs(data: PreparedData, positive_watch_ratio: float = POSITIVE_WATCH_RATIO) -> dict[str, Any]:
+    """What :func:`evaluate` computes the same way for every model of one ``data``, to pass to each call (the
+    metrics step hands it to :func:`evaluate_models` and to the coverage re-ranking's evaluation).
+
+    Returns
+    -------
+    ``{"information": float64 (n_videos,) self_information of the training rows in bits, "grid": the test
+    EvaluationGrid at ``positive_watch_ratio``}``.
+    """
+    return {
+        "information": self_information(data.training.train, data.n_videos),
+        "grid": EvaluationGrid.from_interactions(data.test, positive_watch_ratio),
+    }
+
+
 def evaluate_models(
     models: Sequence[Recommender],
     data: PreparedData,
@@ -220,12 +236,9 @@ def evaluate_models(
 
     ``time_aware_predictions``, when given, receives :func:`time_aware_test_predictions` of every time-aware model
     by name (float32 (len(data.test),) each), so a later re-ranking of one of them need not predict again."""
-    if options.get("information") is None:
-        options["information"] = self_information(data.training.train, data.n_videos)  # once, not per model
-    if options.get("grid") is None:  # once, not per model
-        options["grid"] = EvaluationGrid.from_interactions(
-            data.test, options.get("positive_watch_ratio", POSITIVE_WATCH_RATIO)
-        )
+    if options.get("information") is None or options.get("grid") is None:  # once, not per model
+        built = shared_inputs(data, options.get("positive_watch_ratio", POSITIVE_WATCH_RATIO))
+        options = {**built, **{key: value for key, value in options.items() if value is not None}}
     frames = []
     for model in models:
         predictions = None

@@ -24,7 +24,7 @@ one and the grid point before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -313,6 +313,7 @@ def coverage_rows(
     max_top_item_share: float = 1.0,
     k: int = COVERAGE_AT,
     test_predictions: np.ndarray | None = None,
+    evaluate_inputs: dict[str, Any] | None = None,
 ) -> tuple[pl.DataFrame, PenaltyChoice]:
     """The metrics-table rows of the served model's coverage re-ranking: the re-ranked model, named
     ``<served>+coverage``, through the same :func:`~kuairec_pipeline.evaluation.metrics.evaluate` as every model
@@ -322,7 +323,8 @@ def coverage_rows(
     ``test_predictions``: the served model's time-aware test predictions when already computed (see
     :func:`~kuairec_pipeline.evaluation.metrics.evaluate`), which are also the re-ranking's. With penalty 0 (the
     target off, or no penalty within the budget raises coverage) the re-ranked model's test and selection rows are
-    left out: they would repeat the served model's.
+    left out: they would repeat the served model's. ``evaluate_inputs``: the evaluation's
+    :func:`~kuairec_pipeline.evaluation.metrics.shared_inputs`, when already built (else built here).
 
     Returns
     -------
@@ -335,7 +337,7 @@ def coverage_rows(
     reranked = CoverageReranked(served, choice.penalty, means)
     label = reranked.name
     evaluated = (
-        evaluate(reranked, data, include_selection=True, test_predictions=test_predictions)
+        evaluate(reranked, data, include_selection=True, test_predictions=test_predictions, **(evaluate_inputs or {}))
         if choice.penalty > 0
         else pl.DataFrame(schema=METRICS_SCHEMA)
     )

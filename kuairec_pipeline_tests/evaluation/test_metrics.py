@@ -22,6 +22,7 @@ from kuairec_pipeline.evaluation.metrics import (
     raw_errors,
     recall_at_k,
     seen_matrix,
+    shared_inputs,
     tie_break_order,
     top_k_test_videos,
     validation_metrics,
@@ -277,6 +278,14 @@ def test_a_reranking_reuses_its_base_models_time_aware_test_predictions() -> Non
     assert model.test_row_calls == 2  # the re-ranking's pointwise predictions are the base model's, not predicted again
     again, _ = coverage_rows(model, planted.prepared, None, 0.5, 1.0)
     assert model.test_row_calls == 3 and reused.equals(again)
+    # ... and the evaluation's shared inputs: the same rows; inputs for another threshold are refused, so used
+    inputs = shared_inputs(planted.prepared)
+    shared, _ = coverage_rows(
+        model, planted.prepared, None, 0.5, 1.0, test_predictions=kept[model.name], evaluate_inputs=inputs
+    )
+    assert shared.equals(again)
+    with pytest.raises(ValueError, match="not built from data.test"):
+        coverage_rows(model, planted.prepared, None, 0.5, 1.0, evaluate_inputs=shared_inputs(planted.prepared, 0.5))
     with pytest.raises(ValueError, match="test_predictions has shape"):
         evaluate(model, planted.prepared, test_predictions=kept[model.name][:-1])
 

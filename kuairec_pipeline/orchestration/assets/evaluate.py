@@ -7,7 +7,7 @@ from pydantic import Field
 
 from kuairec_pipeline import provenance
 from kuairec_pipeline.evaluation import baselines, report
-from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix
+from kuairec_pipeline.evaluation.metrics import evaluate_models, seen_matrix, shared_inputs
 from kuairec_pipeline.evaluation.reranking import CoverageReranked, coverage_rows, served_penalty
 from kuairec_pipeline.evaluation.selection import select_served_model
 from kuairec_pipeline.models.components import sharing_components
@@ -100,7 +100,8 @@ def metrics(
     # a hybrid blends the very sequential model evaluated beside it: its rows are predicted once
     with sharing_components(models) as shared:
         time_aware_predictions: dict[str, np.ndarray] = {}  # the served model's are its re-ranking's too
-        table = evaluate_models(models, data, time_aware_predictions=time_aware_predictions)
+        inputs = shared_inputs(data)  # the test grid and novelty table, for every model and the re-ranking
+        table = evaluate_models(models, data, time_aware_predictions=time_aware_predictions, **inputs)
         has_selection = not table.filter(pl.col("split") == SPLIT_SELECTION).is_empty()
         served = select_served_model(table) if has_selection else None
         coverage_note = "none: no served model"
@@ -115,6 +116,7 @@ def metrics(
                 config.max_selection_ndcg_loss,
                 config.max_top_item_share,
                 test_predictions=time_aware_predictions.get(served),
+                evaluate_inputs=inputs,
             )
             table = pl.concat([table, rows], how="vertical")
             served_lists = (
