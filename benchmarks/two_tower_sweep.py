@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import time
 from pathlib import Path
 
 import _taste
+from quality import commit_label
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,15 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     from kuairec_pipeline.models.two_tower import TwoTowerConfig, TwoTowerRecommender
 
     torch.set_num_threads(2)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     now = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
-    print(f"profile {args.profile}, seeds {args.seeds}, commit {commit}, {now}")
+    print(f"profile {args.profile}, seeds {args.seeds}, commit {commit_label(REPO)}, {now}")
     for seed in args.seeds:
         grid = _taste.load_test_grid(args.home, args.profile, seed)
         bias_ndcg, _ = grid.test_metrics(grid.bias)
         oracle_ndcg, oracle_mae = grid.test_metrics(grid.oracle)
         linear = LinearRecommender().fit(grid.data.training)
         linear_ndcg, linear_mae = grid.test_metrics(linear)
+        start = _start_val_mse(linear, grid.data.training)  # every fit's start, before its first epoch
 
         def gap(ndcg: float, bias: float = bias_ndcg, oracle: float = oracle_ndcg) -> float:
             return 100 * (ndcg - bias) / (oracle - bias)
@@ -65,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - started
                 history = model.history
                 kept = history[model.best_epoch, 2] if model.best_epoch >= 0 else float("nan")
-                start = _start_val_mse(linear, grid.data.training)
                 ndcg, mae = grid.test_metrics(model)
                 print(
                     f"| {dim} | {rate:g} | {history.shape[0]} | {model.best_epoch} | {start:.5f} | {kept:.5f} | "
